@@ -1,6 +1,9 @@
 /* drv_gomap.c - workload W on gomap's map (malloc maps, the u64 and string
  * fast paths).  String keys are gm_type_str: gm_str headers pointing into
  * the shared key buffer, as Go's map[string] holds string headers. */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include <gomap/map.h>
 
 #define IMPL_NAME "gomap"
@@ -75,5 +78,16 @@ static inline bool str_find(strmap *m, const char *k, uint64_t *v)
 static inline void str_erase(strmap *m, const char *k) { gm_map_delete_str(m, k, 16); }
 static inline uint64_t str_sum(strmap *m, size_t *count) { return u64_sum(m, count); }
 static inline size_t str_len(strmap *m) { return gm_map_len(m); }
+
+/* the allocator's count: what the map holds (bucket arrays, overflow
+ * blocks), since large arrays come from mmap, unseen by mallinfo2 */
+static size_t map_bytes(gm_map *m)
+{
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    return st.bytes;
+}
+#define BM_ALLOC_BYTES_U64(m) map_bytes(m)
+#define BM_ALLOC_BYTES_STR(m) map_bytes(m)
 
 #include "harness.h"

@@ -18,6 +18,9 @@
  *   (str_new, str_free, str_insert, str_find, str_erase, str_sum, str_len),
  *   where a key is `const char *` to 16 bytes that outlive the map.
  *   IMPL_NAME                      a string
+ *   optional: BM_ALLOC_BYTES_U64(m) / BM_ALLOC_BYTES_STR(m), the bytes the
+ *   map says it holds, for a map that does not take all its memory from
+ *   malloc (gomap mmaps large bucket arrays); else mallinfo2's delta is used
  *
  * Workload W (identical in the Go program, go/main.go): N keys from
  * splitmix64 seeded 1, values key*3; insert into a fresh map (no hint),
@@ -135,6 +138,14 @@ static size_t bm_malloc_bytes(void)
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
 }
+
+#ifdef BM_ALLOC_BYTES_U64
+#define u64_alloc_bytes(m, malloc_delta) ((void)(malloc_delta), BM_ALLOC_BYTES_U64(m))
+#define str_alloc_bytes(m, malloc_delta) ((void)(malloc_delta), BM_ALLOC_BYTES_STR(m))
+#else
+#define u64_alloc_bytes(m, malloc_delta) ((void)(m), (malloc_delta))
+#define str_alloc_bytes(m, malloc_delta) ((void)(m), (malloc_delta))
+#endif
 
 /* ---- latency histogram: exact below 4096 ns, then 2048 steps per octave
  * (0.05% precision), so p99.99 needs no sort and no per-sample store.  The
@@ -279,7 +290,8 @@ static const char *const bm_phase_names[PH_N] = {"insert", "hit", "miss", "iter"
             if (r == 0) {                                                      \
                 mem[0] = (double)(bm_rss_bytes() - rss0) / (double)a->n;       \
                 mem[1] = (double)(bm_hwm_bytes() - rss0) / (double)a->n;       \
-                mem[2] = (double)(bm_malloc_bytes() - mal0) / (double)a->n;    \
+                mem[2] = (double)(P##_alloc_bytes(m, bm_malloc_bytes() - mal0)) \
+                         / (double)a->n;                                       \
             }                                                                  \
             if (P##_len(m) != a->n) bm_fail(IMPL_NAME, "latency: wrong length"); \
             P##_free(m);                                                       \

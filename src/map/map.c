@@ -1,0 +1,560 @@
+/* map.c - Go's classic hash map (Go 1.19-1.23 runtime/map.go), in C.
+ *
+ * LAYOUT.  A map is an array of 2^B buckets.  A bucket holds 8 entries:
+ *
+ *     tophash[8] | key[8] | elem[8] | overflow pointer
+ *
+ * Keys are grouped and values grouped, so a uint8 key next to a uint64 value
+ * wastes no padding.  Keys or values above 128 bytes live in their own
+ * allocation and the slot holds a pointer to it ("indirect").  When a bucket
+ * is full, further entries go to an overflow bucket chained behind it.
+ * tophash[i] is the top byte of the entry's hash, or one of the small state
+ * values (EMPTY_REST, EMPTY_ONE, EVAC_X, EVAC_Y, EVAC_EMPTY, all below
+ * MIN_TOPHASH = 5, so a real hash byte below 5 is stored plus 5).  The low
+ * B bits of the hash choose the bucket; the tophash byte lets a lookup skip
+ * seven of eight slots without touching their keys.
+ *
+ * LOAD FACTOR 6.5.  When inserting a new key would make count exceed 6.5 per
+ * bucket (and 8 in all), the map doubles.  Go measured, for 8-byte keys and
+ * values: 20.9% of buckets overflow, 10.79 bytes of overhead per entry, 4.25
+ * slots probed per hit and 6.50 per miss; 6.5 balances those.  When deletes
+ * have left many overflow buckets (noverflow >= 2^min(B,15)) the map instead
+ * grows to the same size, which repacks the chains.
+ *
+ * INCREMENTAL GROWTH.  Growing allocates the new array and keeps the old one
+ * in oldbuckets.  No entry moves then.  Every later insert or delete first
+ * evacuates the old bucket its key maps to, then one more (the lowest not yet
+ * evacuated, nevacuate): at most two old buckets per write.  Old bucket i
+ * splits into new buckets i ("X") and i + 2^oldB ("Y") by hash bit 2^oldB.
+ * An evacuated old slot keeps its key and value (an iterator may still read
+ * them) with tophash EVAC_X or EVAC_Y.  Lookups during growth look in the old
+ * bucket while it is not evacuated.  When every old bucket is evacuated the
+ * old array is retired (map_mem.c says when its memory goes back).
+ *
+ * DELETION.  A deleted slot becomes EMPTY_ONE and its key and value are
+ * zeroed (m[k]++ after a delete starts from 0, Go issue 25936).  If nothing
+ * live follows it in the chain, the trailing run of EMPTY_ONE slots becomes
+ * EMPTY_REST, so lookups and inserts stop at the first EMPTY_REST.  When the
+ * map becomes empty its hash seed is drawn anew (Go issue 25237).
+ *
+ * INVARIANTS (checked by gm_map_check, map_check.c):
+ *  1. In a chain, every slot after an EMPTY_REST slot is EMPTY_REST, and an
+ *     EMPTY_ONE slot is never the last non-EMPTY_REST-free slot: it is always
+ *     followed by a live slot somewhere later in the chain.
+ *  2. count equals the live slots of the current array plus those of old
+ *     buckets not yet evacuated.
+ *  3. A live key sits in the bucket its hash selects (NaN keys excepted: their
+ *     hash is random), and lookup of it finds that very slot.
+ *  4. While growing, old buckets below nevacuate are evacuated, and the new
+ *     buckets an unevacuated old bucket feeds are still empty.
+ *
+ * CONCURRENCY.  Like Go's map, no locking: any number of readers, or one
+ * writer.  F_WRITING is toggled around every write; a read or write that
+ * sees it set is a detected race and is fatal with Go's message.  The flag
+ * word is read and written with relaxed atomics (single instructions), so
+ * the detection is best effort, as in Go.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "map/map_impl.h"
+
+static const uint8_t zero_buf[ZERO_BUF_SIZE];
+
+static size_t round_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static void layout(gm_map *m)
+{
+    size_t ks = m->kt->size, ka = m->kt->align;
+    size_t es = m->vt->size, ea = m->vt->align;
+    if (ks > MAX_INLINE_KEY) {
+        m->indirectkey = true;
+        ks = sizeof(void *);
+        ka = _Alignof(void *);
+    }
+    if (es > MAX_INLINE_ELEM) {
+        m->indirectelem = true;
+        es = sizeof(void *);
+        ea = _Alignof(void *);
+    }
+    size_t align = max_sz(max_sz(ka, ea), _Alignof(void *));
+    m->keysize = (uint32_t)ks;
+    m->elemsize = (uint32_t)es;
+    m->keyoff = (uint32_t)round_up(BUCKET_CNT, ka);
+    m->elemoff = (uint32_t)round_up(m->keyoff + BUCKET_CNT * ks, ea);
+    m->ovfoff = (uint32_t)round_up(m->elemoff + BUCKET_CNT * es, _Alignof(void *));
+    m->bucketsize = (uint32_t)round_up(m->ovfoff + sizeof(void *), align);
+    m->balign = (uint32_t)align;
+    m->hdrsize = (uint32_t)round_up(max_sz(max_sz(sizeof(gm_barray), sizeof(gm_ovf_block)), 64), align);
+    m->reflexive = !(m->kt->flags & GM_TYPE_IRREFLEXIVE);
+    m->keyupdate = (m->kt->flags & GM_TYPE_KEY_UPDATE) != 0;
+    m->ownedkey = (m->kt->flags & GM_TYPE_OWNED_STR) != 0;
+}
+
+gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint)
+{
+    const char *why = gm_type_validate(key, true);
+    if (why) {
+        gm_errorf("gm_map_new: key type %s: %s", key && key->name ? key->name : "?", why);
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((why = gm_type_validate(val, false)) != NULL) {
+        gm_errorf("gm_map_new: value type %s: %s", val && val->name ? val->name : "?", why);
+        errno = EINVAL;
+        return NULL;
+    }
+    gm_map *m = gm_map_malloc(sizeof *m, _Alignof(gm_map));
+    if (m == NULL) goto oom;
+    memset(m, 0, sizeof *m);
+    m->kt = key;
+    m->vt = val;
+    m->hasher = key->hash;
+    m->keyeq = key->equal;
+    layout(m);
+    m->seed = gm_rand_seed64();
+    if (val->size > ZERO_BUF_SIZE) {
+        m->zero = gm_map_malloc(val->size, val->align);
+        if (m->zero == NULL) goto oom;
+        memset(m->zero, 0, val->size);
+    }
+    /* A hint whose buckets could not even be addressed is ignored, as Go's
+     * makemap ignores it: the map starts small and grows. */
+    if (hint > ((size_t)1 << 40) / m->bucketsize) hint = 0;
+    while (over_load_factor(hint, m->B)) m->B++;
+    if (m->B != 0) {
+        m->buckets = gm_arr_new(m, m->B);
+        if (m->buckets == NULL) {
+            gm_errorf("gm_map_new: cannot allocate %zu buckets for hint %zu",
+                      (size_t)1 << m->B, hint);
+            goto oom;
+        }
+    }
+    return m;
+oom:
+    if (m) gm_map_mfree(m->zero);
+    gm_map_mfree(m);
+    errno = ENOMEM;
+    return NULL;
+}
+
+size_t gm_map_len(const gm_map *m) { return m ? m->count : 0; }
+const gm_type *gm_map_key_type(const gm_map *m) { return m ? m->kt : NULL; }
+const gm_type *gm_map_val_type(const gm_map *m) { return m ? m->vt : NULL; }
+
+void gm_map_begin_write(gm_map *m)
+{
+    uint8_t f = flags_load(m);
+    if (f & F_WRITING) gm_fatal("concurrent map writes");
+    flags_store(m, f ^ F_WRITING);
+}
+
+void gm_map_end_write(gm_map *m)
+{
+    gm_mem_maintain(m);
+    uint8_t f = flags_load(m);
+    if (!(f & F_WRITING)) gm_fatal("concurrent map writes");
+    flags_store(m, f & (uint8_t)~F_WRITING);
+}
+
+/* ---------------------------------------------------------------- lookup */
+
+uint8_t *gm_map_access_k(gm_map *m, const void *key, uint8_t **elem)
+{
+    return access_impl(m, KK_GENERIC, key, elem);
+}
+
+void *gm_map_get(const gm_map *m, const void *key)
+{
+    uint8_t *e;
+    return gm_map_access_k((gm_map *)m, key, &e) ? e : NULL;
+}
+
+const void *gm_map_get_or_zero(const gm_map *m, const void *key)
+{
+    void *e = gm_map_get(m, key);
+    if (e) return e;
+    return m && m->zero ? m->zero : zero_buf;
+}
+
+/* ---------------------------------------------------------------- growth */
+
+/* Go's incrnoverflow: exact below B=16, then counts each new overflow
+ * bucket with probability 2^-(B-15), so the same-size-grow trigger stays at
+ * roughly "as many overflow buckets as buckets". */
+static void incr_noverflow(gm_map *m)
+{
+    if (m->B < 16) {
+        m->noverflow++;
+        return;
+    }
+    uint64_t mask = ((uint64_t)1 << (m->B - 15)) - 1;
+    if ((gm_rand64() & mask) == 0) m->noverflow++;
+}
+
+/* Appends an overflow bucket (of the current array) after b. */
+static uint8_t *new_overflow(gm_map *m, uint8_t *b)
+{
+    uint8_t *o = gm_ovf_new(m, m->buckets);
+    if (o == NULL) return NULL;
+    incr_noverflow(m);
+    b_set_ovf(m, b, o);
+    return o;
+}
+
+bool gm_map_hash_grow(gm_map *m)
+{
+    unsigned bigger = 1;
+    bool same = false;
+    if (!over_load_factor(m->count + 1, m->B)) {
+        bigger = 0;
+        same = true;
+    }
+    uint8_t *nb = gm_arr_new(m, m->B + bigger);
+    if (nb == NULL) return false;
+    uint8_t f = flags_load(m);
+    uint8_t nf = f & (uint8_t)~(F_ITERATOR | F_OLD_ITERATOR);
+    if (f & F_ITERATOR) nf |= F_OLD_ITERATOR;
+    if (same) nf |= F_SAME_SIZE;
+    flags_store(m, nf);
+    m->oldbuckets = m->buckets;
+    m->buckets = nb;
+    m->B = (uint8_t)(m->B + bigger);
+    m->nevacuate = 0;
+    m->noverflow = 0;
+    if (same) m->n_same_grows++;
+    else m->n_grows++;
+    return true;
+}
+
+static void advance_evacuation_mark(gm_map *m, size_t newbit)
+{
+    m->nevacuate++;
+    /* Skip buckets already evacuated out of order, but look at no more
+     * than EVAC_SCAN_MAX of them in one write. */
+    size_t stop = m->nevacuate + EVAC_SCAN_MAX;
+    if (stop > newbit) stop = newbit;
+    while (m->nevacuate != stop && evacuated(bucket_at(m, m->oldbuckets, m->nevacuate)))
+        m->nevacuate++;
+    if (m->nevacuate == newbit) {
+        uint8_t *old = m->oldbuckets;
+        m->oldbuckets = NULL;
+        flags_store(m, flags_load(m) & (uint8_t)~F_SAME_SIZE);
+        gm_arr_retire(m, old);
+    }
+}
+
+struct evac_dst { uint8_t *b; unsigned i; };
+
+/* Moves every entry of old bucket `oldbucket` (and its chain) to the new
+ * array.  False only if overflow buckets for the worst case could not be
+ * reserved, in which case nothing was changed. */
+static bool evacuate(gm_map *m, size_t oldbucket)
+{
+    uint8_t *b = bucket_at(m, m->oldbuckets, oldbucket);
+    size_t newbit = noldbuckets(m);
+    bool same = same_size_grow(m);
+    if (!evacuated(b)) {
+        size_t chain = 0;
+        for (uint8_t *c = b_ovf(m, b); c; c = b_ovf(m, c)) chain++;
+        if (chain && !gm_ovf_reserve(m, m->buckets, same ? chain : 2 * chain))
+            return false;
+        struct evac_dst d[2];
+        d[0].b = bucket_at(m, m->buckets, oldbucket);
+        d[0].i = 0;
+        d[1].b = same ? NULL : bucket_at(m, m->buckets, oldbucket + newbit);
+        d[1].i = 0;
+        for (; b; b = b_ovf(m, b)) {
+            for (unsigned i = 0; i < BUCKET_CNT; i++) {
+                uint8_t top = b[i];
+                if (is_empty(top)) {
+                    b[i] = EVAC_EMPTY;
+                    continue;
+                }
+                if (top < MIN_TOPHASH) gm_fatal("bad map state");
+                unsigned use_y = 0;
+                if (!same) {
+                    uint8_t *k = key_of(m, b, i);
+                    uint64_t h = m->hasher(k, m->seed);
+                    if (!m->reflexive && !m->keyeq(k, k)) {
+                        /* NaN: its hash is random, so let its stored tophash
+                         * decide, the same way iterators will, and draw a
+                         * fresh tophash so the next grow splits it anew. */
+                        use_y = top & 1;
+                        top = tophash(h);
+                    } else if (h & newbit) {
+                        use_y = 1;
+                    }
+                }
+                b[i] = (uint8_t)(EVAC_X + use_y);
+                struct evac_dst *dd = &d[use_y];
+                if (dd->i == BUCKET_CNT) {
+                    dd->b = new_overflow(m, dd->b); /* reserved: cannot fail */
+                    dd->i = 0;
+                }
+                dd->b[dd->i] = top;
+                memcpy(b_key(m, dd->b, dd->i), b_key(m, b, i), m->keysize);
+                memcpy(b_elem(m, dd->b, dd->i), b_elem(m, b, i), m->elemsize);
+                dd->i++;
+                m->n_moved++;
+            }
+        }
+        m->n_evac_buckets++;
+    }
+    if (oldbucket == m->nevacuate) advance_evacuation_mark(m, newbit);
+    return true;
+}
+
+/* Evacuates the old bucket that `bucket` draws from, then one more.  False if
+ * the first could not be done (out of memory); the map is unchanged then. */
+bool gm_map_grow_work(gm_map *m, size_t bucket)
+{
+    if (!evacuate(m, bucket & oldbucket_mask(m))) return false;
+    if (growing(m)) (void)evacuate(m, m->nevacuate);
+    return true;
+}
+
+/* ---------------------------------------------------------------- assign */
+
+/* Storage a new entry needs besides its slot, allocated before anything is
+ * changed so that running out of memory leaves the map as it was. */
+struct new_entry {
+    void *kmem, *emem;
+    char *sbytes;
+};
+
+static void new_entry_free(struct new_entry *ne)
+{
+    gm_map_mfree(ne->kmem);
+    gm_map_mfree(ne->emem);
+    gm_map_mfree(ne->sbytes);
+}
+
+static bool new_entry_alloc(gm_map *m, const void *key, struct new_entry *ne)
+{
+    memset(ne, 0, sizeof *ne);
+    if (m->indirectkey && !(ne->kmem = gm_map_malloc(m->kt->size, m->kt->align)))
+        return false;
+    if (m->indirectelem) {
+        if (!(ne->emem = gm_map_malloc(m->vt->size, m->vt->align))) goto fail;
+        memset(ne->emem, 0, m->vt->size);
+    }
+    if (m->ownedkey) {
+        const gm_str *s = key;
+        if (s->len && !(ne->sbytes = gm_map_malloc(s->len, 1))) goto fail;
+        if (s->len) memcpy(ne->sbytes, s->ptr, s->len);
+    }
+    return true;
+fail:
+    new_entry_free(ne);
+    return false;
+}
+
+/* Writes a new entry into slot (b, i); returns its value slot. */
+static void *store_entry(gm_map *m, uint8_t *b, unsigned i, uint8_t top,
+                         const void *key, struct new_entry *ne)
+{
+    uint8_t *kslot = b_key(m, b, i), *eslot = b_elem(m, b, i);
+    if (m->indirectkey) {
+        memcpy(kslot, &ne->kmem, sizeof(void *));
+        kslot = ne->kmem;
+    }
+    if (m->indirectelem) {
+        memcpy(eslot, &ne->emem, sizeof(void *));
+        eslot = ne->emem;
+    }
+    if (m->ownedkey) {
+        gm_str s = { ne->sbytes, ((const gm_str *)key)->len };
+        memcpy(kslot, &s, sizeof s);
+    } else {
+        memcpy(kslot, key, m->kt->size);
+    }
+    b[i] = top;
+    m->count++;
+    return eslot;
+}
+
+/* Inserts a key known to be absent, whose chain was scanned: insertb/inserti
+ * is the first empty slot seen (insertb NULL if none), last the chain's last
+ * bucket.  NULL if out of memory (map unchanged). */
+void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
+                        uint8_t *insertb, unsigned inserti, uint8_t *last)
+{
+    struct new_entry ne;
+    if (!new_entry_alloc(m, key, &ne)) return NULL;
+    if (insertb == NULL) {
+        insertb = new_overflow(m, last);
+        if (insertb == NULL) {
+            new_entry_free(&ne);
+            return NULL;
+        }
+        inserti = 0;
+    }
+    return store_entry(m, insertb, inserti, top, key, &ne);
+}
+
+void *gm_map_assign(gm_map *m, const void *key)
+{
+    return assign_entry(m, KK_GENERIC, key);
+}
+
+void gm_map_put(gm_map *m, const void *key, const void *val)
+{
+    void *e = gm_map_assign(m, key);
+    if (e == NULL) gm_fatal("runtime: out of memory");
+    if (m->vt->size) memcpy(e, val, m->vt->size);
+}
+
+/* ---------------------------------------------------------------- delete */
+
+static void free_entry_storage(gm_map *m, uint8_t *b, unsigned i)
+{
+    if (m->ownedkey) gm_map_mfree((void *)((const gm_str *)key_of(m, b, i))->ptr);
+    if (m->indirectkey) gm_map_mfree(deref(b_key(m, b, i)));
+    if (m->indirectelem) gm_map_mfree(deref(b_elem(m, b, i)));
+}
+
+void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
+{
+    free_entry_storage(m, b, i);
+    memset(b_key(m, b, i), 0, m->keysize);
+    memset(b_elem(m, b, i), 0, m->elemsize);
+    b[i] = EMPTY_ONE;
+    /* If nothing live follows, turn the trailing EMPTY_ONE run into
+     * EMPTY_REST, walking backwards through the chain. */
+    if (i == BUCKET_CNT - 1) {
+        uint8_t *o = b_ovf(m, b);
+        if (o && o[0] != EMPTY_REST) goto done;
+    } else if (b[i + 1] != EMPTY_REST) {
+        goto done;
+    }
+    for (;;) {
+        b[i] = EMPTY_REST;
+        if (i == 0) {
+            if (b == borig) break;
+            uint8_t *c = b;
+            for (b = borig; b_ovf(m, b) != c; b = b_ovf(m, b)) {}
+            i = BUCKET_CNT - 1;
+        } else {
+            i--;
+        }
+        if (b[i] != EMPTY_ONE) break;
+    }
+done:
+    m->count--;
+    if (m->count == 0) m->seed = gm_rand64();
+}
+
+bool gm_map_delete(gm_map *m, const void *key)
+{
+    return delete_entry(m, KK_GENERIC, key);
+}
+
+/* ------------------------------------------------------ clear, free, clone */
+
+/* Frees what live entries own (indirect keys/values, owned strings). */
+static void free_all_entry_storage(gm_map *m)
+{
+    if (!m->indirectkey && !m->indirectelem && !m->ownedkey) return;
+    uint8_t *arrs[2] = { m->buckets, m->oldbuckets };
+    size_t ns[2] = { m->buckets ? (size_t)1 << m->B : 0,
+                     m->oldbuckets ? noldbuckets(m) : 0 };
+    for (int a = 0; a < 2; a++) {
+        for (size_t j = 0; j < ns[a]; j++) {
+            for (uint8_t *b = bucket_at(m, arrs[a], j); b; b = b_ovf(m, b)) {
+                for (unsigned i = 0; i < BUCKET_CNT; i++)
+                    if (b[i] >= MIN_TOPHASH) free_entry_storage(m, b, i);
+            }
+        }
+    }
+}
+
+void gm_map_clear(gm_map *m)
+{
+    if (m == NULL || m->count == 0) return;
+    gm_map_begin_write(m);
+    free_all_entry_storage(m);
+    /* Every running iterator stops (Go issue 59411); they notice the new
+     * clear_seq before touching any bucket, so nothing is pinned any more. */
+    m->clear_seq++;
+    atomic_store_explicit(&m->iters_open, 0, memory_order_release);
+    if (m->oldbuckets) {
+        uint8_t *old = m->oldbuckets;
+        m->oldbuckets = NULL;
+        gm_arr_retire(m, old);
+    }
+    while (m->retired) {
+        gm_barray *a = m->retired;
+        m->retired = a->next;
+        a->next = m->release;
+        m->release = a;
+    }
+    flags_store(m, flags_load(m) & (uint8_t)~F_SAME_SIZE);
+    m->nevacuate = 0;
+    m->noverflow = 0;
+    m->count = 0;
+    m->seed = gm_rand64();
+    gm_arr_reset(m, m->buckets);
+    gm_map_end_write(m);
+}
+
+void gm_map_free(gm_map *m)
+{
+    if (m == NULL) return;
+    if (flags_load(m) & F_WRITING) gm_fatal("concurrent map writes");
+    free_all_entry_storage(m);
+    if (m->buckets) gm_arr_free_now(m, gm_arr_hdr(m, m->buckets));
+    if (m->oldbuckets) gm_arr_free_now(m, gm_arr_hdr(m, m->oldbuckets));
+    gm_mem_release_all(m);
+    gm_map_mfree(m->zero);
+    gm_map_mfree(m);
+}
+
+gm_map *gm_map_clone(const gm_map *src)
+{
+    if (src == NULL) return NULL;
+    gm_map *m = gm_map_new(src->kt, src->vt, src->count);
+    if (m == NULL) return NULL;
+    gm_map_iter it;
+    const void *k;
+    void *v;
+    gm_map_iter_init(&it, (gm_map *)src);
+    while (gm_map_iter_next(&it, &k, &v)) {
+        void *e = gm_map_assign(m, k);
+        if (e == NULL) {
+            gm_map_iter_done(&it);
+            gm_map_free(m);
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (src->vt->size) memcpy(e, v, src->vt->size);
+    }
+    return m;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (m == NULL) return;
+    out->count = m->count;
+    out->b = m->B;
+    out->nbuckets = (size_t)1 << m->B;
+    out->noverflow = m->noverflow;
+    out->growing = growing(m);
+    out->same_size_grow = growing(m) && same_size_grow(m);
+    out->old_nbuckets = growing(m) ? noldbuckets(m) : 0;
+    out->nevacuate = m->nevacuate;
+    out->bytes = m->bytes_held;
+    for (gm_barray *a = m->retired; a; a = a->next) out->retired_pending++;
+    for (gm_barray *a = m->release; a; a = a->next) out->retired_pending++;
+    out->array = m->buckets;
+    out->array_bytes = m->buckets ? out->nbuckets * (size_t)m->bucketsize : 0;
+    out->grows = m->n_grows;
+    out->same_size_grows = m->n_same_grows;
+    out->evacuated_buckets = m->n_evac_buckets;
+    out->moved_entries = m->n_moved;
+    out->overflow_allocs = m->n_ovf;
+}

@@ -1,0 +1,121 @@
+/* map_check.c - gm_map_check: every invariant of map.c's essay, executed.
+ * Cost is O(entries + buckets) with one lookup per entry: for tests and
+ * debug builds, not for production paths. */
+#include <stdio.h>
+
+#include "map/map_internal.h"
+
+static _Thread_local char why[256];
+
+#define FAIL(...) do { snprintf(why, sizeof why, __VA_ARGS__); return why; } while (0)
+
+struct tally { size_t live, novf; };
+
+/* Checks one chain: slot states, EMPTY_REST order, key placement under
+ * `mask` == `index`, and that lookup finds each key at its own slot. */
+static const char *check_chain(const gm_map *m, uint8_t *head, size_t index,
+                               size_t mask, bool old, struct tally *t)
+{
+    bool seen_rest = false, pending_one = false;
+    for (uint8_t *b = head; b; b = b_ovf(m, b)) {
+        if (b != head) t->novf++;
+        for (unsigned i = 0; i < BUCKET_CNT; i++) {
+            uint8_t top = b[i];
+            if (top >= EVAC_X && top <= EVAC_EMPTY)
+                FAIL("%s bucket %zu slot %u: evacuation mark %u in a live chain",
+                     old ? "old" : "new", index, i, top);
+            if (seen_rest && top != EMPTY_REST)
+                FAIL("%s bucket %zu slot %u: state %u after EMPTY_REST",
+                     old ? "old" : "new", index, i, top);
+            if (top == EMPTY_REST) {
+                if (pending_one)
+                    FAIL("%s bucket %zu: EMPTY_ONE run ends in EMPTY_REST (should be EMPTY_REST)",
+                         old ? "old" : "new", index);
+                seen_rest = true;
+                continue;
+            }
+            if (top == EMPTY_ONE) {
+                pending_one = true;
+                continue;
+            }
+            pending_one = false;
+            t->live++;
+            uint8_t *k = key_of(m, b, i);
+            if (!m->reflexive && !m->keyeq(k, k)) continue; /* NaN: hash is random */
+            uint64_t h = m->hasher(k, m->seed);
+            if ((h & mask) != index)
+                FAIL("%s bucket %zu slot %u: key hashes to bucket %zu",
+                     old ? "old" : "new", index, i, (size_t)(h & mask));
+            if (tophash(h) != top)
+                FAIL("%s bucket %zu slot %u: tophash %u, key's is %u",
+                     old ? "old" : "new", index, i, top, tophash(h));
+            uint8_t *e;
+            uint8_t *found = gm_map_access_k((gm_map *)m, k, &e);
+            if (found != k)
+                FAIL("%s bucket %zu slot %u: lookup of the key finds %s",
+                     old ? "old" : "new", index, i, found ? "another slot (duplicate key)" : "nothing");
+        }
+    }
+    if (pending_one)
+        FAIL("%s bucket %zu: chain ends in EMPTY_ONE (should be EMPTY_REST)", old ? "old" : "new", index);
+    return NULL;
+}
+
+static bool chain_pristine(const gm_map *m, uint8_t *b)
+{
+    if (b_ovf(m, b) != NULL) return false;
+    for (unsigned i = 0; i < BUCKET_CNT; i++)
+        if (b[i] != EMPTY_REST) return false;
+    return true;
+}
+
+const char *gm_map_check(const gm_map *m)
+{
+    if (m == NULL) return NULL;
+    uint8_t f = flags_load(m);
+    if (f & F_WRITING) FAIL("a write is in progress (F_WRITING set)");
+    if (m->B > 47) FAIL("B = %u is impossible", m->B);
+    if (m->buckets == NULL) {
+        if (m->count != 0) FAIL("count %zu with no buckets", m->count);
+        if (m->oldbuckets) FAIL("oldbuckets without buckets");
+        return NULL;
+    }
+    bool grow = growing(m);
+    if (!grow && (f & F_SAME_SIZE)) FAIL("same-size flag set while not growing");
+    struct tally t = { 0, 0 };
+    size_t nb = (size_t)1 << m->B, mask = nb - 1;
+    const char *err;
+    for (size_t j = 0; j < nb; j++)
+        if ((err = check_chain(m, bucket_at(m, m->buckets, j), j, mask, false, &t)) != NULL)
+            return err;
+    if (m->B < 16 && t.novf != m->noverflow)
+        FAIL("noverflow %u but %zu overflow buckets are chained", m->noverflow, t.novf);
+    if (grow) {
+        bool same = same_size_grow(m);
+        size_t onb = noldbuckets(m), omask = onb - 1;
+        if (!same && onb * 2 != nb) FAIL("old array has %zu buckets, new %zu", onb, nb);
+        if (m->nevacuate > onb) FAIL("nevacuate %zu > %zu old buckets", m->nevacuate, onb);
+        for (size_t j = 0; j < onb; j++) {
+            uint8_t *ob = bucket_at(m, m->oldbuckets, j);
+            if (evacuated(ob)) {
+                for (uint8_t *b = ob; b; b = b_ovf(m, b))
+                    for (unsigned i = 0; i < BUCKET_CNT; i++)
+                        if (b[i] < EVAC_X || b[i] > EVAC_EMPTY)
+                            FAIL("evacuated old bucket %zu slot %u has state %u", j, i, b[i]);
+                continue;
+            }
+            if (j < m->nevacuate) FAIL("old bucket %zu < nevacuate %zu is not evacuated", j, m->nevacuate);
+            if ((err = check_chain(m, ob, j, omask, true, &t)) != NULL) return err;
+            if (!chain_pristine(m, bucket_at(m, m->buckets, j)) ||
+                (!same && !chain_pristine(m, bucket_at(m, m->buckets, j + onb))))
+                FAIL("new bucket fed by unevacuated old bucket %zu is not empty", j);
+        }
+    } else if (m->nevacuate != 0 && m->nevacuate != ((size_t)1 << (m->B ? m->B - 1 : 0)) &&
+               m->nevacuate != nb) {
+        /* nevacuate keeps its final value after a grow; any other value while
+         * not growing means a grow was abandoned half way. */
+        FAIL("not growing but nevacuate = %zu", m->nevacuate);
+    }
+    if (t.live != m->count) FAIL("count %zu but %zu live slots", m->count, t.live);
+    return NULL;
+}

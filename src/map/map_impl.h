@@ -1,0 +1,177 @@
+/* map_impl.h - the lookup, assign and delete loops, written once.
+ *
+ * Each loop is an always-inline template over a constant key kind: the
+ * generic kind calls the type's hash and equal functions; the u32, u64 and
+ * string kinds (Go's mapaccess1_fast64 and friends) compare inline and hash
+ * with the same functions the built-in types use (hash/hash.h), so a map can
+ * be used through both entry points at once. */
+#ifndef GOMAP_MAP_IMPL_H
+#define GOMAP_MAP_IMPL_H
+
+#include "hash/hash.h"
+#include "map/map_internal.h"
+
+enum key_kind { KK_GENERIC, KK_U32, KK_U64, KK_STR };
+
+#define GM_INLINE static inline __attribute__((always_inline))
+
+GM_INLINE uint64_t kk_hash(const gm_map *m, int kind, const void *key)
+{
+    switch (kind) {
+    case KK_U32: { uint32_t v; memcpy(&v, key, 4); return gm_hash_u32v(v, m->seed); }
+    case KK_U64: { uint64_t v; memcpy(&v, key, 8); return gm_hash_u64v(v, m->seed); }
+    case KK_STR: { const gm_str *s = key; return gm_hash_mem(s->ptr, s->len, m->seed); }
+    default: return m->hasher(key, m->seed);
+    }
+}
+
+GM_INLINE bool kk_equal(const gm_map *m, int kind, const void *key, const uint8_t *k)
+{
+    switch (kind) {
+    case KK_U32: return memcmp(key, k, 4) == 0;
+    case KK_U64: { uint64_t a, b; memcpy(&a, key, 8); memcpy(&b, k, 8); return a == b; }
+    case KK_STR: {
+        const gm_str *x = key;
+        gm_str y;
+        memcpy(&y, k, sizeof y);
+        return x->len == y.len && (x->ptr == y.ptr || memcmp(x->ptr, y.ptr, y.len) == 0);
+    }
+    default: return m->keyeq(key, k);
+    }
+}
+
+GM_INLINE uint8_t *lookup_bucket(const gm_map *m, uint64_t h)
+{
+    size_t mask = bucket_mask(m->B);
+    uint8_t *b = bucket_at(m, m->buckets, h & mask);
+    if (GM_UNLIKELY(m->oldbuckets != NULL)) {
+        if (!same_size_grow(m)) mask >>= 1;
+        uint8_t *ob = bucket_at(m, m->oldbuckets, h & mask);
+        if (!evacuated(ob)) b = ob;
+    }
+    return b;
+}
+
+/* mapaccessK: the key slot (and *elem) of `key`, or NULL. */
+GM_INLINE uint8_t *access_impl(const gm_map *m, int kind, const void *key, uint8_t **elem)
+{
+    if (m == NULL || m->count == 0) return NULL;
+    if (flags_load(m) & F_WRITING) gm_fatal("concurrent map read and map write");
+    uint64_t h = kk_hash(m, kind, key);
+    uint8_t top = tophash(h);
+    for (uint8_t *b = lookup_bucket(m, h); b; b = b_ovf(m, b)) {
+        for (unsigned i = 0; i < BUCKET_CNT; i++) {
+            if (b[i] != top) {
+                if (b[i] == EMPTY_REST) return NULL;
+                continue;
+            }
+            uint8_t *k = key_of(m, b, i);
+            if (kk_equal(m, kind, key, k)) {
+                *elem = elem_of(m, b, i);
+                return k;
+            }
+        }
+    }
+    return NULL;
+}
+
+static inline bool too_many_overflow(uint16_t noverflow, unsigned B)
+{
+    if (B > 15) B = 15;
+    return noverflow >= ((uint32_t)1 << (B & 15));
+}
+
+static inline bool should_grow(const gm_map *m)
+{
+    return !growing(m) && (over_load_factor(m->count + 1, m->B) ||
+                           too_many_overflow(m->noverflow, m->B));
+}
+
+GM_INTERNAL void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
+                                    uint8_t *insertb, unsigned inserti, uint8_t *last);
+
+/* mapassign body; the caller holds F_WRITING.  NULL if out of memory. */
+GM_INLINE void *assign_impl(gm_map *m, int kind, const void *key, uint64_t h)
+{
+    if (m->buckets == NULL && !(m->buckets = gm_arr_new(m, m->B))) return NULL;
+    bool tried_grow = false;
+    uint8_t top = tophash(h);
+again:;
+    size_t bucket = h & bucket_mask(m->B);
+    if (growing(m) && !gm_map_grow_work(m, bucket)) return NULL;
+    uint8_t *b = bucket_at(m, m->buckets, bucket);
+    uint8_t *insertb = NULL, *last = b;
+    unsigned inserti = 0;
+    for (;;) {
+        for (unsigned i = 0; i < BUCKET_CNT; i++) {
+            uint8_t t = b[i];
+            if (t != top) {
+                if (is_empty(t) && insertb == NULL) {
+                    insertb = b;
+                    inserti = i;
+                }
+                if (t == EMPTY_REST) goto absent;
+                continue;
+            }
+            uint8_t *k = key_of(m, b, i);
+            if (!kk_equal(m, kind, key, k)) continue;
+            if (kind == KK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
+            return elem_of(m, b, i);
+        }
+        last = b;
+        uint8_t *o = b_ovf(m, b);
+        if (o == NULL) break;
+        b = o;
+    }
+absent:
+    if (!tried_grow && should_grow(m)) {
+        tried_grow = true;
+        if (gm_map_hash_grow(m)) goto again;
+        /* No memory for a bigger array: the key still fits this one. */
+    }
+    return gm_map_insert_new(m, key, top, insertb, inserti, last);
+}
+
+/* mapdelete body; the caller holds F_WRITING. */
+GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
+{
+    size_t bucket = h & bucket_mask(m->B);
+    if (growing(m) && !gm_map_grow_work(m, bucket)) gm_fatal("runtime: out of memory");
+    uint8_t *borig = bucket_at(m, m->buckets, bucket);
+    uint8_t top = tophash(h);
+    for (uint8_t *b = borig; b; b = b_ovf(m, b)) {
+        for (unsigned i = 0; i < BUCKET_CNT; i++) {
+            if (b[i] != top) {
+                if (b[i] == EMPTY_REST) return false;
+                continue;
+            }
+            if (!kk_equal(m, kind, key, key_of(m, b, i))) continue;
+            gm_map_delete_slot(m, borig, b, i);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The public entry points, per kind. */
+GM_INLINE void *assign_entry(gm_map *m, int kind, const void *key)
+{
+    if (m == NULL) gm_fatal("assignment to entry in nil map");
+    uint64_t h = kk_hash(m, kind, key);
+    gm_map_begin_write(m);
+    void *e = assign_impl(m, kind, key, h);
+    gm_map_end_write(m);
+    return e;
+}
+
+GM_INLINE bool delete_entry(gm_map *m, int kind, const void *key)
+{
+    if (m == NULL || m->count == 0) return false;
+    uint64_t h = kk_hash(m, kind, key);
+    gm_map_begin_write(m);
+    bool found = delete_impl(m, kind, key, h);
+    gm_map_end_write(m);
+    return found;
+}
+
+#endif

@@ -1,0 +1,166 @@
+/* map_internal.h - the map's private structures, shared by map*.c.
+ * The design and its invariants are described at the top of map.c. */
+#ifndef GOMAP_MAP_INTERNAL_H
+#define GOMAP_MAP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/internal.h"
+#include "gomap/map.h"
+
+/* ---- tunables (named bounds; see the essay in map.c) ---- */
+#define BUCKET_CNT 8            /* slots per bucket */
+#define LOAD_NUM 13             /* load factor 6.5 = LOAD_NUM / LOAD_DEN */
+#define LOAD_DEN 2
+#define MAX_INLINE_KEY 128      /* larger keys are stored indirectly */
+#define MAX_INLINE_ELEM 128     /* larger values are stored indirectly */
+#define EVAC_SCAN_MAX 1024      /* old buckets nevacuate may skip in one write */
+#define MMAP_THRESHOLD (256u << 10) /* arrays this big come from mmap: lazily zeroed */
+#define RELEASE_STEP (1u << 20) /* bytes of retired arrays returned to the OS per write */
+#define OVF_BLOCK_MAX 4096      /* overflow buckets per block, at most */
+#define ZERO_BUF_SIZE 1024      /* values up to this size read as a shared zero */
+
+/* ---- tophash states ---- */
+enum {
+    EMPTY_REST = 0,     /* this slot and every later one in the chain are empty */
+    EMPTY_ONE = 1,      /* this slot is empty */
+    EVAC_X = 2,         /* key/elem valid, entry moved to the X (low) half */
+    EVAC_Y = 3,         /* ... moved to the Y (high) half */
+    EVAC_EMPTY = 4,     /* slot was empty and its bucket is evacuated */
+    MIN_TOPHASH = 5,    /* smallest tophash of a live entry */
+};
+
+/* ---- header flags (h->flags, accessed with relaxed atomics) ---- */
+enum {
+    F_ITERATOR = 1,     /* an iterator may be using buckets */
+    F_OLD_ITERATOR = 2, /* an iterator may be using oldbuckets */
+    F_WRITING = 4,      /* a write is in progress (misuse detection) */
+    F_SAME_SIZE = 8,    /* the current growth is same-size */
+};
+
+#define NO_CHECK ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+/* Every bucket array and overflow block starts with this header; the
+ * buckets follow at m->hdrsize.  An array owns the overflow blocks that
+ * were allocated while it was current (or its evacuation target). */
+typedef struct gm_ovf_block {
+    struct gm_ovf_block *next;
+    size_t bytes;               /* whole allocation, header included */
+    bool mmapped;
+} gm_ovf_block;
+
+typedef struct gm_barray {
+    struct gm_barray *next;     /* link in the retired / release lists */
+    gm_ovf_block *blocks;       /* overflow blocks owned by this array */
+    size_t bytes;               /* whole allocation, header included */
+    size_t nbuckets;
+    size_t ovf_blocks_made;     /* sizes blocks: they double up to OVF_BLOCK_MAX */
+    uint8_t *ovf_next, *ovf_end;/* unused overflow buckets, handed out in order */
+    bool mmapped;
+} gm_barray;
+
+struct gm_map {
+    size_t count;               /* live entries: len(m) */
+    _Atomic uint8_t flags;
+    uint8_t B;                  /* log2 of the bucket count */
+    uint16_t noverflow;         /* overflow buckets of the current array (approx. above B=15) */
+    uint64_t seed;
+    uint8_t *buckets;           /* 2^B buckets; NULL until the first insert */
+    uint8_t *oldbuckets;        /* the array being evacuated, or NULL */
+    size_t nevacuate;           /* old buckets below this are all evacuated */
+    uint64_t clear_seq;         /* bumped by clear: stops running iterators */
+    _Atomic uint32_t iters_open;/* iterators initialised and not finished */
+    gm_barray *retired;         /* arrays retired while iterators were open */
+    gm_barray *release;         /* arrays being returned to the OS in steps */
+
+    /* layout, fixed at creation */
+    const gm_type *kt, *vt;
+    uint64_t (*hasher)(const void *, uint64_t);
+    bool (*keyeq)(const void *, const void *);
+    uint32_t keysize, elemsize;         /* slot sizes (a pointer when indirect) */
+    uint32_t keyoff, elemoff, ovfoff, bucketsize;
+    uint32_t hdrsize;                   /* array/block header, keeps bucket alignment */
+    uint32_t balign;                    /* bucket alignment */
+    bool indirectkey, indirectelem;
+    bool reflexive;                     /* k == k for every key (no NaN) */
+    bool keyupdate;
+    bool ownedkey;                      /* GM_TYPE_OWNED_STR */
+    uint8_t *zero;                      /* zero value for get_or_zero if > ZERO_BUF_SIZE */
+
+    /* memory and work counters (gm_map_stats) */
+    size_t bytes_held;
+    uint64_t n_grows, n_same_grows, n_evac_buckets, n_moved, n_ovf;
+};
+
+/* ---- bucket accessors ---- */
+static inline uint8_t *b_key(const gm_map *m, uint8_t *b, unsigned i)
+{ return b + m->keyoff + (size_t)i * m->keysize; }
+static inline uint8_t *b_elem(const gm_map *m, uint8_t *b, unsigned i)
+{ return b + m->elemoff + (size_t)i * m->elemsize; }
+static inline uint8_t *b_ovf(const gm_map *m, const uint8_t *b)
+{ uint8_t *o; memcpy(&o, b + m->ovfoff, sizeof o); return o; }
+static inline void b_set_ovf(const gm_map *m, uint8_t *b, uint8_t *o)
+{ memcpy(b + m->ovfoff, &o, sizeof o); }
+static inline uint8_t *bucket_at(const gm_map *m, uint8_t *arr, size_t i)
+{ return arr + i * m->bucketsize; }
+static inline void *deref(const void *slot)
+{ void *p; memcpy(&p, slot, sizeof p); return p; }
+static inline uint8_t *key_of(const gm_map *m, uint8_t *b, unsigned i)
+{ uint8_t *k = b_key(m, b, i); return m->indirectkey ? (uint8_t *)deref(k) : k; }
+static inline uint8_t *elem_of(const gm_map *m, uint8_t *b, unsigned i)
+{ uint8_t *e = b_elem(m, b, i); return m->indirectelem ? (uint8_t *)deref(e) : e; }
+
+static inline bool is_empty(uint8_t top) { return top <= EMPTY_ONE; }
+static inline bool evacuated(const uint8_t *b)
+{ return b[0] > EMPTY_ONE && b[0] < MIN_TOPHASH; }
+static inline uint8_t tophash(uint64_t h)
+{ uint8_t t = (uint8_t)(h >> 56); return t < MIN_TOPHASH ? (uint8_t)(t + MIN_TOPHASH) : t; }
+static inline size_t bucket_mask(unsigned B) { return ((size_t)1 << B) - 1; }
+
+static inline uint8_t flags_load(const gm_map *m)
+{ return atomic_load_explicit(&((gm_map *)m)->flags, memory_order_relaxed); }
+static inline void flags_store(gm_map *m, uint8_t f)
+{ atomic_store_explicit(&m->flags, f, memory_order_relaxed); }
+static inline bool growing(const gm_map *m) { return m->oldbuckets != NULL; }
+static inline bool same_size_grow(const gm_map *m) { return flags_load(m) & F_SAME_SIZE; }
+static inline size_t noldbuckets(const gm_map *m)
+{ unsigned ob = m->B; if (!same_size_grow(m)) ob--; return (size_t)1 << ob; }
+static inline size_t oldbucket_mask(const gm_map *m) { return noldbuckets(m) - 1; }
+
+static inline bool over_load_factor(size_t count, unsigned B)
+{
+    if (count <= BUCKET_CNT) return false;
+    if (B >= 58) return false;
+    return count > LOAD_NUM * (((size_t)1 << B) / LOAD_DEN);
+}
+
+/* ---- shared between map.c, map_iter.c, map_check.c, map_fast.c, map_mem.c ---- */
+GM_INTERNAL uint8_t *gm_map_access_k(gm_map *m, const void *key, uint8_t **elem);
+GM_INTERNAL void gm_map_begin_write(gm_map *m);
+GM_INTERNAL void gm_map_end_write(gm_map *m);
+GM_INTERNAL bool gm_map_grow_work(gm_map *m, size_t bucket);
+GM_INTERNAL bool gm_map_hash_grow(gm_map *m);
+GM_INTERNAL void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i);
+
+/* memory (map_mem.c) */
+GM_INTERNAL uint8_t *gm_arr_new(gm_map *m, unsigned B);
+GM_INTERNAL gm_barray *gm_arr_hdr(const gm_map *m, uint8_t *buckets);
+GM_INTERNAL uint8_t *gm_ovf_new(gm_map *m, uint8_t *arr);
+GM_INTERNAL bool gm_ovf_reserve(gm_map *m, uint8_t *arr, size_t n);
+GM_INTERNAL void gm_arr_retire(gm_map *m, uint8_t *arr);
+GM_INTERNAL void gm_arr_free_now(gm_map *m, gm_barray *a);
+GM_INTERNAL void gm_arr_reset(gm_map *m, uint8_t *arr);
+GM_INTERNAL void gm_mem_maintain(gm_map *m);
+GM_INTERNAL void gm_mem_release_all(gm_map *m);
+GM_INTERNAL void *gm_map_malloc(size_t n, size_t align);
+GM_INTERNAL void gm_map_mfree(void *p);
+
+#ifdef GOMAP_FAULT_INJECTION
+/* Test hook: the n-th map allocation from now fails (0 turns it off). */
+GM_API void gm_map_fault_alloc_after(long n);
+#endif
+
+#endif

@@ -1,0 +1,140 @@
+/* map_iter.c - iteration with Go's guarantees.
+ *
+ * An iterator walks the bucket array it saw at init (its snapshot, of 2^b
+ * buckets) from a random bucket and, inside every bucket, from a random slot
+ * offset.  What keeps it correct while the map changes:
+ *
+ *  - Growth started before init: if the map is still growing and the
+ *    iterator's b equals the map's B, the iterator is walking the new array;
+ *    for a new bucket whose old bucket is not yet evacuated it reads the old
+ *    bucket instead, returning only the keys that will land in the new bucket
+ *    it stands for (check_bucket).  NaN keys cannot be rehashed; the stored
+ *    tophash's low bit decides for them, as in evacuate.
+ *  - Growth started after init: the snapshot becomes (or became) an old
+ *    array.  Entries already moved are marked EVAC_X/EVAC_Y but keep their
+ *    key, so the iterator looks the key up in the live map: a deleted entry is
+ *    skipped and an updated value is seen.  NaN keys cannot be looked up and
+ *    are returned from where they are.
+ *  - Entries never move within a bucket array, so nothing is returned twice.
+ *  - clear() bumps clear_seq; an iterator that sees a new clear_seq stops
+ *    without touching any bucket (Go issue 59411).
+ *
+ * The snapshot must stay readable while the iterator is open: map_mem.c keeps
+ * retired arrays while m->iters_open > 0.  An iterator counts itself open from
+ * init until it returns false or gm_map_iter_done is called.
+ */
+#include "map/map_internal.h"
+
+static void iter_finish(gm_map_iter *it)
+{
+    if (it->counted && it->m && it->clear_seq == it->m->clear_seq)
+        atomic_fetch_sub_explicit(&it->m->iters_open, 1, memory_order_release);
+    it->counted = 0;
+    it->done = 1;
+}
+
+void gm_map_iter_init(gm_map_iter *it, gm_map *m)
+{
+    memset(it, 0, sizeof *it);
+    it->done = 1;
+    if (m == NULL || m->count == 0) return;
+    it->m = m;
+    it->b = m->B;
+    it->buckets = m->buckets;
+    uint64_t r = gm_rand64();
+    it->start_bucket = r & bucket_mask(m->B);
+    it->offset = (uint8_t)((r >> m->B) & (BUCKET_CNT - 1));
+    it->bucket = it->start_bucket;
+    it->check_bucket = NO_CHECK;
+    it->clear_seq = m->clear_seq;
+    /* Readers may iterate concurrently, so these are atomic RMWs. */
+    uint8_t f = flags_load(m);
+    if ((f & (F_ITERATOR | F_OLD_ITERATOR)) != (F_ITERATOR | F_OLD_ITERATOR))
+        atomic_fetch_or_explicit(&m->flags, F_ITERATOR | F_OLD_ITERATOR, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->iters_open, 1, memory_order_acq_rel);
+    it->counted = 1;
+    it->done = 0;
+}
+
+void gm_map_iter_done(gm_map_iter *it)
+{
+    if (!it->done) iter_finish(it);
+}
+
+bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
+{
+    if (it->done) return false;
+    gm_map *m = it->m;
+    if (it->clear_seq != m->clear_seq) {
+        iter_finish(it);
+        return false;
+    }
+    if (flags_load(m) & F_WRITING) gm_fatal("concurrent map iteration and map write");
+    size_t bucket = it->bucket;
+    uint8_t *b = it->bptr;
+    unsigned i = it->i;
+    size_t check = it->check_bucket;
+    size_t nb = (size_t)1 << it->b;
+    for (;;) {
+        if (b == NULL) {
+            if (bucket == it->start_bucket && it->wrapped) {
+                iter_finish(it);
+                return false;
+            }
+            if (growing(m) && it->b == m->B) {
+                size_t ob = bucket & oldbucket_mask(m);
+                b = bucket_at(m, m->oldbuckets, ob);
+                if (!evacuated(b)) {
+                    check = bucket;
+                } else {
+                    b = bucket_at(m, it->buckets, bucket);
+                    check = NO_CHECK;
+                }
+            } else {
+                b = bucket_at(m, it->buckets, bucket);
+                check = NO_CHECK;
+            }
+            bucket++;
+            if (bucket == nb) {
+                bucket = 0;
+                it->wrapped = 1;
+            }
+            i = 0;
+        }
+        for (; i < BUCKET_CNT; i++) {
+            unsigned off = (i + it->offset) & (BUCKET_CNT - 1);
+            uint8_t top = b[off];
+            if (is_empty(top) || top == EVAC_EMPTY) continue;
+            uint8_t *k = key_of(m, b, off);
+            uint8_t *e = elem_of(m, b, off);
+            bool self_equal = m->reflexive || m->keyeq(k, k);
+            if (check != NO_CHECK && !same_size_grow(m)) {
+                /* Old bucket read on behalf of new bucket `check`: only the
+                 * keys that will go there. */
+                if (self_equal) {
+                    uint64_t h = m->hasher(k, m->seed);
+                    if ((h & bucket_mask(it->b)) != check) continue;
+                } else if ((check >> (it->b - 1)) != (size_t)(top & 1)) {
+                    continue;
+                }
+            }
+            if ((top == EVAC_X || top == EVAC_Y) && self_equal) {
+                /* Moved since the iterator started: ask the map. */
+                uint8_t *re;
+                uint8_t *rk = gm_map_access_k(m, k, &re);
+                if (rk == NULL) continue; /* deleted */
+                k = rk;
+                e = re;
+            }
+            it->bucket = bucket;
+            it->bptr = b;
+            it->i = (uint8_t)(i + 1);
+            it->check_bucket = check;
+            if (keyp) *keyp = k;
+            if (valp) *valp = e;
+            return true;
+        }
+        b = b_ovf(m, b);
+        i = 0;
+    }
+}

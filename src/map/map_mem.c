@@ -1,0 +1,262 @@
+/* map_mem.c - where the map's memory comes from and how it goes back.
+ *
+ * BUCKET ARRAYS.  An array is one allocation: a header (gm_barray), then 2^B
+ * buckets, then for B >= 4 another 2^(B-4) buckets set aside for overflow
+ * (Go's preallocated overflow buckets).  Arrays of MMAP_THRESHOLD bytes or
+ * more come straight from mmap: the kernel hands out zeroed pages on first
+ * touch, so the insert that starts a grow does not clear or touch the new
+ * array (Go 1.19 stalled one insert 32 ms at 10M entries doing exactly that);
+ * evacuation touches it a few buckets at a time.
+ *
+ * OVERFLOW BUCKETS.  Taken first from the preallocated tail, then from
+ * overflow blocks that the array owns; block sizes double from 8 buckets to
+ * OVF_BLOCK_MAX.  Overflow buckets are never freed one by one (neither are
+ * Go's while an array is live); they go with their array.
+ *
+ * RETIREMENT.  When a grow completes, the old array is retired.  An iterator
+ * may still be walking it (Go keeps it alive through the GC; a malloc map has
+ * no GC), so while any iterator is open (m->iters_open > 0) retired arrays
+ * wait on m->retired.  Once no iterator is open, a later write moves them to
+ * m->release, from which every write returns at most RELEASE_STEP bytes to
+ * the OS: freeing a 150 MB array in one go would be the stall we avoided when
+ * allocating it.  All list surgery happens inside writes (which exclude every
+ * reader and iterator, by the map's contract), never inside iterators.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "map/map_internal.h"
+
+#ifdef GOMAP_FAULT_INJECTION
+static _Atomic long fault_countdown;
+void gm_map_fault_alloc_after(long n) { atomic_store(&fault_countdown, n); }
+static bool fault_now(void)
+{
+    long v = atomic_load(&fault_countdown);
+    if (v <= 0) return false;
+    if (atomic_fetch_sub(&fault_countdown, 1) == 1) return true;
+    return false;
+}
+#else
+static bool fault_now(void) { return false; }
+#endif
+
+void *gm_map_malloc(size_t n, size_t align)
+{
+    if (fault_now()) return NULL;
+    if (n == 0) n = 1;
+    if (align <= 16) return malloc(n);
+    void *p = NULL;
+    if (posix_memalign(&p, align, n) != 0) return NULL;
+    return p;
+}
+
+void gm_map_mfree(void *p) { free(p); }
+
+/* Zeroed memory of at least `bytes`, aligned to `align`; *mmapped says how. */
+static void *zalloc(size_t bytes, size_t align, bool *mmapped)
+{
+    if (fault_now()) return NULL;
+    if (bytes >= MMAP_THRESHOLD && align <= 4096) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        *mmapped = true;
+        return p;
+    }
+    *mmapped = false;
+    void *p;
+    if (align <= 16) return calloc(1, bytes);
+    if (posix_memalign(&p, align, bytes) != 0) return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void zfree(void *p, size_t bytes, bool mmapped)
+{
+    if (mmapped) munmap(p, bytes);
+    else free(p);
+}
+
+gm_barray *gm_arr_hdr(const gm_map *m, uint8_t *buckets)
+{
+    return (gm_barray *)(void *)(buckets - m->hdrsize);
+}
+
+uint8_t *gm_arr_new(gm_map *m, unsigned B)
+{
+    size_t nb = (size_t)1 << B;
+    size_t extra = B >= 4 ? (size_t)1 << (B - 4) : 0;
+    if (B >= 48) return NULL;
+    size_t bytes = m->hdrsize + (nb + extra) * (size_t)m->bucketsize;
+    bool mm;
+    uint8_t *base = zalloc(bytes, m->balign, &mm);
+    if (base == NULL) return NULL;
+    gm_barray *a = (gm_barray *)(void *)base;
+    a->bytes = bytes;
+    a->mmapped = mm;
+    a->nbuckets = nb;
+    uint8_t *buckets = base + m->hdrsize;
+    a->ovf_next = buckets + nb * m->bucketsize;
+    a->ovf_end = a->ovf_next + extra * m->bucketsize;
+    m->bytes_held += bytes;
+    return buckets;
+}
+
+/* Makes sure `n` overflow buckets can be had from arr without allocating. */
+bool gm_ovf_reserve(gm_map *m, uint8_t *arr, size_t n)
+{
+    gm_barray *a = gm_arr_hdr(m, arr);
+    size_t have = (size_t)(a->ovf_end - a->ovf_next) / m->bucketsize;
+    if (have >= n) return true;
+    size_t cnt = (size_t)8 << (a->ovf_blocks_made < 9 ? a->ovf_blocks_made : 9);
+    if (cnt > OVF_BLOCK_MAX) cnt = OVF_BLOCK_MAX;
+    if (cnt < n) cnt = n;
+    size_t bytes = m->hdrsize + cnt * (size_t)m->bucketsize;
+    bool mm;
+    uint8_t *base = zalloc(bytes, m->balign, &mm);
+    if (base == NULL) return false;
+    gm_ovf_block *blk = (gm_ovf_block *)(void *)base;
+    blk->bytes = bytes;
+    blk->mmapped = mm;
+    blk->next = a->blocks;
+    a->blocks = blk;
+    a->ovf_blocks_made++;
+    a->ovf_next = base + m->hdrsize;
+    a->ovf_end = a->ovf_next + cnt * m->bucketsize;
+    m->bytes_held += bytes;
+    return true;
+}
+
+/* A zeroed overflow bucket belonging to arr, or NULL if memory ran out. */
+uint8_t *gm_ovf_new(gm_map *m, uint8_t *arr)
+{
+    if (!gm_ovf_reserve(m, arr, 1)) return NULL;
+    gm_barray *a = gm_arr_hdr(m, arr);
+    uint8_t *b = a->ovf_next;
+    a->ovf_next += m->bucketsize;
+    m->n_ovf++;
+    return b;
+}
+
+void gm_arr_free_now(gm_map *m, gm_barray *a)
+{
+    gm_ovf_block *blk = a->blocks;
+    while (blk) {
+        gm_ovf_block *next = blk->next;
+        m->bytes_held -= blk->bytes;
+        zfree(blk, blk->bytes, blk->mmapped);
+        blk = next;
+    }
+    m->bytes_held -= a->bytes;
+    zfree(a, a->bytes, a->mmapped);
+}
+
+/* Called when an array is no longer the map's: see RETIREMENT above. */
+void gm_arr_retire(gm_map *m, uint8_t *arr)
+{
+    gm_barray *a = gm_arr_hdr(m, arr);
+    if (atomic_load_explicit(&m->iters_open, memory_order_acquire) > 0) {
+        a->next = m->retired;
+        m->retired = a;
+        return;
+    }
+    if (!a->mmapped && a->blocks == NULL) {
+        gm_arr_free_now(m, a);
+        return;
+    }
+    a->next = m->release;
+    m->release = a;
+}
+
+/* Returns at most RELEASE_STEP bytes of the first released array to the OS. */
+static void release_step(gm_map *m)
+{
+    gm_barray *a = m->release;
+    if (a->blocks) {
+        gm_ovf_block *blk = a->blocks;
+        a->blocks = blk->next;
+        m->bytes_held -= blk->bytes;
+        zfree(blk, blk->bytes, blk->mmapped);
+        return;
+    }
+    if (a->mmapped && a->bytes > RELEASE_STEP) {
+        /* Unmap the tail; the header stays in the first page until last. */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t keep = a->bytes - RELEASE_STEP;
+        keep = (keep + page - 1) & ~(page - 1);
+        if (keep < a->bytes) {
+            munmap((uint8_t *)a + keep, a->bytes - keep);
+            m->bytes_held -= a->bytes - keep;
+            a->bytes = keep;
+            return;
+        }
+    }
+    m->release = a->next;
+    m->bytes_held -= a->bytes;
+    zfree(a, a->bytes, a->mmapped);
+}
+
+/* Runs at the end of every write: bounded work. */
+void gm_mem_maintain(gm_map *m)
+{
+    if (m->retired && atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0) {
+        while (m->retired) {
+            gm_barray *a = m->retired;
+            m->retired = a->next;
+            a->next = m->release;
+            m->release = a;
+        }
+    }
+    if (m->release) release_step(m);
+}
+
+void gm_mem_release_all(gm_map *m)
+{
+    gm_barray *lists[2] = { m->retired, m->release };
+    for (int l = 0; l < 2; l++) {
+        gm_barray *a = lists[l];
+        while (a) {
+            gm_barray *next = a->next;
+            gm_arr_free_now(m, a);
+            a = next;
+        }
+    }
+    m->retired = m->release = NULL;
+}
+
+/* Empties an array in place for clear: overflow blocks go, buckets are zeroed
+ * (large arrays by giving the pages back, so clear touches no memory). */
+void gm_arr_reset(gm_map *m, uint8_t *arr)
+{
+    gm_barray *a = gm_arr_hdr(m, arr);
+    gm_ovf_block *blk = a->blocks;
+    while (blk) {
+        gm_ovf_block *next = blk->next;
+        m->bytes_held -= blk->bytes;
+        zfree(blk, blk->bytes, blk->mmapped);
+        blk = next;
+    }
+    a->blocks = NULL;
+    a->ovf_blocks_made = 0;
+    size_t nb = a->nbuckets;
+    size_t extra = nb >= 16 ? nb / 16 : 0;
+    size_t len = (nb + extra) * (size_t)m->bucketsize;
+    a->ovf_next = arr + nb * m->bucketsize;
+    a->ovf_end = a->ovf_next + extra * m->bucketsize;
+    if (a->mmapped) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = ((uintptr_t)arr + page - 1) & ~(uintptr_t)(page - 1);
+        uintptr_t hi = ((uintptr_t)arr + len) & ~(uintptr_t)(page - 1);
+        if (hi > lo) {
+            memset(arr, 0, lo - (uintptr_t)arr);
+            if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+                memset((void *)lo, 0, hi - lo);
+            memset((void *)hi, 0, (uintptr_t)arr + len - hi);
+            return;
+        }
+    }
+    memset(arr, 0, len);
+}

@@ -1,0 +1,747 @@
+/* test_map.c - behaviour of the map: Go's semantics, one case each. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "gomap/gomap.h"
+#include "map/map_internal.h"
+
+#define CHECK_MAP(m) do { const char *e_ = gm_map_check(m); CHECK_MSG(e_ == NULL, "gm_map_check: %s", e_); } while (0)
+
+static uint64_t getu(gm_map *m, uint64_t k, bool *ok)
+{
+    uint64_t *v = gm_map_get(m, &k);
+    if (ok) *ok = v != NULL;
+    return v ? *v : 0;
+}
+
+static void putu(gm_map *m, uint64_t k, uint64_t v) { gm_map_put(m, &k, &v); }
+
+TEST(basic_put_get_delete)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    REQUIRE(m);
+    for (uint64_t i = 0; i < 5000; i++) putu(m, i, i * 3);
+    CHECK_EQ_U(gm_map_len(m), 5000);
+    bool ok;
+    for (uint64_t i = 0; i < 5000; i++) CHECK_EQ_U(getu(m, i, &ok), i * 3);
+    getu(m, 5000, &ok);
+    CHECK(!ok);
+    for (uint64_t i = 0; i < 5000; i += 2) CHECK(gm_map_delete(m, &i));
+    uint64_t k = 0;
+    CHECK(!gm_map_delete(m, &k));
+    CHECK_EQ_U(gm_map_len(m), 2500);
+    for (uint64_t i = 0; i < 5000; i++) {
+        getu(m, i, &ok);
+        CHECK(ok == (i % 2 == 1));
+    }
+    putu(m, 7, 70); /* overwrite */
+    CHECK_EQ_U(getu(m, 7, NULL), 70);
+    CHECK_EQ_U(gm_map_len(m), 2500);
+    CHECK_MAP(m);
+    gm_map_free(m);
+}
+
+TEST(nil_map_reads_are_empty)
+{
+    gm_map *m = NULL;
+    uint64_t k = 1;
+    CHECK_EQ_U(gm_map_len(m), 0);
+    CHECK(gm_map_get(m, &k) == NULL);
+    CHECK(!gm_map_delete(m, &k));
+    gm_map_clear(m);
+    CHECK(gm_map_clone(m) == NULL);
+    const uint64_t *z = gm_map_get_or_zero(m, &k);
+    CHECK(z && *z == 0);
+    gm_map_iter it;
+    gm_map_iter_init(&it, m);
+    CHECK(!gm_map_iter_next(&it, NULL, NULL));
+    CHECK(gm_map_get_u64(m, 1) == NULL);
+    CHECK(!gm_map_delete_u64(m, 1));
+    CHECK(gm_map_check(m) == NULL);
+    gm_map_free(m);
+}
+
+static void nil_assign(void *arg)
+{
+    (void)arg;
+    uint64_t k = 1, v = 2;
+    gm_map_put(NULL, &k, &v);
+}
+
+TEST(nil_map_assign_is_fatal)
+{
+    CHECK(expect_fatal(nil_assign, NULL, "assignment to entry in nil map"));
+}
+
+TEST(float_zero_keys_are_one_key_and_update)
+{
+    gm_map *m = gm_map_new(&gm_type_f64, &gm_type_i64, 0);
+    double pz = 0.0, nz = -0.0;
+    int64_t a = 1, b = 2;
+    gm_map_put(m, &pz, &a);
+    gm_map_put(m, &nz, &b);
+    CHECK_EQ_U(gm_map_len(m), 1);
+    int64_t *v = gm_map_get(m, &pz);
+    CHECK(v && *v == 2);
+    /* Go's needkeyupdate: the stored key is now -0. */
+    gm_map_iter it;
+    const void *k;
+    gm_map_iter_init(&it, m);
+    REQUIRE(gm_map_iter_next(&it, &k, NULL));
+    CHECK(signbit(*(const double *)k));
+    CHECK(gm_map_delete(m, &pz));
+    CHECK_EQ_U(gm_map_len(m), 0);
+    gm_map_free(m);
+}
+
+TEST(nan_keys_insert_always_never_found)
+{
+    gm_map *m = gm_map_new(&gm_type_f64, &gm_type_i64, 0);
+    double nan = NAN;
+    for (int64_t i = 0; i < 3; i++) gm_map_put(m, &nan, &i);
+    CHECK_EQ_U(gm_map_len(m), 3);
+    CHECK(gm_map_get(m, &nan) == NULL);
+    CHECK(!gm_map_delete(m, &nan));
+    CHECK_EQ_U(gm_map_len(m), 3);
+    /* Iteration yields every NaN entry. */
+    gm_map_iter it;
+    const void *k;
+    void *v;
+    int n = 0, seen = 0;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &k, &v)) {
+        CHECK(isnan(*(const double *)k));
+        seen |= 1 << *(int64_t *)v;
+        n++;
+    }
+    CHECK_EQ_U(n, 3);
+    CHECK_EQ_U(seen, 7);
+    CHECK_MAP(m);
+    gm_map_clear(m);
+    CHECK_EQ_U(gm_map_len(m), 0);
+    gm_map_iter_init(&it, m);
+    CHECK(!gm_map_iter_next(&it, NULL, NULL));
+    gm_map_free(m);
+}
+
+TEST(nan_keys_survive_growth)
+{
+    gm_map *m = gm_map_new(&gm_type_f64, &gm_type_i64, 0);
+    double nan = NAN;
+    int64_t one = 1;
+    for (int i = 0; i < 100; i++) gm_map_put(m, &nan, &one);
+    for (int i = 0; i < 5000; i++) {
+        double d = i;
+        gm_map_put(m, &d, &one);
+    }
+    CHECK_EQ_U(gm_map_len(m), 5100);
+    CHECK_MAP(m);
+    gm_map_iter it;
+    const void *k;
+    int nans = 0;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &k, NULL)) nans += isnan(*(const double *)k);
+    CHECK_EQ_U(nans, 100);
+    gm_map_clear(m);
+    CHECK_EQ_U(gm_map_len(m), 0);
+    CHECK_MAP(m);
+    gm_map_free(m);
+}
+
+struct big { uint8_t b[200]; };
+struct huge { uint8_t b[4096]; };
+GM_TYPE_DEFINE_MEM(big_type, struct big);
+GM_TYPE_DEFINE_VALUE(huge_type, struct huge);
+
+TEST(big_keys_and_values_are_indirect)
+{
+    gm_map *m = gm_map_new(&big_type, &huge_type, 0);
+    REQUIRE(m);
+    CHECK(m->indirectkey && m->indirectelem);
+    struct big k;
+    struct huge v;
+    for (int i = 0; i < 300; i++) {
+        memset(&k, i, sizeof k);
+        k.b[0] = (uint8_t)(i >> 8);
+        memset(&v, i + 1, sizeof v);
+        gm_map_put(m, &k, &v);
+    }
+    CHECK_EQ_U(gm_map_len(m), 300);
+    CHECK_MAP(m);
+    for (int i = 0; i < 300; i++) {
+        memset(&k, i, sizeof k);
+        k.b[0] = (uint8_t)(i >> 8);
+        struct huge *p = gm_map_get(m, &k);
+        REQUIRE(p);
+        CHECK(p->b[0] == (uint8_t)(i + 1) && p->b[4095] == (uint8_t)(i + 1));
+        if (i % 3 == 0) CHECK(gm_map_delete(m, &k));
+    }
+    CHECK_EQ_U(gm_map_len(m), 200);
+    gm_map *c = gm_map_clone(m);
+    CHECK_EQ_U(gm_map_len(c), 200);
+    CHECK_MAP(c);
+    gm_map_clear(m);
+    CHECK_EQ_U(gm_map_len(c), 200);
+    gm_map_free(c);
+    gm_map_free(m); /* ASan's leak check sees every indirect block freed */
+}
+
+TEST(huge_values_read_as_zero_when_absent)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &huge_type, 0);
+    uint64_t k = 5;
+    const struct huge *z = gm_map_get_or_zero(m, &k);
+    bool allzero = true;
+    for (size_t i = 0; i < sizeof z->b; i++) allzero &= z->b[i] == 0;
+    CHECK(allzero);
+    struct huge *slot = gm_map_assign(m, &k);
+    memset(slot, 0xAB, sizeof *slot);
+    CHECK(gm_map_delete(m, &k));
+    slot = gm_map_assign(m, &k); /* a new entry starts at zero */
+    allzero = true;
+    for (size_t i = 0; i < sizeof slot->b; i++) allzero &= slot->b[i] == 0;
+    CHECK(allzero);
+    gm_map_free(m);
+}
+
+static uint64_t zs_hash(const void *v, uint64_t seed) { (void)v; return seed * 7; }
+static bool zs_equal(const void *a, const void *b) { (void)a; (void)b; return true; }
+static const gm_type empty_struct = { 0, 1, zs_hash, zs_equal, NULL, 0, "struct{}" };
+
+TEST(zero_size_keys_and_values)
+{
+    gm_map *m = gm_map_new(&empty_struct, &gm_type_u64, 0);
+    char dummy;
+    uint64_t v = 9;
+    gm_map_put(m, &dummy, &v);
+    gm_map_put(m, &dummy, &v);
+    CHECK_EQ_U(gm_map_len(m), 1);
+    uint64_t *p = gm_map_get(m, &dummy);
+    CHECK(p && *p == 9);
+    CHECK(gm_map_delete(m, &dummy));
+    gm_map_free(m);
+
+    gm_map *set = gm_map_new(&gm_type_u64, &empty_struct, 0);
+    for (uint64_t i = 0; i < 1000; i++) gm_map_put(set, &i, &dummy);
+    CHECK_EQ_U(gm_map_len(set), 1000);
+    uint64_t k = 10, absent = 5000;
+    CHECK(gm_map_get(set, &k) != NULL);
+    CHECK(gm_map_get(set, &absent) == NULL);
+    CHECK_MAP(set);
+    gm_map_free(set);
+}
+
+TEST(bogus_hints_do_not_crash)
+{
+    size_t hints[] = { SIZE_MAX, SIZE_MAX / 2, (size_t)1 << 62, (size_t)1 << 40 };
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++) {
+        gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, hints[i]);
+        REQUIRE(m);
+        putu(m, 1, 2);
+        CHECK_EQ_U(getu(m, 1, NULL), 2);
+        gm_map_free(m);
+    }
+}
+
+TEST(increment_after_delete_starts_from_zero)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_i64, 0);
+    for (uint64_t k = 0; k < 100; k++) {
+        int64_t *p = gm_map_assign(m, &k);
+        *p += 5;
+    }
+    for (uint64_t k = 0; k < 100; k++) gm_map_delete(m, &k);
+    for (uint64_t k = 0; k < 100; k++) {
+        int64_t *p = gm_map_assign(m, &k); /* m[k]++ */
+        (*p)++;
+    }
+    for (uint64_t k = 0; k < 100; k++) CHECK_EQ_U(*(int64_t *)gm_map_get(m, &k), 1);
+    gm_map_free(m);
+}
+
+TEST(bucket_counts_match_go)
+{
+    size_t n[] = { 8, 9, 13, 14, 26, 27 }, want[] = { 1, 2, 2, 4, 4, 8 };
+    for (int t = 0; t < 6; t++) {
+        gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        for (uint64_t i = 0; i < n[t]; i++) putu(m, i, i);
+        gm_map_stats st;
+        gm_map_stats_get(m, &st);
+        CHECK_MSG(st.nbuckets == want[t], "%zu entries: %zu buckets, Go has %zu", n[t], st.nbuckets, want[t]);
+        gm_map_free(m);
+        /* The hint gives the same sizes (makemap's rule). */
+        m = gm_map_new(&gm_type_u64, &gm_type_u64, n[t]);
+        gm_map_stats_get(m, &st);
+        CHECK_MSG(st.nbuckets == want[t], "hint %zu: %zu buckets, Go has %zu", n[t], st.nbuckets, want[t]);
+        gm_map_free(m);
+    }
+}
+
+static uint64_t insert_work(size_t n)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < n; i++) putu(m, i * 0x9e3779b97f4a7c15ull, i);
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    gm_map_free(m);
+    return n + st.moved_entries + st.evacuated_buckets + st.overflow_allocs;
+}
+
+TEST(growth_is_linear_in_work)
+{
+    for (size_t n = 1000; n <= 256000; n *= 4) {
+        uint64_t w1 = insert_work(n), w2 = insert_work(2 * n);
+        CHECK_MSG(w2 < 3 * w1, "n=%zu: work %llu, 2n: %llu", n, (unsigned long long)w1,
+                  (unsigned long long)w2);
+    }
+}
+
+TEST(growth_evacuates_at_most_two_buckets_per_write)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map_stats st;
+    uint64_t before = 0, seen_growing = 0;
+    for (uint64_t i = 0; i < 200000; i++) {
+        putu(m, i, i);
+        gm_map_stats_get(m, &st);
+        CHECK(st.evacuated_buckets - before <= 2);
+        before = st.evacuated_buckets;
+        seen_growing += st.growing;
+        if (i % 5003 == 0) CHECK_MAP(m);
+    }
+    CHECK(seen_growing > 1000);
+    gm_map_free(m);
+}
+
+/* A hash with the key itself in the low bits: the test chooses buckets. */
+static uint64_t ident_hash(const void *v, uint64_t seed)
+{
+    (void)seed;
+    uint64_t x;
+    memcpy(&x, v, 8);
+    return x | (x << 56);
+}
+static bool u64_eq(const void *a, const void *b) { return memcmp(a, b, 8) == 0; }
+static const gm_type ident_u64 = { 8, 8, ident_hash, u64_eq, NULL, 0, "ident_u64" };
+
+TEST(same_size_grow_repacks_overflow)
+{
+    gm_map *m = gm_map_new(&ident_u64, &gm_type_u64, 1000);
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    unsigned B = st.b;
+    REQUIRE(B == 8);
+    /* Phase 1: 1600 keys in buckets 0..3; delete them; phase 2 in 100..103. */
+    for (int phase = 0; phase < 3; phase++) {
+        for (uint64_t i = 0; i < 1600; i++) putu(m, ((i / 4) << 8) | (phase * 100 + i % 4), i);
+        CHECK_MAP(m);
+        for (uint64_t i = 0; i < 1600; i++) {
+            uint64_t k = ((i / 4) << 8) | (phase * 100 + i % 4);
+            CHECK(gm_map_delete(m, &k));
+        }
+    }
+    for (uint64_t i = 0; i < 5000; i++) putu(m, i * 1000003, i); /* drive the grow to its end */
+    gm_map_stats_get(m, &st);
+    CHECK(st.same_size_grows >= 1);
+    CHECK_MAP(m);
+    gm_map_free(m);
+}
+
+TEST(clear_removes_all_keeps_buckets_and_reseeds)
+{
+    gm_map *m = gm_map_new(&gm_type_f64, &gm_type_u64, 0);
+    double nan = NAN;
+    uint64_t v = 1;
+    for (int i = 0; i < 1000; i++) {
+        double d = i;
+        gm_map_put(m, &d, &v);
+    }
+    gm_map_put(m, &nan, &v);
+    gm_map_stats st1, st2;
+    gm_map_stats_get(m, &st1);
+    uint64_t seed = m->seed;
+    gm_map_clear(m);
+    gm_map_stats_get(m, &st2);
+    CHECK_EQ_U(gm_map_len(m), 0);
+    CHECK_EQ_U(st2.nbuckets, st1.nbuckets);
+    CHECK(m->seed != seed);
+    CHECK_MAP(m);
+    double one = 1;
+    CHECK(gm_map_get(m, &one) == NULL);
+    gm_map_put(m, &one, &v);
+    CHECK_EQ_U(gm_map_len(m), 1);
+    gm_map_free(m);
+}
+
+TEST(emptying_by_delete_reseeds)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 10; i++) putu(m, i, i);
+    uint64_t seed = m->seed;
+    for (uint64_t i = 0; i < 9; i++) gm_map_delete(m, &i);
+    CHECK(m->seed == seed);
+    uint64_t last = 9;
+    gm_map_delete(m, &last);
+    CHECK(m->seed != seed);
+    gm_map_free(m);
+}
+
+TEST(delete_turns_trailing_slots_into_empty_rest)
+{
+    gm_map *m = gm_map_new(&ident_u64, &gm_type_u64, 0);
+    /* 20 keys in bucket 0 of a 1-bucket map... B grows to 2 at 14 entries;
+     * keys with low bits 0 stay in bucket 0: a chain of 3 buckets. */
+    for (uint64_t i = 0; i < 20; i++) putu(m, i << 8, i);
+    CHECK_MAP(m);
+    uint8_t *b0 = m->buckets;
+    /* Delete in the middle: EMPTY_ONE, chain still valid. */
+    uint64_t k = 3 << 8;
+    gm_map_delete(m, &k);
+    CHECK_MAP(m);
+    /* Delete everything from the end back: all slots become EMPTY_REST. */
+    for (int64_t i = 19; i >= 0; i--) {
+        k = (uint64_t)i << 8;
+        gm_map_delete(m, &k);
+        CHECK_MAP(m);
+    }
+    bool allrest = true;
+    for (uint8_t *b = b0; b; b = b_ovf(m, b))
+        for (int i = 0; i < 8; i++) allrest &= b[i] == EMPTY_REST;
+    CHECK(allrest);
+    gm_map_free(m);
+}
+
+TEST(clone_is_deep_and_independent)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 3000; i++) putu(m, i, i + 1);
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    gm_map *c = gm_map_clone(m);
+    REQUIRE(c);
+    CHECK_EQ_U(gm_map_len(c), 3000);
+    CHECK_MAP(c);
+    for (uint64_t i = 0; i < 3000; i++) CHECK_EQ_U(getu(c, i, NULL), i + 1);
+    putu(c, 1, 100);
+    uint64_t k = 2;
+    gm_map_delete(c, &k);
+    CHECK_EQ_U(getu(m, 1, NULL), 2);
+    CHECK_EQ_U(getu(m, 2, NULL), 3);
+    CHECK(m->seed != c->seed);
+    gm_map_free(c);
+    gm_map_free(m);
+}
+
+TEST(owned_string_keys_are_copied_and_freed)
+{
+    gm_map *m = gm_map_new(&gm_type_str_owned, &gm_type_u64, 0);
+    char buf[32];
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(buf, sizeof buf, "key-%d", i);
+        gm_str s = { buf, (size_t)n };
+        uint64_t v = (uint64_t)i;
+        gm_map_put(m, &s, &v);
+        memset(buf, 'X', sizeof buf); /* the caller's buffer is reused */
+    }
+    CHECK_EQ_U(gm_map_len(m), 2000);
+    CHECK_MAP(m);
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(buf, sizeof buf, "key-%d", i);
+        uint64_t *v = gm_map_get_str(m, buf, (size_t)n);
+        CHECK(v && *v == (uint64_t)i);
+        if (i % 2) CHECK(gm_map_delete_str(m, buf, (size_t)n));
+    }
+    gm_str empty = { NULL, 0 };
+    uint64_t z = 42;
+    gm_map_put(m, &empty, &z);
+    CHECK(gm_map_get_str(m, "", 0) && *(uint64_t *)gm_map_get_str(m, "", 0) == 42);
+    gm_map *c = gm_map_clone(m);
+    gm_map_clear(m);
+    CHECK_EQ_U(gm_map_len(c), 1001);
+    CHECK(gm_map_get_str(c, "key-10", 6) != NULL);
+    gm_map_free(c);
+    gm_map_free(m); /* ASan: no leak of copied bytes */
+}
+
+TEST(string_keys_generic_and_fast_agree)
+{
+    gm_map *m = gm_map_new(&gm_type_str, &gm_type_u64, 0);
+    static char store[4000][16];
+    for (int i = 0; i < 4000; i++) {
+        int n = snprintf(store[i], 16, "s%d", i * 7);
+        uint64_t *v = (i % 2) ? gm_map_assign_str(m, store[i], (size_t)n)
+                              : gm_map_assign(m, &(gm_str){ store[i], (size_t)n });
+        *v = (uint64_t)i;
+    }
+    CHECK_MAP(m);
+    for (int i = 0; i < 4000; i++) {
+        gm_str s = gm_str_from_cstr(store[i]);
+        uint64_t *a = gm_map_get(m, &s), *b = gm_map_get_str(m, s.ptr, s.len);
+        CHECK(a && a == b && *a == (uint64_t)i);
+    }
+    CHECK(gm_map_delete_str(m, "s7", 2));
+    CHECK(gm_map_get(m, &(gm_str){ "s7", 2 }) == NULL);
+    gm_map_free(m);
+}
+
+TEST(u32_and_u64_fast_paths_agree_with_generic)
+{
+    gm_map *m32 = gm_map_new(&gm_type_u32, &gm_type_u32, 0);
+    gm_map *m64 = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint32_t i = 0; i < 20000; i++) {
+        uint32_t k = i * 2654435761u;
+        if (i % 2) *(uint32_t *)gm_map_assign_u32(m32, k) = i;
+        else gm_map_put(m32, &k, &i);
+        uint64_t k64 = (uint64_t)k << 20, v64 = i;
+        if (i % 3) *(uint64_t *)gm_map_assign_u64(m64, k64) = v64;
+        else gm_map_put(m64, &k64, &v64);
+    }
+    CHECK_MAP(m32);
+    CHECK_MAP(m64);
+    for (uint32_t i = 0; i < 20000; i++) {
+        uint32_t k = i * 2654435761u;
+        uint64_t k64 = (uint64_t)k << 20;
+        CHECK(gm_map_get_u32(m32, k) == gm_map_get(m32, &k));
+        CHECK(gm_map_get_u64(m64, k64) == gm_map_get(m64, &k64));
+        CHECK(*(uint32_t *)gm_map_get_u32(m32, k) == i);
+        if (i % 5 == 0) {
+            CHECK(gm_map_delete_u32(m32, k));
+            CHECK(gm_map_delete_u64(m64, k64));
+        }
+    }
+    CHECK_EQ_U(gm_map_len(m32), 16000);
+    CHECK_EQ_U(gm_map_len(m64), 16000);
+    CHECK_MAP(m32);
+    CHECK_MAP(m64);
+    gm_map_free(m32);
+    gm_map_free(m64);
+}
+
+static void wrong_fast_path(void *arg)
+{
+    (void)arg;
+    gm_map *m = gm_map_new(&gm_type_u32, &gm_type_u32, 0);
+    gm_map_get_u64(m, 1);
+}
+
+TEST(fast_path_on_wrong_key_type_is_fatal)
+{
+    CHECK(expect_abort_with(wrong_fast_path, NULL, "gm_map_get_u64: map key type is uint32"));
+}
+
+typedef struct { uint32_t a, b; } pair;
+GM_TYPE_DEFINE_MEM(pair_type, pair);
+typedef struct { char bytes[16]; } name16;
+GM_TYPE_DEFINE_MEM(name16_type, name16);
+
+TEST(struct_and_byte_array_keys)
+{
+    gm_map *m = gm_map_new(&pair_type, &gm_type_u64, 0);
+    for (uint32_t i = 0; i < 500; i++) {
+        pair p = { i, i * 2 };
+        uint64_t v = i;
+        gm_map_put(m, &p, &v);
+    }
+    pair p = { 10, 20 }, q = { 10, 21 };
+    CHECK(gm_map_get(m, &p) && *(uint64_t *)gm_map_get(m, &p) == 10);
+    CHECK(gm_map_get(m, &q) == NULL);
+    gm_map_free(m);
+
+    gm_map *n = gm_map_new(&name16_type, &gm_type_i32, 0);
+    name16 a = { "alpha" }, b = { "beta" };
+    int32_t one = 1, two = 2;
+    gm_map_put(n, &a, &one);
+    gm_map_put(n, &b, &two);
+    name16 a2;
+    memset(&a2, 0, sizeof a2);
+    strcpy(a2.bytes, "alpha");
+    CHECK(*(int32_t *)gm_map_get(n, &a2) == 1);
+    gm_map_free(n);
+}
+
+GM_MAP_DEFINE(wordcount, gm_str, int64_t, gm_type_str);
+
+TEST(typed_layer_wordcount)
+{
+    const char *text[] = { "the", "cat", "the", "hat", "the", "cat" };
+    wordcount *wc = wordcount_new(0);
+    for (int i = 0; i < 6; i++) (*wordcount_ref(wc, gm_str_from_cstr(text[i])))++;
+    CHECK_EQ_U(wordcount_len(wc), 3);
+    CHECK_EQ_U(wordcount_get(wc, GM_STR("the")), 3);
+    CHECK_EQ_U(wordcount_get(wc, GM_STR("dog")), 0);
+    int64_t out = -1;
+    CHECK(!wordcount_lookup(wc, GM_STR("dog"), &out) && out == 0);
+    wordcount_put(wc, GM_STR("dog"), 7);
+    CHECK(wordcount_lookup(wc, GM_STR("dog"), &out) && out == 7);
+    CHECK(wordcount_delete(wc, GM_STR("cat")));
+    wordcount_iter it;
+    gm_str k;
+    int64_t v, total = 0;
+    wordcount_iter_init(&it, wc);
+    while (wordcount_iter_next(&it, &k, &v)) total += v;
+    CHECK_EQ_U(total, 3 + 1 + 7);
+    wordcount *c = wordcount_clone(wc);
+    wordcount_clear(wc);
+    CHECK_EQ_U(wordcount_len(wc), 0);
+    CHECK_EQ_U(wordcount_len(c), 3);
+    wordcount_free(c);
+    wordcount_free(wc);
+}
+
+TEST(grow_does_not_touch_the_new_array)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map_stats st;
+    long page = sysconf(_SC_PAGESIZE);
+    int checked = 0;
+    for (uint64_t i = 0; i < 3000000 && checked < 2; i++) {
+        bool was = m->oldbuckets != NULL;
+        putu(m, i, i);
+        if (!was && m->oldbuckets != NULL) {
+            gm_map_stats_get(m, &st);
+            if (st.array_bytes < (8u << 20)) continue;
+            /* Right after the insert that started the grow: how much of the
+             * new array is resident? */
+            uintptr_t lo = (uintptr_t)st.array & ~(uintptr_t)(page - 1);
+            size_t len = (uintptr_t)st.array + st.array_bytes - lo;
+            size_t pages = (len + (size_t)page - 1) / (size_t)page;
+            unsigned char *vec = malloc(pages);
+            REQUIRE(mincore((void *)lo, len, vec) == 0);
+            size_t resident = 0;
+            for (size_t p = 0; p < pages; p++) resident += vec[p] & 1;
+            free(vec);
+            CHECK_MSG(resident * 100 < pages, "%zu of %zu pages resident after grow start", resident, pages);
+            checked++;
+        }
+    }
+    CHECK(checked == 2);
+    gm_map_free(m);
+}
+
+TEST(retired_arrays_wait_for_open_iterators)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 100; i++) putu(m, i, i);
+    gm_map_iter it;
+    gm_map_iter_init(&it, m);
+    REQUIRE(gm_map_iter_next(&it, NULL, NULL));
+    for (uint64_t i = 100; i < 100000; i++) putu(m, i, i); /* several grows */
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    CHECK(st.retired_pending >= 3);
+    /* The open iterator can still run to the end over its snapshot. */
+    size_t n = 1;
+    while (gm_map_iter_next(&it, NULL, NULL)) n++;
+    CHECK(n >= 100);
+    for (uint64_t i = 0; i < 64; i++) putu(m, i, i); /* writes release */
+    gm_map_stats_get(m, &st);
+    CHECK_EQ_U(st.retired_pending, 0);
+    /* An abandoned iterator released with gm_map_iter_done. */
+    gm_map_iter_init(&it, m);
+    gm_map_iter_next(&it, NULL, NULL);
+    for (uint64_t i = 100000; i < 400000; i++) putu(m, i, i);
+    gm_map_stats_get(m, &st);
+    CHECK(st.retired_pending >= 1);
+    gm_map_iter_done(&it);
+    for (uint64_t i = 0; i < 4096; i++) putu(m, i, i);
+    gm_map_stats_get(m, &st);
+    CHECK_EQ_U(st.retired_pending, 0);
+    gm_map_free(m);
+}
+
+TEST(allocation_failure_leaves_map_unchanged)
+{
+    gm_map *m = gm_map_new(&gm_type_str_owned, &gm_type_u64, 0);
+    char buf[32];
+    int failures = 0;
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(buf, sizeof buf, "k%d", i);
+        gm_str s = { buf, (size_t)n };
+        size_t before = gm_map_len(m);
+        gm_map_fault_alloc_after(1 + i % 3);
+        uint64_t *v = gm_map_assign(m, &s);
+        gm_map_fault_alloc_after(0);
+        if (v == NULL) {
+            failures++;
+            CHECK_EQ_U(gm_map_len(m), before);
+            CHECK(gm_map_get(m, &s) == NULL);
+            v = gm_map_assign(m, &s); /* memory is back: it works */
+        }
+        REQUIRE(v);
+        *v = (uint64_t)i;
+        const char *e = gm_map_check(m);
+        CHECK_MSG(e == NULL, "%s", e);
+    }
+    CHECK(failures > 100);
+    CHECK_EQ_U(gm_map_len(m), 3000);
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(buf, sizeof buf, "k%d", i);
+        uint64_t *v = gm_map_get_str(m, buf, (size_t)n);
+        CHECK(v && *v == (uint64_t)i);
+    }
+    gm_map_free(m);
+}
+
+TEST(bad_types_are_rejected_clearly)
+{
+    gm_type bad = gm_type_u64;
+    bad.align = 3;
+    errno = 0;
+    CHECK(gm_map_new(&bad, &gm_type_u64, 0) == NULL && errno == EINVAL);
+    gm_type nohash = gm_type_u64;
+    nohash.hash = NULL;
+    CHECK(gm_map_new(&nohash, &gm_type_u64, 0) == NULL && errno == EINVAL);
+    gm_type odd = { 12, 8, NULL, NULL, NULL, 0, "odd" };
+    CHECK(gm_map_new(&gm_type_u64, &odd, 0) == NULL && errno == EINVAL);
+    CHECK(gm_map_new(NULL, &gm_type_u64, 0) == NULL);
+    CHECK(gm_type_validate(&gm_type_str, true) == NULL);
+}
+
+struct aligned64 { _Alignas(64) uint64_t v[8]; };
+GM_TYPE_DEFINE_MEM(al64_type, struct aligned64);
+
+TEST(over_aligned_keys_stay_aligned)
+{
+    gm_map *m = gm_map_new(&al64_type, &gm_type_u8, 0);
+    struct aligned64 k;
+    memset(&k, 0, sizeof k);
+    for (uint64_t i = 0; i < 500; i++) {
+        k.v[0] = i;
+        uint8_t v = (uint8_t)i;
+        gm_map_put(m, &k, &v);
+    }
+    gm_map_iter it;
+    const void *kp;
+    gm_map_iter_init(&it, m);
+    size_t n = 0;
+    while (gm_map_iter_next(&it, &kp, NULL)) {
+        CHECK(((uintptr_t)kp & 63) == 0);
+        n++;
+    }
+    CHECK_EQ_U(n, 500);
+    CHECK_MAP(m);
+    gm_map_free(m);
+}
+
+TEST(large_map_values_intact_after_many_grows)
+{
+    size_t n = (size_t)(400000 * test_scale());
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    uint64_t s = 1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = test_rand(&s);
+        putu(m, k, k ^ 0x5555);
+    }
+    CHECK_MAP(m);
+    s = 1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = test_rand(&s);
+        bool ok;
+        CHECK(getu(m, k, &ok) == (k ^ 0x5555) && ok);
+    }
+    gm_map_free(m);
+}

@@ -1,0 +1,261 @@
+/* test_map_iter.c - iteration guarantees while the map grows and changes. */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "gomap/gomap.h"
+#include "map/map_internal.h"
+
+static void putu(gm_map *m, uint64_t k, uint64_t v) { gm_map_put(m, &k, &v); }
+
+/* A bitmap of keys in [0, n): counts how often each was returned. */
+typedef struct { uint8_t *seen; size_t n; } tally;
+static tally tally_new(size_t n) { tally t = { calloc(n, 1), n }; return t; }
+
+TEST(every_entry_once)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 10000; i++) putu(m, i, i * 2);
+    tally t = tally_new(10000);
+    gm_map_iter it;
+    const void *k;
+    void *v;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &k, &v)) {
+        uint64_t key = *(const uint64_t *)k;
+        REQUIRE(key < 10000);
+        CHECK(*(uint64_t *)v == key * 2);
+        t.seen[key]++;
+    }
+    for (size_t i = 0; i < 10000; i++) CHECK(t.seen[i] == 1);
+    free(t.seen);
+    gm_map_free(m);
+}
+
+/* Keys [0, base) exist at the start; while iterating, insert `extra` new
+ * keys (from base up) every step.  Every original key exactly once, no key
+ * ever twice. */
+static void grow_during_iteration(size_t base, size_t extra_per_step, bool start_mid_grow)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    size_t total = base + extra_per_step * base + 10;
+    for (uint64_t i = 0; i < base; i++) putu(m, i, i);
+    if (start_mid_grow) {
+        /* Insert until a grow has just started, then iterate. */
+        uint64_t i = base;
+        while (m->oldbuckets == NULL) { putu(m, i, i); i++; }
+        base = i;
+        total = base + extra_per_step * base + 10;
+    }
+    tally t = tally_new(total);
+    gm_map_iter it;
+    const void *k;
+    void *v;
+    uint64_t next = base;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &k, &v)) {
+        uint64_t key = *(const uint64_t *)k;
+        REQUIRE(key < total);
+        CHECK(*(uint64_t *)v == key);
+        t.seen[key]++;
+        for (size_t j = 0; j < extra_per_step && next < total; j++, next++) putu(m, next, next);
+    }
+    for (size_t i = 0; i < total; i++) {
+        if (i < base) CHECK_MSG(t.seen[i] == 1, "original key %zu seen %u times", i, t.seen[i]);
+        else CHECK_MSG(t.seen[i] <= 1, "new key %zu seen %u times", i, t.seen[i]);
+    }
+    const char *e = gm_map_check(m);
+    CHECK_MSG(e == NULL, "%s", e);
+    free(t.seen);
+    gm_map_free(m);
+}
+
+TEST(growth_during_iteration)
+{
+    grow_during_iteration(100, 10, false);
+    grow_during_iteration(1000, 3, false);
+    grow_during_iteration(5, 50, false);
+}
+
+TEST(iteration_started_mid_growth)
+{
+    grow_during_iteration(50, 0, true);
+    grow_during_iteration(1000, 2, true);
+    grow_during_iteration(3000, 5, true);
+}
+
+TEST(nan_keys_with_growth_during_iteration)
+{
+    gm_map *m = gm_map_new(&gm_type_f64, &gm_type_u64, 0);
+    double nan = NAN;
+    for (uint64_t i = 0; i < 20; i++) gm_map_put(m, &nan, &i);
+    for (uint64_t i = 0; i < 200; i++) {
+        double d = (double)i;
+        gm_map_put(m, &d, &i);
+    }
+    gm_map_iter it;
+    const void *k;
+    int nans = 0, seen[200] = { 0 };
+    double next = 1000;
+    uint64_t z = 0;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &k, NULL)) {
+        double d = *(const double *)k;
+        if (isnan(d)) nans++;
+        else if (d < 200) seen[(int)d]++;
+        for (int j = 0; j < 20; j++, next++) gm_map_put(m, &next, &z);
+    }
+    CHECK_EQ_U(nans, 20);
+    for (int i = 0; i < 200; i++) CHECK(seen[i] == 1);
+    const char *e = gm_map_check(m);
+    CHECK_MSG(e == NULL, "%s", e);
+    gm_map_free(m);
+}
+
+TEST(deleted_before_reached_never_returned)
+{
+    for (int round = 0; round < 20; round++) {
+        gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        for (uint64_t i = 0; i < 2000; i++) putu(m, i, i);
+        tally t = tally_new(2000);
+        uint8_t *deleted = calloc(2000, 1);
+        gm_map_iter it;
+        const void *k;
+        uint64_t s = (uint64_t)round + 1;
+        gm_map_iter_init(&it, m);
+        while (gm_map_iter_next(&it, &k, NULL)) {
+            uint64_t key = *(const uint64_t *)k;
+            if (key < 2000) {
+                CHECK_MSG(!deleted[key], "key %llu returned after its delete", (unsigned long long)key);
+                t.seen[key]++;
+            }
+            for (int j = 0; j < 3; j++) { /* delete random keys, reached or not */
+                uint64_t d = test_rand(&s) % 2000;
+                if (gm_map_delete(m, &d)) deleted[d] = 1;
+            }
+            if (round % 2) putu(m, 5000 + key, 0); /* growth too */
+        }
+        for (size_t i = 0; i < 2000; i++) {
+            CHECK(t.seen[i] <= 1);
+            if (!deleted[i]) CHECK_MSG(t.seen[i] == 1, "kept key %zu seen %u", i, t.seen[i]);
+        }
+        free(deleted);
+        free(t.seen);
+        gm_map_free(m);
+    }
+}
+
+TEST(deleting_the_current_entry_while_iterating)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 5000; i++) putu(m, i, i);
+    gm_map_iter it;
+    const void *k;
+    size_t n = 0;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &k, NULL)) {
+        uint64_t key = *(const uint64_t *)k;
+        CHECK(gm_map_delete(m, &key));
+        n++;
+    }
+    CHECK_EQ_U(n, 5000);
+    CHECK_EQ_U(gm_map_len(m), 0);
+    gm_map_free(m);
+}
+
+TEST(pop_pattern_range_delete_break)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 3000; i++) putu(m, i, i);
+    size_t popped = 0;
+    while (gm_map_len(m) > 0) {
+        gm_map_iter it;
+        const void *k;
+        gm_map_iter_init(&it, m);
+        REQUIRE(gm_map_iter_next(&it, &k, NULL));
+        uint64_t key = *(const uint64_t *)k;
+        gm_map_iter_done(&it);
+        CHECK(gm_map_delete(m, &key));
+        popped++;
+    }
+    CHECK_EQ_U(popped, 3000);
+    gm_map_free(m);
+}
+
+static uint64_t first_key(gm_map *m)
+{
+    gm_map_iter it;
+    const void *k;
+    gm_map_iter_init(&it, m);
+    gm_map_iter_next(&it, &k, NULL);
+    uint64_t r = *(const uint64_t *)k;
+    gm_map_iter_done(&it);
+    return r;
+}
+
+TEST(iteration_order_differs_small_map)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 5; i++) putu(m, i, i);
+    uint8_t firsts = 0;
+    for (int i = 0; i < 200; i++) firsts |= (uint8_t)(1u << first_key(m));
+    CHECK_MSG(__builtin_popcount(firsts) >= 3, "first keys seen: mask %#x", firsts);
+    gm_map_free(m);
+}
+
+TEST(iteration_order_differs_sparse_map)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 1000; i++) putu(m, i, i);
+    for (uint64_t i = 0; i < 1000; i++)
+        if (i % 100) gm_map_delete(m, &i);
+    CHECK_EQ_U(gm_map_len(m), 10);
+    uint16_t firsts = 0;
+    for (int i = 0; i < 200; i++) firsts |= (uint16_t)(1u << (first_key(m) / 100));
+    CHECK_MSG(__builtin_popcount(firsts) >= 4, "first keys seen: mask %#x", firsts);
+    gm_map_free(m);
+}
+
+TEST(clear_stops_a_running_iterator)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 100; i++) putu(m, i, i);
+    gm_map_iter it;
+    gm_map_iter_init(&it, m);
+    CHECK(gm_map_iter_next(&it, NULL, NULL));
+    gm_map_clear(m);
+    for (uint64_t i = 0; i < 100; i++) putu(m, i, i);
+    CHECK(!gm_map_iter_next(&it, NULL, NULL));
+    CHECK(!gm_map_iter_next(&it, NULL, NULL));
+    /* A new iterator sees the new entries. */
+    size_t n = 0;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, NULL, NULL)) n++;
+    CHECK_EQ_U(n, 100);
+    gm_map_free(m);
+}
+
+TEST(updates_during_iteration_are_seen)
+{
+    /* An entry moved by growth after the iterator started is looked up
+     * again, so its current value is returned. */
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 1000; i++) putu(m, i, 0);
+    gm_map_iter it;
+    const void *k;
+    void *v;
+    size_t n = 0, updated_seen = 0;
+    gm_map_iter_init(&it, m);
+    uint64_t next = 1000;
+    while (gm_map_iter_next(&it, &k, &v)) {
+        n++;
+        if (*(uint64_t *)v == 1) updated_seen++;
+        if (n == 1) {
+            for (uint64_t i = 0; i < 1000; i++) putu(m, i, 1); /* update all */
+            for (int j = 0; j < 3000; j++, next++) putu(m, next, 2); /* grow */
+        }
+    }
+    CHECK(n >= 1000);
+    CHECK_MSG(updated_seen >= 999, "only %zu updated values seen", updated_seen);
+    gm_map_free(m);
+}

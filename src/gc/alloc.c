@@ -1,0 +1,442 @@
+/* alloc.c - allocation (Go's mallocgc, mcache, mcentral) and span sweeping.
+ *
+ * PATH OF AN ALLOCATION.  size <= 32 KiB: the size class and the scan/noscan
+ * kind give a span class; the thread's mcache holds one span per span class
+ * and hands out its next free slot with a count-trailing-zeros over a cached
+ * 64-bit word of inverted alloc bits (no lock, no atomic).  When the span is
+ * full the mcache returns it to its mcentral and takes another: a partial
+ * swept span, else an unswept span swept on the spot (at most GC_SWEEP_BOUND
+ * of them per refill), else a fresh span from the page heap.  Larger objects
+ * get their own span straight from the page heap.
+ *
+ * TYPES.  Small scan spans carry one heap bit per word (1 = this word holds
+ * a pointer), written at allocation from the type's ptrmask, repeated for
+ * arrays; conservative objects get every bit set.  Large objects record the
+ * type and the array length in their span.  Noscan spans have no bits.
+ *
+ * ACCOUNTING (as Go).  gc_heap_live_a counts a span's free slots as used as
+ * soon as an mcache takes it (so the fast path updates no counter) and gives
+ * the unused part back when the span is released; objects allocated are
+ * counted per class when the span leaves the cache (alloc_count -
+ * cache_count), or at ReadMemStats.
+ *
+ * SWEEPING.  A span swept this cycle has sweepgen == heap sweepgen.  The
+ * collector moves every in-use span to an unswept list at the end of mark
+ * (gc_sweep_prepare); a span on an unswept list is owned by whoever pops it,
+ * sweeps it without a lock, and puts it on a partial/full list or frees it.
+ * Unswept spans are never allocated from, so the mark bits they carry stay
+ * valid until swept.  All spans are swept before the next cycle marks.
+ */
+#include "gc/gc_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+gc_central gc_centrals[GC_NUM_SPANCLASSES];
+pthread_mutex_t gc_large_lock = PTHREAD_MUTEX_INITIALIZER;
+gc_spanlist gc_large, gc_large_unswept;
+gc_span gc_empty_span;                 /* nelems 0: every fast path fails */
+static uint8_t zerobase[16] __attribute__((aligned(16)));  /* zero-size objects */
+
+/* ---- span lists ----------------------------------------------------------- */
+
+void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which)
+{
+    s->prev = NULL;
+    s->next = l->first;
+    if (l->first) l->first->prev = s;
+    l->first = s;
+    l->n++;
+    s->list = which;
+}
+
+void gc_list_remove(gc_spanlist *l, gc_span *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else l->first = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->list = LIST_NONE;
+    l->n--;
+}
+
+gc_span *gc_list_pop(gc_spanlist *l)
+{
+    gc_span *s = l->first;
+    if (s) gc_list_remove(l, s);
+    return s;
+}
+
+static void list_splice(gc_spanlist *dst, gc_spanlist *src, uint8_t which)
+{
+    gc_span *s;
+    while ((s = gc_list_pop(src)) != NULL) gc_list_push(dst, s, which);
+}
+
+void gc_alloc_init(void)
+{
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++)
+        pthread_mutex_init(&gc_centrals[i].lock, NULL);
+    gc_empty_span.alloc_bits = gc_empty_span.bits[0];
+    gc_empty_span.mark_bits = gc_empty_span.bits[1];
+}
+
+void gc_mcache_init(gc_mcache *c)
+{
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) c->alloc[i] = &gc_empty_span;
+}
+
+/* ---- free-slot search ------------------------------------------------------ */
+
+static inline void refresh_cache(gc_span *s)
+{
+    uint32_t fi = s->freeindex;
+    s->alloc_cache = (fi < s->nelems) ? ~s->alloc_bits[fi >> 6] >> (fi & 63) : 0;
+}
+
+/* Next free index or -1; the span is owned by the caller. */
+static inline int64_t next_free_fast(gc_span *s)
+{
+    uint64_t c = s->alloc_cache;
+    if (GM_UNLIKELY(c == 0)) return -1;
+    unsigned tz = (unsigned)__builtin_ctzll(c);
+    uint32_t idx = s->freeindex + tz;
+    if (GM_UNLIKELY(idx >= s->nelems)) return -1;
+    s->freeindex = idx + 1;
+    if ((s->freeindex & 63) == 0) refresh_cache(s);
+    else s->alloc_cache = c >> (tz + 1);
+    s->alloc_count++;
+    return idx;
+}
+
+static int64_t next_free(gc_span *s)
+{
+    for (;;) {
+        int64_t i = next_free_fast(s);
+        if (i >= 0) return i;
+        if (s->freeindex >= s->nelems) return -1;
+        /* the cached word is exhausted: move to the next 64-bit word */
+        uint32_t fi = (s->freeindex + 64) & ~63u;
+        s->freeindex = fi < s->nelems ? fi : s->nelems;
+        refresh_cache(s);
+    }
+}
+
+/* ---- spans -------------------------------------------------------------- */
+
+static void span_init_small(gc_span *s, unsigned spc)
+{
+    unsigned cl = spc >> 1;
+    s->sizeclass = (uint8_t)cl;
+    s->noscan = spc & 1;
+    s->elemsize = gc_classes[cl].size;
+    s->nelems = gc_classes[cl].nelems;
+    s->divmul = gc_classes[cl].divmul;
+    s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
+    s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
+    if (!s->noscan) gc_heap_bits_reserve(s);
+    refresh_cache(s);
+}
+
+typedef enum { SWEPT_FREED, SWEPT_PARTIAL, SWEPT_FULL } sweep_result;
+
+/* Sweep a span the caller owns (popped from an unswept list). */
+static sweep_result sweep_span(gc_span *s)
+{
+    uint32_t nwords = (s->nelems + 63) / 64, marked = 0;
+    for (uint32_t w = 0; w < nwords; w++) {
+        uint64_t m = s->mark_bits[w];
+        if (w == nwords - 1 && (s->nelems & 63)) m &= ((uint64_t)1 << (s->nelems & 63)) - 1;
+        s->mark_bits[w] = m;
+        marked += (uint32_t)__builtin_popcountll(m);
+    }
+    uint32_t freed = s->alloc_count - marked;
+    if (freed && gc_opt.clobberfree) {
+        for (uint32_t i = 0; i < s->nelems; i++) {
+            if (!gc_obj_allocated(s, i) || gc_bit(s->mark_bits, i)) continue;
+            uint64_t *p = (uint64_t *)(s->base + (uintptr_t)i * s->elemsize);
+            for (uint32_t k = 0; k < s->elemsize / 8; k++) p[k] = CLOBBER_PATTERN;
+        }
+    }
+    if (s->alloc_count < marked) gm_fatalf("gc: span %#lx marked %u objects but holds %u",
+                                           (unsigned long)s->base, marked, s->alloc_count);
+    atomic_fetch_add_explicit(&gc_stats.nfree[s->sizeclass], freed, memory_order_relaxed);
+    if (s->sizeclass == 0 && freed)
+        atomic_fetch_add_explicit(&gc_stats.large_free_bytes, s->elemsize, memory_order_relaxed);
+    uint64_t *t = s->alloc_bits;
+    s->alloc_bits = s->mark_bits;
+    s->mark_bits = t;
+    memset(t, 0, nwords * 8);
+    s->freeindex = 0;
+    s->alloc_count = marked;
+    s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
+    if (freed) s->needzero = 1;
+    refresh_cache(s);
+    if (marked == 0) {
+        if (s->specials) gm_fatal("gc: freeing a span with specials");
+        gc_heap_free_span(s);
+        return SWEPT_FREED;
+    }
+    return marked == s->nelems ? SWEPT_FULL : SWEPT_PARTIAL;
+}
+
+static void central_put(gc_central *c, gc_span *s, sweep_result r)
+{
+    pthread_mutex_lock(&c->lock);
+    if (r == SWEPT_FULL) gc_list_push(&c->full, s, LIST_FULL);
+    else gc_list_push(&c->partial, s, LIST_PARTIAL);
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool gc_sweep_one(void)
+{
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
+        gc_central *c = &gc_centrals[i];
+        if (!c->unswept.first) continue;   /* racy peek; rechecked under the lock */
+        pthread_mutex_lock(&c->lock);
+        gc_span *s = gc_list_pop(&c->unswept);
+        pthread_mutex_unlock(&c->lock);
+        if (!s) continue;
+        sweep_result r = sweep_span(s);
+        if (r != SWEPT_FREED) central_put(c, s, r);
+        return true;
+    }
+    pthread_mutex_lock(&gc_large_lock);
+    gc_span *s = gc_list_pop(&gc_large_unswept);
+    pthread_mutex_unlock(&gc_large_lock);
+    if (!s) return false;
+    if (sweep_span(s) != SWEPT_FREED) {
+        pthread_mutex_lock(&gc_large_lock);
+        gc_list_push(&gc_large, s, LIST_LARGE);
+        pthread_mutex_unlock(&gc_large_lock);
+    }
+    return true;
+}
+
+size_t gc_unswept_count(void)
+{
+    size_t n = 0;
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) n += gc_centrals[i].unswept.n;
+    return n + gc_large_unswept.n;
+}
+
+/* World stopped, every mcache released: all in-use spans become unswept. */
+void gc_sweep_prepare(void)
+{
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
+        gc_central *c = &gc_centrals[i];
+        if (c->unswept.n) gm_fatal("gc: sweep_prepare with unswept spans");
+        list_splice(&c->unswept, &c->partial, LIST_UNSWEPT);
+        list_splice(&c->unswept, &c->full, LIST_UNSWEPT);
+    }
+    list_splice(&gc_large_unswept, &gc_large, LIST_LARGE_UNSWEPT);
+}
+
+/* ---- mcache ---------------------------------------------------------------- */
+
+static void cache_release(gc_span *s)
+{
+    atomic_fetch_add_explicit(&gc_stats.nmalloc[s->sizeclass], s->alloc_count - s->cache_count,
+                              memory_order_relaxed);
+    atomic_fetch_sub_explicit(&gc_heap_live_a, (uint64_t)(s->nelems - s->alloc_count) * s->elemsize,
+                              memory_order_relaxed);
+    unsigned spc = s->sizeclass * 2u + s->noscan;
+    central_put(&gc_centrals[spc], s, s->alloc_count == s->nelems ? SWEPT_FULL : SWEPT_PARTIAL);
+}
+
+void gc_mcache_release_all(gc_mcache *c)
+{
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
+        if (c->alloc[i] != &gc_empty_span) cache_release(c->alloc[i]);
+        c->alloc[i] = &gc_empty_span;
+    }
+}
+
+void gc_mcache_flush_stats(gc_mcache *c)
+{
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
+        gc_span *s = c->alloc[i];
+        if (s == &gc_empty_span) continue;
+        atomic_fetch_add_explicit(&gc_stats.nmalloc[s->sizeclass], s->alloc_count - s->cache_count,
+                                  memory_order_relaxed);
+        s->cache_count = s->alloc_count;
+    }
+}
+
+/* A span with a free slot for span class spc, owned by the caller. */
+static gc_span *central_take(unsigned spc)
+{
+    gc_central *c = &gc_centrals[spc];
+    pthread_mutex_lock(&c->lock);
+    gc_span *s = gc_list_pop(&c->partial);
+    for (int k = 0; !s && k < GC_SWEEP_BOUND; k++) {
+        gc_span *u = gc_list_pop(&c->unswept);
+        if (!u) break;
+        pthread_mutex_unlock(&c->lock);
+        sweep_result r = sweep_span(u);
+        pthread_mutex_lock(&c->lock);
+        if (r == SWEPT_PARTIAL) s = u;
+        else if (r == SWEPT_FULL) gc_list_push(&c->full, u, LIST_FULL);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!s) {
+        s = gc_heap_alloc_span(gc_classes[spc >> 1].npages);
+        span_init_small(s, spc);
+    }
+    return s;
+}
+
+static gc_span *refill(gc_thread *th, unsigned spc)
+{
+    gc_span *old = th->cache.alloc[spc];
+    th->cache.alloc[spc] = &gc_empty_span;
+    if (old != &gc_empty_span) cache_release(old);
+    gc_maybe_collect();
+    gc_span *s = central_take(spc);
+    s->list = LIST_CACHE;
+    s->cache_count = s->alloc_count;
+    atomic_fetch_add_explicit(&gc_heap_live_a, (uint64_t)(s->nelems - s->alloc_count) * s->elemsize,
+                              memory_order_relaxed);
+    th->cache.alloc[spc] = s;
+    return s;
+}
+
+/* ---- heap bits -------------------------------------------------------------- */
+
+/* Pointer mask of one element of t (tw words, tw <= 64). */
+static uint64_t type_mask64(const gm_type *t, size_t tw)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < tw; i += 8) m |= (uint64_t)t->ptrmask[i / 8] << i;
+    if (tw < 64) m &= ((uint64_t)1 << tw) - 1;
+    return m;
+}
+
+static void write_bits_word(uint64_t *hb, size_t wo, size_t nwords, uint64_t m)
+{
+    size_t w = wo >> 6, sh = wo & 63;
+    uint64_t keep = nwords == 64 ? 0 : ~(((uint64_t)1 << nwords) - 1);
+    hb[w] = (hb[w] & ~(~keep << sh)) | (m << sh);
+    if (sh && sh + nwords > 64) {
+        size_t hi = sh + nwords - 64;
+        uint64_t hmask = ((uint64_t)1 << hi) - 1;
+        hb[w + 1] = (hb[w + 1] & ~hmask) | (m >> (64 - sh));
+    }
+}
+
+static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t count, size_t size)
+{
+    size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
+    uint64_t *hb = s->heap_bits;
+    size_t tw = t ? t->size / WORD_SIZE : 0;
+    if (nwords <= 64 && tw <= 64) {
+        uint64_t m;
+        if (!t) {                               /* conservative */
+            size_t n = (size + WORD_SIZE - 1) / WORD_SIZE;
+            m = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+        } else {
+            uint64_t tm = type_mask64(t, tw);
+            m = 0;
+            for (size_t e = 0; e < count; e++) m |= tm << (e * tw);
+        }
+        write_bits_word(hb, wo, nwords, m);
+        return;
+    }
+    for (size_t i = 0; i < nwords; i++) {
+        bool ptr;
+        if (!t) ptr = i * WORD_SIZE < size;
+        else if (i >= tw * count) ptr = false;
+        else {
+            size_t j = i % tw;
+            ptr = (t->ptrmask[j / 8] >> (j % 8)) & 1;
+        }
+        size_t b = wo + i;
+        if (ptr) hb[b >> 6] |= (uint64_t)1 << (b & 63);
+        else hb[b >> 6] &= ~((uint64_t)1 << (b & 63));
+    }
+}
+
+/* ---- mallocgc --------------------------------------------------------------- */
+
+enum { K_NOSCAN, K_TYPED, K_CONSERVATIVE };
+
+static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
+{
+    gc_maybe_collect();
+    size_t npages = (size + GC_PAGE_SIZE - 1) >> GC_PAGE_SHIFT;
+    if (npages == 0 || npages > ((size_t)1 << 40)) gm_fatal("runtime: out of memory");
+    gc_span *s = gc_heap_alloc_span(npages);
+    s->sizeclass = 0;
+    s->noscan = kind == K_NOSCAN;
+    s->conservative = kind == K_CONSERVATIVE;
+    s->type = t;
+    s->count = count;
+    s->elemsize = (uint32_t)(npages * GC_PAGE_SIZE > UINT32_MAX ? 0 : npages * GC_PAGE_SIZE);
+    s->nelems = 1;
+    s->divmul = 0;                      /* every offset is object 0 */
+    s->limit = s->base + npages * GC_PAGE_SIZE;
+    s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
+    if (s->needzero) memset((void *)s->base, 0, size);
+    s->freeindex = 1;
+    s->alloc_count = 1;
+    if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF) gc_setbit(s->mark_bits, 0);
+    atomic_fetch_add_explicit(&gc_heap_live_a, npages * GC_PAGE_SIZE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gc_stats.nmalloc[0], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gc_stats.large_alloc_bytes, npages * GC_PAGE_SIZE, memory_order_relaxed);
+    pthread_mutex_lock(&gc_large_lock);
+    gc_list_push(&gc_large, s, LIST_LARGE);
+    pthread_mutex_unlock(&gc_large_lock);
+    return (void *)s->base;
+}
+
+static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
+{
+    gc_thread *th = gc_self;
+    if (GM_UNLIKELY(th == NULL)) th = gc_thread_auto();
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) gc_poll_slow(th);
+    if (GM_UNLIKELY(size == 0)) return zerobase;
+    if (GM_UNLIKELY(size > GC_MAX_SMALL)) return alloc_large(size, kind, t, count);
+    unsigned spc = gc_size_to_class(size) * 2u + (kind == K_NOSCAN);
+    gc_span *s = th->cache.alloc[spc];
+    int64_t idx = next_free_fast(s);
+    if (GM_UNLIKELY(idx < 0)) {
+        s = refill(th, spc);
+        idx = next_free(s);
+        if (idx < 0) gm_fatal("gc: refilled span has no free slot");
+    }
+    uintptr_t p = s->base + (uintptr_t)idx * s->elemsize;
+    if (s->needzero) memset((void *)p, 0, s->elemsize);
+    if (kind != K_NOSCAN) write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
+    /* allocate black while a mark is running (issue 5; never true under STW) */
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF))
+        gc_setbit(s->mark_bits, (uint32_t)idx);
+    return (void *)p;
+}
+
+void *gm_new(const gm_type *t)
+{
+    gc_ensure_init();
+    if (t->ptrmask == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
+    return mallocgc(t->size, K_TYPED, t, 1);
+}
+
+void *gm_new_array(const gm_type *t, size_t n)
+{
+    gc_ensure_init();
+    if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
+    if (t->ptrmask == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
+    return mallocgc(t->size * n, K_TYPED, t, n);
+}
+
+void *gm_alloc_noscan(size_t size)
+{
+    gc_ensure_init();
+    return mallocgc(size, K_NOSCAN, NULL, 1);
+}
+
+void *gm_alloc_conservative(size_t size)
+{
+    gc_ensure_init();
+    return mallocgc(size, K_CONSERVATIVE, NULL, 1);
+}

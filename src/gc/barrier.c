@@ -1,0 +1,54 @@
+/* barrier.c - the write barrier's entry points.
+ *
+ * Every store of a GC pointer into the heap that the library or a user makes
+ * through gomap goes through gm_store, gm_typed_memmove or gm_typed_memclr.
+ * With the world stopped for the whole mark (this version) no barrier is
+ * needed and gc_wb_enabled_a is always false, so each is a plain store plus
+ * one relaxed load.  Issue 5 turns the flag on during concurrent mark and
+ * fills in wb_slot / wb_bulk with Go's hybrid barrier: shade(*slot) and
+ * shade(ptr) before the store (bulk: every pointer word being overwritten
+ * and every one being copied), through gc_shade, keeping "a black object
+ * never points to a white one".
+ */
+#include "gc/gc_internal.h"
+
+#include <string.h>
+
+static void wb_slot(void *slot, void *ptr)
+{
+    gc_shade(*(uintptr_t *)slot);
+    gc_shade((uintptr_t)ptr);
+}
+
+static void wb_bulk(const gm_type *t, void *dst, const void *src)
+{
+    size_t tw = t->size / WORD_SIZE;
+    for (size_t j = 0; j < tw; j++) {
+        if (!((t->ptrmask[j / 8] >> (j % 8)) & 1)) continue;
+        gc_shade(((uintptr_t *)dst)[j]);
+        if (src) gc_shade(((const uintptr_t *)src)[j]);
+    }
+}
+
+void gm_store(void *slot, void *ptr)
+{
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
+        wb_slot(slot, ptr);
+    *(void **)slot = ptr;
+}
+
+void gm_typed_memmove(const gm_type *t, void *dst, const void *src)
+{
+    if (dst == src || t->size == 0) return;
+    if (t->ptrmask && GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
+        wb_bulk(t, dst, src);
+    memmove(dst, src, t->size);
+}
+
+void gm_typed_memclr(const gm_type *t, void *dst)
+{
+    if (t->size == 0) return;
+    if (t->ptrmask && GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
+        wb_bulk(t, dst, NULL);
+    memset(dst, 0, t->size);
+}

@@ -1,0 +1,306 @@
+/* gc_internal.h - the GC heap's internal structures (not installed).
+ *
+ * Files of the subsystem (one concept each):
+ *   sizeclass.c  size classes, generated at start-up
+ *   pageheap.c   the address-space reservation, arenas, page map, free runs,
+ *                scavenging (madvise), span structures
+ *   alloc.c      mcache / mcentral / mallocgc, heap bits, lazy sweep of a span
+ *   thread.c     attached threads, safepoints, stop-the-world handshake
+ *   mark.c       roots, the mark queue, scanning
+ *   collect.c    the cycle: phases, pacer, background sweeper, memstats, gctrace
+ *   special.c    finalizers, cleanups, weak handles (per-span special records)
+ *   barrier.c    gm_store / gm_typed_memmove / gm_typed_memclr
+ *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
+ *
+ * Lock order (outer first): world_mu -> special_mu -> central[i].lock ->
+ * heap_lock.  No lock is ever held across a safepoint, and a thread never
+ * parks while holding one.  Fields named *_a are accessed atomically.
+ */
+#ifndef GOMAP_GC_INTERNAL_H
+#define GOMAP_GC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/internal.h"
+#include "gomap/gc.h"
+
+/* ---- constants ----------------------------------------------------------- */
+#define GC_PAGE_SHIFT   13
+#define GC_PAGE_SIZE    ((size_t)1 << GC_PAGE_SHIFT)       /* 8 KiB, as Go */
+#define GC_MAX_SMALL    32768                               /* larger: own span */
+#define GC_NUM_CLASSES  GM_NUM_SIZE_CLASSES                 /* incl. class 0 */
+#define GC_NUM_SPANCLASSES (GC_NUM_CLASSES * 2)             /* scan + noscan */
+#define GC_ARENA_BYTES  ((size_t)64 << 20)                  /* commit granularity */
+#define GC_MAX_OBJS     1024                                /* per small span */
+#define GC_BITS_WORDS   (GC_MAX_OBJS / 64)
+#define GC_HEAP_MIN     ((uint64_t)4 << 20)                 /* heapMinimum */
+#define GC_SWEEP_BOUND  100   /* unswept spans a refill may sweep before growing */
+
+#define WORD_SIZE sizeof(uintptr_t)
+
+/* ---- size classes -------------------------------------------------------- */
+typedef struct gc_class {
+    uint32_t size;     /* object size */
+    uint32_t npages;   /* pages per span */
+    uint32_t nelems;   /* objects per span */
+    uint32_t divmul;   /* ceil(2^32 / size): offset -> index by multiply */
+} gc_class;
+extern gc_class gc_classes[GC_NUM_CLASSES];
+extern int gc_nclasses;
+GM_INTERNAL void gc_classes_init(void);
+GM_INTERNAL unsigned gc_size_to_class(size_t size);
+
+/* ---- spans --------------------------------------------------------------- */
+enum { SPAN_DEAD = 0, SPAN_FREE = 1, SPAN_INUSE = 2 };
+/* which list a span is on (verify uses it) */
+enum { LIST_NONE = 0, LIST_PARTIAL, LIST_FULL, LIST_UNSWEPT, LIST_LARGE,
+       LIST_LARGE_UNSWEPT, LIST_FREE, LIST_CACHE };
+
+typedef struct gc_special gc_special;
+
+/* A span is a run of pages.  In use: it holds nelems objects of elemsize
+ * bytes (small classes) or one large object.  Counting invariant, checked by
+ * gm_heap_verify:  alloc_count == |{ i : i < freeindex or alloc_bits[i] }|.
+ * An object i is allocated iff i < freeindex or alloc_bits[i] (Go's isFree).
+ * mark_bits is the bitmap the current/last cycle marked into; sweeping makes
+ * it the new alloc_bits and clears the other one. */
+typedef struct gc_span {
+    uintptr_t base;
+    size_t npages;
+    uintptr_t limit;              /* base + nelems * elemsize */
+    struct gc_span *next, *prev;  /* list links (central, large, free lists) */
+    uint8_t state;                /* SPAN_* */
+    uint8_t list;                 /* LIST_* */
+    uint8_t sizeclass;            /* 0: large */
+    uint8_t noscan;
+    uint8_t needzero;             /* memory may be dirty: zero on allocation */
+    uint8_t conservative;         /* large: scan word by word */
+    uint32_t elemsize, nelems, divmul;
+    uint32_t freeindex;           /* allocation scans from here */
+    uint32_t alloc_count;
+    uint32_t cache_count;         /* alloc_count when an mcache took the span */
+    uint32_t sweepgen;            /* == heap sweepgen: swept this cycle */
+    uint64_t alloc_cache;         /* ~alloc_bits from freeindex; bit j = index freeindex+j */
+    uint64_t *alloc_bits, *mark_bits;
+    uint64_t bits[2][GC_BITS_WORDS];
+    uint64_t *heap_bits;          /* scan small spans: 1 bit per word, set = pointer */
+    size_t heap_bits_words;       /* capacity of heap_bits in uint64s */
+    const gm_type *type;          /* large typed object */
+    size_t count;                 /* large typed object: array length */
+    gc_special *specials;         /* sorted by offset; under special_mu */
+    uint64_t freed_at;            /* free runs: cycle number when freed */
+} gc_span;
+
+/* ---- page heap (pageheap.c) ---------------------------------------------- */
+typedef struct gc_heapstats {
+    uint64_t sys;        /* committed arena bytes (HeapSys) */
+    uint64_t inuse;      /* bytes in in-use spans */
+    uint64_t idle;       /* bytes in free runs */
+    uint64_t released;   /* idle bytes returned to the OS */
+    uint64_t span_structs, span_bytes; /* metadata */
+} gc_heapstats;
+
+extern uintptr_t gc_arena_start;           /* reservation start */
+extern _Atomic uintptr_t gc_arena_used_a;  /* committed bytes from start */
+extern gc_span **gc_pagemap;               /* one entry per page */
+
+GM_INTERNAL void gc_pageheap_init(void);
+GM_INTERNAL gc_span *gc_heap_alloc_span(size_t npages); /* fatal on OOM */
+GM_INTERNAL void gc_heap_free_span(gc_span *s);
+GM_INTERNAL void gc_heap_stats(gc_heapstats *out);
+GM_INTERNAL uint64_t gc_scavenge(uint64_t retain_bytes);  /* returns bytes released */
+GM_INTERNAL size_t gc_heap_verify_pages(void);
+/* every span structure ever made, for marking specials and verifying;
+ * the caller holds heap_lock or has stopped the world */
+GM_INTERNAL gc_span **gc_allspans(size_t *n);
+GM_INTERNAL void gc_heap_lock(void);
+GM_INTERNAL void gc_heap_unlock(void);
+GM_INTERNAL void gc_heap_bits_reserve(gc_span *s);
+
+/* O(1): the in-use span holding address p, or NULL. */
+static inline gc_span *gc_span_of(uintptr_t p)
+{
+    uintptr_t off = p - gc_arena_start;
+    if (off >= atomic_load_explicit(&gc_arena_used_a, memory_order_relaxed))
+        return NULL;
+    gc_span *s = gc_pagemap[off >> GC_PAGE_SHIFT];
+    if (s == NULL || s->state != SPAN_INUSE || p >= s->limit) return NULL;
+    return s;
+}
+static inline uint32_t gc_obj_index(const gc_span *s, uintptr_t p)
+{
+    return (uint32_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+}
+static inline bool gc_bit(const uint64_t *b, uint32_t i) { return (b[i >> 6] >> (i & 63)) & 1; }
+static inline void gc_setbit(uint64_t *b, uint32_t i) { b[i >> 6] |= (uint64_t)1 << (i & 63); }
+static inline bool gc_obj_allocated(const gc_span *s, uint32_t i)
+{
+    return i < s->freeindex || gc_bit(s->alloc_bits, i);
+}
+/* The base of the allocated object containing p, or 0. */
+static inline uintptr_t gc_find_object(uintptr_t p, gc_span **sp, uint32_t *ip)
+{
+    gc_span *s = gc_span_of(p);
+    if (s == NULL) return 0;
+    uint32_t i = gc_obj_index(s, p);
+    if (!gc_obj_allocated(s, i)) return 0;
+    *sp = s;
+    *ip = i;
+    return s->base + (uintptr_t)i * s->elemsize;
+}
+
+/* ---- mcache / mcentral (alloc.c) ----------------------------------------- */
+typedef struct gc_mcache {
+    gc_span *alloc[GC_NUM_SPANCLASSES];
+} gc_mcache;
+
+typedef struct gc_spanlist { gc_span *first; size_t n; } gc_spanlist;
+GM_INTERNAL void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which);
+GM_INTERNAL void gc_list_remove(gc_spanlist *l, gc_span *s);
+GM_INTERNAL gc_span *gc_list_pop(gc_spanlist *l);
+
+typedef struct gc_central {
+    pthread_mutex_t lock;
+    gc_spanlist partial, full, unswept;
+} gc_central;
+extern gc_central gc_centrals[GC_NUM_SPANCLASSES];
+extern pthread_mutex_t gc_large_lock;
+extern gc_spanlist gc_large, gc_large_unswept;
+extern gc_span gc_empty_span;
+
+GM_INTERNAL void gc_alloc_init(void);
+GM_INTERNAL void gc_mcache_init(gc_mcache *c);
+GM_INTERNAL void gc_mcache_release_all(gc_mcache *c);  /* spans back to central */
+GM_INTERNAL void gc_mcache_flush_stats(gc_mcache *c);  /* count objects allocated so far */
+/* Sweeping (alloc.c).  gc_sweep_one sweeps one span of the unswept lists;
+ * false when none is left. */
+GM_INTERNAL bool gc_sweep_one(void);
+GM_INTERNAL void gc_sweep_prepare(void);    /* STW: every in-use span becomes unswept */
+GM_INTERNAL size_t gc_unswept_count(void);
+
+/* ---- threads (thread.c) --------------------------------------------------- */
+enum { TH_RUNNING = 0, TH_PARKED = 1, TH_BLOCKING = 2 };
+#define GC_NREGS 16
+
+typedef struct gc_thread {
+    gc_mcache cache;
+    _Atomic int state_a;           /* TH_* */
+    int attach_depth;              /* nested gm_thread_attach */
+    int blocking_depth;
+    bool auto_attached;
+    bool internal;                 /* the sweeper / finalizer thread */
+    uintptr_t stack_lo, stack_hi;  /* [lo, hi): the whole stack */
+    uintptr_t saved_sp;            /* valid while parked or blocking */
+    uintptr_t regs[GC_NREGS];      /* callee-saved registers at park/blocking */
+    uint64_t id;
+    pid_t tid;
+    uint64_t stop_wait_polls;      /* STW diagnostics */
+    uint32_t stress_count;
+    struct gc_thread *next, *prev;
+} gc_thread;
+
+extern _Thread_local gc_thread *gc_self __attribute__((tls_model("initial-exec")));
+/* Non-zero while a thread should enter the slow path at its next poll: bit 0
+ * a stop-the-world is requested, bit 1 gcstress. */
+extern _Atomic uint32_t gc_poll_a;
+#define POLL_STW    1u
+#define POLL_STRESS 2u
+
+GM_INTERNAL gc_thread *gc_thread_auto(void);     /* gc_self, attaching if needed */
+GM_INTERNAL void gc_poll_slow(gc_thread *t);
+/* Stop every other attached thread (they park or are blocking); the caller
+ * becomes the world's owner.  Returns false if another thread is already
+ * stopping the world: the caller then parked until it finished. */
+GM_INTERNAL bool gc_stop_the_world(const char *why);
+GM_INTERNAL void gc_start_the_world(void);
+/* The world is stopped: call fn on every attached thread. */
+GM_INTERNAL void gc_for_each_thread(void (*fn)(gc_thread *t, void *arg), void *arg);
+GM_INTERNAL size_t gc_thread_count(void);
+GM_INTERNAL void gc_save_regs(uintptr_t regs[GC_NREGS]);
+GM_INTERNAL uintptr_t gc_current_sp(void);
+GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread */
+
+/* ---- mark (mark.c) ------------------------------------------------------- */
+/* The mark work queue: a stack of grey objects.  Issue 5 turns it into
+ * per-worker buffers feeding a global list (Go's gcWork / work.full); every
+ * producer goes through gc_shade / gc_grey_object already. */
+typedef struct gc_workbuf { uintptr_t *buf; size_t n, cap; } gc_workbuf;
+extern gc_workbuf gc_work;
+extern uint64_t gc_marked_bytes;     /* bytes of objects marked this cycle */
+extern uint64_t gc_scan_roots_bytes; /* stack + globals bytes scanned this cycle */
+extern uint64_t gc_scan_stack_bytes, gc_scan_global_bytes;
+
+GM_INTERNAL void gc_mark_init(void);
+GM_INTERNAL void gc_mark_roots(void);    /* stacks, registers, root ranges, specials, queues */
+GM_INTERNAL void gc_mark_drain(void);
+GM_INTERNAL void gc_shade(uintptr_t p);  /* grey the object p points into, if any */
+GM_INTERNAL void gc_scan_range_conservative(uintptr_t lo, uintptr_t hi);
+GM_INTERNAL void gc_scan_object_referents(uintptr_t base, gc_span *s); /* push what obj points to */
+static inline bool gc_is_marked(const gc_span *s, uint32_t i) { return gc_bit(s->mark_bits, i); }
+
+/* ---- roots ------------------------------------------------------------- */
+GM_INTERNAL void gc_roots_scan(void);
+GM_INTERNAL uint64_t gc_roots_bytes(void);
+
+/* ---- collector (collect.c) ----------------------------------------------- */
+enum { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 };
+extern _Atomic int gc_phase_a;           /* GC_OFF outside a cycle */
+extern _Atomic bool gc_wb_enabled_a;     /* the write barrier is on (issue 5) */
+extern _Atomic uint32_t gc_sweepgen_a;   /* += 2 per cycle */
+extern _Atomic uint64_t gc_heap_live_a;  /* bytes live or cached, for the pacer */
+extern _Atomic uint64_t gc_trigger_a;    /* collect when heap_live reaches this */
+
+GM_INTERNAL void gc_init(void);          /* once; every entry point calls it */
+extern _Atomic int gc_inited_a;
+static inline void gc_ensure_init(void)
+{
+    if (GM_UNLIKELY(!atomic_load_explicit(&gc_inited_a, memory_order_acquire))) gc_init();
+}
+GM_INTERNAL void gc_collect(bool forced);  /* a full STW cycle (returns with world running) */
+GM_INTERNAL void gc_maybe_collect(void);   /* heap_live reached the trigger */
+
+/* counters flushed by mcaches and sweepers (collect.c) */
+typedef struct gc_counters {
+    _Atomic uint64_t nmalloc[GC_NUM_CLASSES], nfree[GC_NUM_CLASSES];
+    _Atomic uint64_t large_alloc_bytes, large_free_bytes;
+} gc_counters;
+extern gc_counters gc_stats;
+GM_INTERNAL uint64_t gc_nanotime(void);
+
+/* ---- specials (special.c) ------------------------------------------------ */
+enum { SP_FINALIZER = 1, SP_CLEANUP = 2, SP_WEAK = 3 };
+struct gc_special {
+    gc_special *next;
+    uint32_t offset;       /* from the object's base (specials are per object) */
+    uint8_t kind;
+    void (*fin)(void *obj, void *arg);
+    void (*cleanup)(void *arg);
+    void *arg;
+    uint64_t id;
+    uintptr_t *weak_cell;  /* SP_WEAK: the handle object (one word: the pointer) */
+};
+extern pthread_mutex_t gc_special_mu;
+GM_INTERNAL void gc_special_mark_roots(void);    /* STW mark: finalizer referents, args, queue */
+GM_INTERNAL void gc_special_mark_done(void);     /* STW after drain: weak, finalizers, cleanups */
+GM_INTERNAL void gc_finq_start_thread(void);
+GM_INTERNAL size_t gc_special_verify(void);
+
+/* ---- options (debug.c) --------------------------------------------------- */
+typedef struct gc_options {
+    int gctrace, gcstress, clobberfree, gccheckmark;
+    int stoptimeout_ms;
+} gc_options;
+extern gc_options gc_opt;
+GM_INTERNAL void gc_options_init(void);
+GM_INTERNAL size_t gc_verify_stopped(void);  /* world stopped by the caller */      /* GMDEBUG, GMGC, GMMEMLIMIT */
+extern int gc_env_percent;                   /* from GMGC */
+extern int64_t gc_env_memlimit;              /* from GMMEMLIMIT */
+
+#define CLOBBER_PATTERN 0xdeadbeefdeadbeefull
+
+#endif

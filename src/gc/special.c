@@ -1,0 +1,390 @@
+/* special.c - finalizers, cleanups and weak handles (Go's span specials).
+ *
+ * RECORDS.  Each is a gc_special on the owning span's list, keyed by the
+ * object's offset, under special_mu: at most one SP_FINALIZER per object,
+ * any number of SP_CLEANUP, at most one SP_WEAK per pointer value (so
+ * gm_weak_make is canonical, like weak.Make).
+ *
+ * DURING MARK (world stopped), as Go does in markrootSpans:
+ *   finalizer: everything the object points to is marked, but not the object
+ *              itself; fn's arg is marked.  So if A -> B and both have
+ *              finalizers, B is reachable from A and only A's runs this cycle;
+ *              a cycle through a finalizable object marks itself and is never
+ *              collected.
+ *   cleanup:   arg is marked; the object is not (no resurrection).
+ *   weak:      the handle object is marked; the target is not.
+ * AFTER THE DRAIN, in this order:
+ *   1. weak handles of unmarked objects are cleared (before any finalizer
+ *      resurrects its object, as Go 1.24 documents);
+ *   2. each unmarked finalizable object is marked (resurrected), its record
+ *      removed, and (obj, fn, arg) queued for the finalizer thread; the queue
+ *      is a root until the finalizer has been taken off it;
+ *   3. the queue drains, then cleanups of objects still unmarked are queued.
+ * A finalized object is freed by the first cycle after its finalizer ran and
+ * nothing revived it.
+ *
+ * The finalizer thread is an attached mutator; it runs the queue one entry
+ * at a time, in queue order.
+ */
+#include "gc/gc_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+pthread_mutex_t gc_special_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t next_special_id = 1;
+
+struct gm_weak { _Atomic uintptr_t p; };
+
+typedef struct finq_entry {
+    struct finq_entry *next;
+    void *obj;                                /* NULL for a cleanup */
+    void (*fin)(void *obj, void *arg);
+    void (*cleanup)(void *arg);
+    void *arg;
+} finq_entry;
+
+static pthread_mutex_t finq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t finq_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t finq_done_cv = PTHREAD_COND_INITIALIZER;
+static finq_entry *finq_head, *finq_tail;     /* under finq_mu */
+static size_t finq_pending;                   /* queued + running */
+static bool finq_thread_started;
+
+/* ---- lookup -------------------------------------------------------------------- */
+
+static gc_span *object_span(void *p, uintptr_t *base)
+{
+    gc_span *s;
+    uint32_t i;
+    *base = gc_find_object((uintptr_t)p, &s, &i);
+    return *base ? s : NULL;
+}
+
+static gc_special *new_special(uint8_t kind, uint32_t offset)
+{
+    gc_special *sp = calloc(1, sizeof *sp);
+    if (!sp) gm_fatal("runtime: out of memory (special)");
+    sp->kind = kind;
+    sp->offset = offset;
+    return sp;
+}
+
+static gc_special *find_special(gc_span *s, uint32_t offset, uint8_t kind)
+{
+    for (gc_special *sp = s->specials; sp; sp = sp->next)
+        if (sp->offset == offset && sp->kind == kind) return sp;
+    return NULL;
+}
+
+static void unlink_special(gc_span *s, gc_special *x)
+{
+    for (gc_special **pp = &s->specials; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            return;
+        }
+}
+
+/* ---- finalizers ------------------------------------------------------------------- */
+
+void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg)
+{
+    gc_ensure_init();
+    if (obj == NULL) gm_fatal("runtime.SetFinalizer: first argument is nil");
+    uintptr_t base;
+    gc_span *s = object_span(obj, &base);
+    if (!s) {
+        gm_fatal("runtime.SetFinalizer: pointer not in allocated block");
+    }
+    if (base != (uintptr_t)obj) gm_fatal("runtime.SetFinalizer: pointer not at beginning of allocated block");
+    uint32_t off = (uint32_t)(base - s->base);
+    if (fn) gc_finq_start_thread();
+    pthread_mutex_lock(&gc_special_mu);
+    gc_special *sp = find_special(s, off, SP_FINALIZER);
+    if (!fn) {
+        if (sp) {
+            unlink_special(s, sp);
+            free(sp);
+        }
+        pthread_mutex_unlock(&gc_special_mu);
+        return;
+    }
+    if (sp) {
+        pthread_mutex_unlock(&gc_special_mu);
+        gm_fatal("runtime.SetFinalizer: finalizer already set");
+    }
+    sp = new_special(SP_FINALIZER, off);
+    sp->fin = fn;
+    sp->arg = arg;
+    sp->next = s->specials;
+    s->specials = sp;
+    pthread_mutex_unlock(&gc_special_mu);
+}
+
+__attribute__((noinline)) void gm_keep_alive(const void *p)
+{
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* ---- cleanups ---------------------------------------------------------------------- */
+
+gm_cleanup gm_add_cleanup(void *obj, void (*fn)(void *arg), void *arg)
+{
+    gc_ensure_init();
+    if (obj == arg) gm_fatal("runtime.AddCleanup: ptr is equal to arg, cleanup will never run");
+    if (!fn) gm_fatal("runtime.AddCleanup: cleanup function is nil");
+    uintptr_t base;
+    gc_span *s = object_span(obj, &base);
+    if (!s) gm_fatal("runtime.AddCleanup: ptr is not in a GC object");
+    if (arg && (uintptr_t)arg >= base && (uintptr_t)arg < base + (s->sizeclass ? s->elemsize : s->npages * GC_PAGE_SIZE))
+        gm_fatal("runtime.AddCleanup: ptr is equal to arg, cleanup will never run");
+    gc_finq_start_thread();
+    pthread_mutex_lock(&gc_special_mu);
+    gc_special *sp = new_special(SP_CLEANUP, (uint32_t)(base - s->base));
+    sp->cleanup = fn;
+    sp->arg = arg;
+    sp->id = next_special_id++;
+    sp->next = s->specials;
+    s->specials = sp;
+    gm_cleanup c = { ~base, sp->id };
+    pthread_mutex_unlock(&gc_special_mu);
+    return c;
+}
+
+void gm_cleanup_stop(gm_cleanup c)
+{
+    gc_ensure_init();
+    if (c.id == 0) return;
+    gc_span *s = gc_span_of(~c.hidden_obj);
+    if (!s) return;
+    pthread_mutex_lock(&gc_special_mu);
+    for (gc_special *sp = s->specials; sp; sp = sp->next)
+        if (sp->kind == SP_CLEANUP && sp->id == c.id) {
+            unlink_special(s, sp);
+            free(sp);
+            break;
+        }
+    pthread_mutex_unlock(&gc_special_mu);
+}
+
+/* ---- weak handles -------------------------------------------------------------------- */
+
+gm_weak *gm_weak_make(void *p)
+{
+    gc_ensure_init();
+    if (!p) return NULL;
+    uintptr_t base;
+    if (!object_span(p, &base)) {
+        gm_errorf("gm_weak_make: %p is not a pointer into the GC heap", p);
+        return NULL;
+    }
+    /* allocate first: allocation may collect, which takes special_mu */
+    gm_weak *w = gm_alloc_noscan(sizeof *w);
+    gc_span *s = object_span(p, &base);
+    uint32_t off = (uint32_t)((uintptr_t)p - s->base);
+    pthread_mutex_lock(&gc_special_mu);
+    gc_special *sp = find_special(s, off, SP_WEAK);
+    if (sp) {
+        w = (gm_weak *)sp->weak_cell;
+    } else {
+        atomic_store_explicit(&w->p, (uintptr_t)p, memory_order_relaxed);
+        sp = new_special(SP_WEAK, off);
+        sp->weak_cell = (uintptr_t *)w;
+        sp->next = s->specials;
+        s->specials = sp;
+    }
+    pthread_mutex_unlock(&gc_special_mu);
+    return w;
+}
+
+void *gm_weak_get(const gm_weak *w)
+{
+    if (!w) return NULL;
+    /* Cleared only while the world is stopped; issue 5 shades the result
+     * here while marking (a weak-to-strong conversion is a pointer load). */
+    return (void *)atomic_load_explicit(&((gm_weak *)w)->p, memory_order_acquire);
+}
+
+/* ---- the collector's side (world stopped) ---------------------------------------------- */
+
+void gc_special_mark_roots(void)
+{
+    size_t n;
+    gc_span **all = gc_allspans(&n);
+    pthread_mutex_lock(&gc_special_mu);
+    for (size_t k = 0; k < n; k++) {
+        gc_span *s = all[k];
+        if (s->state != SPAN_INUSE || !s->specials) continue;
+        for (gc_special *sp = s->specials; sp; sp = sp->next) {
+            switch (sp->kind) {
+            case SP_FINALIZER:
+                gc_scan_object_referents(s->base + sp->offset, s);
+                gc_shade((uintptr_t)sp->arg);
+                break;
+            case SP_CLEANUP:
+                gc_shade((uintptr_t)sp->arg);
+                break;
+            case SP_WEAK:
+                gc_shade((uintptr_t)sp->weak_cell);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&gc_special_mu);
+    pthread_mutex_lock(&finq_mu);
+    for (finq_entry *e = finq_head; e; e = e->next) {
+        gc_shade((uintptr_t)e->obj);
+        gc_shade((uintptr_t)e->arg);
+    }
+    pthread_mutex_unlock(&finq_mu);
+}
+
+static bool obj_marked(gc_span *s, uint32_t offset)
+{
+    return gc_is_marked(s, gc_obj_index(s, s->base + offset));
+}
+
+static void enqueue(finq_entry *e)
+{
+    e->next = NULL;
+    if (finq_tail) finq_tail->next = e;
+    else finq_head = e;
+    finq_tail = e;
+    finq_pending++;
+}
+
+/* One pass over every special of kind `kind` whose object is unmarked. */
+static size_t process(uint8_t kind)
+{
+    size_t n, queued = 0;
+    gc_span **all = gc_allspans(&n);
+    for (size_t k = 0; k < n; k++) {
+        gc_span *s = all[k];
+        if (s->state != SPAN_INUSE || !s->specials) continue;
+        for (gc_special **pp = &s->specials; *pp;) {
+            gc_special *sp = *pp;
+            if (sp->kind != kind || obj_marked(s, sp->offset)) {
+                pp = &sp->next;
+                continue;
+            }
+            *pp = sp->next;
+            if (kind == SP_WEAK) {
+                atomic_store_explicit((_Atomic uintptr_t *)sp->weak_cell, 0, memory_order_relaxed);
+            } else {
+                finq_entry *e = malloc(sizeof *e);
+                if (!e) gm_fatal("runtime: out of memory (finalizer queue)");
+                e->obj = kind == SP_FINALIZER ? (void *)(s->base + sp->offset) : NULL;
+                e->fin = sp->fin;
+                e->cleanup = sp->cleanup;
+                e->arg = sp->arg;
+                enqueue(e);
+                if (kind == SP_FINALIZER) gc_shade(s->base + sp->offset);
+                queued++;
+            }
+            free(sp);
+        }
+    }
+    return queued;
+}
+
+void gc_special_mark_done(void)
+{
+    pthread_mutex_lock(&gc_special_mu);
+    pthread_mutex_lock(&finq_mu);
+    process(SP_WEAK);
+    process(SP_FINALIZER);
+    gc_mark_drain();
+    size_t q = process(SP_CLEANUP);
+    q += finq_pending;
+    if (q) pthread_cond_signal(&finq_cv);
+    pthread_mutex_unlock(&finq_mu);
+    pthread_mutex_unlock(&gc_special_mu);
+}
+
+size_t gc_special_verify(void)
+{
+    size_t n, bad = 0;
+    gc_span **all = gc_allspans(&n);
+    pthread_mutex_lock(&gc_special_mu);
+    for (size_t k = 0; k < n; k++) {
+        gc_span *s = all[k];
+        if (s->state != SPAN_INUSE) {
+            if (s->specials) { gm_errorf("verify: free span has specials"); bad++; }
+            continue;
+        }
+        for (gc_special *sp = s->specials; sp; sp = sp->next) {
+            uint32_t i = gc_obj_index(s, s->base + sp->offset);
+            if (i >= s->nelems || !gc_obj_allocated(s, i)) {
+                gm_errorf("verify: special on a free object at %#lx", (unsigned long)(s->base + sp->offset));
+                bad++;
+            }
+            if (sp->kind == SP_FINALIZER && sp->offset != (uint32_t)i * s->elemsize && s->sizeclass) {
+                gm_errorf("verify: finalizer not at an object start");
+                bad++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&gc_special_mu);
+    return bad;
+}
+
+/* ---- the finalizer thread -------------------------------------------------------------- */
+
+static void *finalizer_main(void *arg)
+{
+    (void)arg;
+    gc_thread_register_internal();
+    for (;;) {
+        gm_blocking_begin();
+        pthread_mutex_lock(&finq_mu);
+        while (!finq_head) pthread_cond_wait(&finq_cv, &finq_mu);
+        pthread_mutex_unlock(&finq_mu);
+        gm_blocking_end();
+        /* running: no cycle can start until the next safepoint, and by then
+         * the entry's object is in this frame */
+        pthread_mutex_lock(&finq_mu);
+        finq_entry *e = finq_head;
+        finq_head = e->next;
+        if (!finq_head) finq_tail = NULL;
+        pthread_mutex_unlock(&finq_mu);
+        void *obj = e->obj, *a = e->arg;
+        void (*fin)(void *, void *) = e->fin;
+        void (*cl)(void *) = e->cleanup;
+        free(e);
+        if (obj) fin(obj, a);
+        else cl(a);
+        gm_keep_alive(obj);
+        gm_keep_alive(a);
+        obj = a = NULL;
+        pthread_mutex_lock(&finq_mu);
+        if (--finq_pending == 0) pthread_cond_broadcast(&finq_done_cv);
+        pthread_mutex_unlock(&finq_mu);
+    }
+    return NULL;
+}
+
+static pthread_once_t finq_once = PTHREAD_ONCE_INIT;
+static void start_thread(void)
+{
+    pthread_t th;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &a, finalizer_main, NULL) != 0)
+        gm_fatal("runtime: cannot start the finalizer thread");
+    pthread_attr_destroy(&a);
+    finq_thread_started = true;
+}
+
+void gc_finq_start_thread(void) { pthread_once(&finq_once, start_thread); }
+
+void gm_finalizers_wait(void)
+{
+    gc_ensure_init();
+    gm_blocking_begin();
+    pthread_mutex_lock(&finq_mu);
+    while (finq_pending) pthread_cond_wait(&finq_done_cv, &finq_mu);
+    pthread_mutex_unlock(&finq_mu);
+    gm_blocking_end();
+}

@@ -1,0 +1,364 @@
+/* thread.c - attached threads, safepoints and the stop-the-world handshake.
+ *
+ * STATES.  An attached thread is RUNNING (it may touch the GC heap at any
+ * moment), PARKED (stopped at a safepoint, waiting on resume_cv) or BLOCKING
+ * (between gm_blocking_begin and gm_blocking_end: it promises not to touch
+ * the heap).  Every transition out of RUNNING records the thread's stack
+ * pointer and callee-saved registers first, so a thread that is not RUNNING
+ * has roots [saved_sp, stack_hi) + regs that the collector can scan.
+ *
+ * HANDSHAKE (no signals).  The collector takes world_mu, sets stw_owner and
+ * the POLL_STW bit of gc_poll_a, and waits on stopped_cv until every other
+ * thread is PARKED or BLOCKING.  Threads poll gc_poll_a (one relaxed load) in
+ * every allocation and in gm_safepoint; a set bit sends them to park().
+ * gm_blocking_end waits while a stop is in force.  Attach waits likewise, so
+ * the thread list cannot change while the world is stopped.
+ *
+ * INVARIANTS.  (1) While stw_owner is set, no thread other than the owner is
+ * RUNNING once the stop completed.  (2) All transitions of state_a happen
+ * under world_mu; the relaxed poll is only a hint that leads to the lock.
+ * (3) A thread never parks while holding an internal lock.
+ *
+ * BOUND.  If a thread stays RUNNING for stoptimeout ms (GMDEBUG, default
+ * 20000) the collector names it (id, tid, name) on stderr and stops the
+ * process with a fatal error instead of hanging silently.
+ */
+#include "gc/gc_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Thread_local gc_thread *gc_self __attribute__((tls_model("initial-exec")));
+_Atomic uint32_t gc_poll_a;
+
+static pthread_mutex_t world_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stopped_cv;   /* a thread left RUNNING */
+static pthread_cond_t resume_cv;    /* the world restarted */
+static gc_thread *threads;          /* under world_mu */
+static size_t nthreads;
+static gc_thread *stw_owner;        /* under world_mu */
+static bool stw_requested;          /* under world_mu */
+static uint64_t next_thread_id = 1;
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+/* ---- registers and stack pointer ----------------------------------------- */
+
+/* Stores the callee-saved registers, which hold the caller's values on
+ * entry: the asm uses only the argument register. */
+__attribute__((noinline)) void gc_save_regs(uintptr_t r[GC_NREGS])
+{
+#if defined(__x86_64__)
+    __asm__ volatile("movq %%rbx, 0(%0)\n\tmovq %%rbp, 8(%0)\n\tmovq %%r12, 16(%0)\n\t"
+                     "movq %%r13, 24(%0)\n\tmovq %%r14, 32(%0)\n\tmovq %%r15, 40(%0)"
+                     : : "r"(r) : "memory");
+#elif defined(__aarch64__)
+    __asm__ volatile("stp x19, x20, [%0]\n\tstp x21, x22, [%0, #16]\n\t"
+                     "stp x23, x24, [%0, #32]\n\tstp x25, x26, [%0, #48]\n\t"
+                     "stp x27, x28, [%0, #64]\n\tstr x29, [%0, #80]"
+                     : : "r"(r) : "memory");
+#else
+    __builtin_unwind_init();   /* spills into this frame; below the caller's */
+    (void)r;
+#endif
+}
+
+/* An address below every frame of the caller (the callee's frame). */
+__attribute__((noinline)) uintptr_t gc_current_sp(void)
+{
+    return (uintptr_t)__builtin_frame_address(0);
+}
+
+static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* ---- attach / detach ----------------------------------------------------- */
+
+static void thread_exit_hook(void *p);
+static void make_key(void)
+{
+    pthread_key_create(&exit_key, thread_exit_hook);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&stopped_cv, &ca);
+    pthread_cond_init(&resume_cv, NULL);
+    pthread_condattr_destroy(&ca);
+}
+
+static void stack_bounds(gc_thread *t)
+{
+    pthread_attr_t a;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getstack(&a, &addr, &size);
+        pthread_attr_destroy(&a);
+    }
+    if (!addr) gm_fatal("gc: cannot find the thread's stack");
+    t->stack_lo = (uintptr_t)addr;
+    t->stack_hi = (uintptr_t)addr + size;
+}
+
+static gc_thread *attach(bool automatic)
+{
+    gc_ensure_init();
+    pthread_once(&key_once, make_key);
+    gc_thread *t = gc_self;
+    if (t) {
+        t->attach_depth++;
+        return t;
+    }
+    t = calloc(1, sizeof *t);
+    if (!t) gm_fatal("runtime: out of memory (thread)");
+    gc_mcache_init(&t->cache);
+    stack_bounds(t);
+    t->tid = gettid_();
+    t->attach_depth = 1;
+    t->auto_attached = automatic;
+    pthread_mutex_lock(&world_mu);
+    while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
+    t->id = next_thread_id++;
+    t->next = threads;
+    if (threads) threads->prev = t;
+    threads = t;
+    nthreads++;
+    atomic_store_explicit(&t->state_a, TH_RUNNING, memory_order_relaxed);
+    pthread_mutex_unlock(&world_mu);
+    gc_self = t;
+    pthread_setspecific(exit_key, t);
+    return t;
+}
+
+gc_thread *gc_thread_auto(void) { return attach(true); }
+
+void gm_thread_attach(void) { attach(false); }
+
+void gc_thread_register_internal(void)
+{
+    gc_thread *t = attach(false);
+    t->internal = true;
+}
+
+static void park(gc_thread *t);
+
+static void detach(gc_thread *t)
+{
+    /* Still RUNNING: no cycle can be in progress, so the cached spans go back
+     * to their centrals before the next stop can see them missing. */
+    gc_mcache_release_all(&t->cache);
+    pthread_mutex_lock(&world_mu);
+    while (stw_requested && stw_owner != t) {
+        atomic_store_explicit(&t->state_a, TH_PARKED, memory_order_release);
+        t->saved_sp = t->stack_hi;          /* nothing of ours is live any more */
+        pthread_cond_broadcast(&stopped_cv);
+        pthread_cond_wait(&resume_cv, &world_mu);
+    }
+    if (t->prev) t->prev->next = t->next;
+    else threads = t->next;
+    if (t->next) t->next->prev = t->prev;
+    nthreads--;
+    pthread_cond_broadcast(&stopped_cv);
+    pthread_mutex_unlock(&world_mu);
+    free(t);
+}
+
+void gm_thread_detach(void)
+{
+    gc_thread *t = gc_self;
+    if (!t) {
+        gm_errorf("gm_thread_detach: thread is not attached");
+        return;
+    }
+    if (--t->attach_depth > 0) return;
+    if (t->blocking_depth) gm_fatal("gm_thread_detach inside gm_blocking_begin/end");
+    gc_self = NULL;
+    pthread_setspecific(exit_key, NULL);
+    detach(t);
+}
+
+static void thread_exit_hook(void *p)
+{
+    gc_thread *t = p;
+    if (!t) return;
+    gc_self = NULL;
+    if (t->blocking_depth) {          /* exited inside a blocking section */
+        t->blocking_depth = 0;
+        pthread_mutex_lock(&world_mu);
+        while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
+        atomic_store_explicit(&t->state_a, TH_RUNNING, memory_order_relaxed);
+        pthread_mutex_unlock(&world_mu);
+    }
+    detach(t);
+}
+
+/* ---- safepoints ----------------------------------------------------------- */
+
+__attribute__((noinline)) static void park(gc_thread *t)
+{
+    gc_save_regs(t->regs);
+    t->saved_sp = gc_current_sp();
+    pthread_mutex_lock(&world_mu);
+    while (stw_requested && stw_owner != t) {
+        atomic_store_explicit(&t->state_a, TH_PARKED, memory_order_release);
+        pthread_cond_broadcast(&stopped_cv);
+        pthread_cond_wait(&resume_cv, &world_mu);
+    }
+    atomic_store_explicit(&t->state_a, TH_RUNNING, memory_order_relaxed);
+    pthread_mutex_unlock(&world_mu);
+}
+
+void gc_poll_slow(gc_thread *t)
+{
+    uint32_t p = atomic_load_explicit(&gc_poll_a, memory_order_relaxed);
+    if (p & POLL_STW) park(t);
+    if ((p & POLL_STRESS) && gc_opt.gcstress > 0 && !t->internal && t->blocking_depth == 0 &&
+        ++t->stress_count >= (uint32_t)gc_opt.gcstress) {
+        t->stress_count = 0;
+        gc_collect(false);
+    }
+}
+
+void gm_safepoint(void)
+{
+    gc_ensure_init();
+    gc_thread *t = gc_self;
+    if (GM_UNLIKELY(t == NULL)) t = gc_thread_auto();
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) gc_poll_slow(t);
+}
+
+/* ---- blocking sections ---------------------------------------------------- */
+
+__attribute__((noinline)) static void save_self_regs(void)
+{
+    gc_thread *t = gc_self;
+    if (t && t->blocking_depth == 0) gc_save_regs(t->regs);
+}
+
+__attribute__((noinline)) static void blocking_enter(void)
+{
+    gc_thread *t = gc_self;
+    if (!t) return;
+    if (t->blocking_depth++ > 0) return;
+    t->saved_sp = gc_current_sp();
+    pthread_mutex_lock(&world_mu);
+    atomic_store_explicit(&t->state_a, TH_BLOCKING, memory_order_release);
+    if (stw_requested) pthread_cond_broadcast(&stopped_cv);
+    pthread_mutex_unlock(&world_mu);
+}
+
+/* Nothing is live across the first call, so this frame needs no callee-saved
+ * register: they still hold the caller's values when save_self_regs runs. */
+void gm_blocking_begin(void)
+{
+    save_self_regs();
+    blocking_enter();
+}
+
+void gm_blocking_end(void)
+{
+    gc_thread *t = gc_self;
+    if (!t) return;
+    if (t->blocking_depth == 0) gm_fatal("gm_blocking_end without gm_blocking_begin");
+    if (--t->blocking_depth > 0) return;
+    pthread_mutex_lock(&world_mu);
+    while (stw_requested && stw_owner != t) pthread_cond_wait(&resume_cv, &world_mu);
+    atomic_store_explicit(&t->state_a, TH_RUNNING, memory_order_relaxed);
+    pthread_mutex_unlock(&world_mu);
+}
+
+/* ---- stop / start the world ----------------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void report_late(const char *why, uint64_t waited)
+{
+    for (gc_thread *t = threads; t; t = t->next) {
+        if (t == stw_owner) continue;
+        if (atomic_load_explicit(&t->state_a, memory_order_acquire) != TH_RUNNING) continue;
+        gm_errorf("stop-the-world (%s): thread %llu (tid %d) has not reached a safepoint "
+                  "after %llu ms; a mutator must call gm_safepoint() in long loops and wrap "
+                  "blocking calls in gm_blocking_begin/gm_blocking_end",
+                  why, (unsigned long long)t->id, (int)t->tid, (unsigned long long)waited);
+    }
+}
+
+bool gc_stop_the_world(const char *why)
+{
+    gc_thread *self = gc_self;
+    pthread_once(&key_once, make_key);
+    pthread_mutex_lock(&world_mu);
+    if (stw_requested) {
+        /* another thread is collecting: behave as a safepoint */
+        if (self && self->blocking_depth == 0) {
+            pthread_mutex_unlock(&world_mu);
+            park(self);
+        } else {
+            while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
+            pthread_mutex_unlock(&world_mu);
+        }
+        return false;
+    }
+    stw_requested = true;
+    stw_owner = self;
+    atomic_fetch_or_explicit(&gc_poll_a, POLL_STW, memory_order_seq_cst);
+    uint64_t start = mono_ms();
+    int timeout = gc_opt.stoptimeout_ms;
+    for (;;) {
+        bool all = true;
+        for (gc_thread *t = threads; t; t = t->next)
+            if (t != self && atomic_load_explicit(&t->state_a, memory_order_acquire) == TH_RUNNING) {
+                all = false;
+                break;
+            }
+        if (all) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 10 * 1000000;
+        if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+        pthread_cond_timedwait(&stopped_cv, &world_mu, &ts);
+        uint64_t waited = mono_ms() - start;
+        if (timeout > 0 && waited >= (uint64_t)timeout) {
+            report_late(why, waited);
+            gm_fatal("stop the world: a thread did not reach a safepoint");
+        }
+    }
+    pthread_mutex_unlock(&world_mu);
+    return true;
+}
+
+void gc_start_the_world(void)
+{
+    pthread_mutex_lock(&world_mu);
+    stw_requested = false;
+    stw_owner = NULL;
+    atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STW, memory_order_seq_cst);
+    pthread_cond_broadcast(&resume_cv);
+    pthread_mutex_unlock(&world_mu);
+}
+
+/* The world is stopped by the caller: the list is stable. */
+void gc_for_each_thread(void (*fn)(gc_thread *t, void *arg), void *arg)
+{
+    pthread_mutex_lock(&world_mu);
+    gc_thread *list = threads;
+    pthread_mutex_unlock(&world_mu);
+    for (gc_thread *t = list; t; t = t->next) fn(t, arg);
+}
+
+size_t gc_thread_count(void)
+{
+    pthread_mutex_lock(&world_mu);
+    size_t n = nthreads;
+    pthread_mutex_unlock(&world_mu);
+    return n;
+}

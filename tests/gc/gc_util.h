@@ -1,0 +1,55 @@
+/* gc_util.h - helpers shared by the GC tests. */
+#ifndef GOMAP_TEST_GC_UTIL_H
+#define GOMAP_TEST_GC_UTIL_H
+
+#include <string.h>
+
+#include "check.h"
+#include "gomap/gc.h"
+
+typedef struct node { struct node *left, *right; uint64_t val; } node;
+static const uint8_t node_mask[] = { 0x3 };
+static const gm_type node_type = { sizeof(node), 8, NULL, NULL, node_mask, 0, "node" };
+static const uint8_t ptr_mask[] = { 0x1 };
+static const gm_type ptr_type = { sizeof(void *), 8, NULL, NULL, ptr_mask, 0, "ptr" };
+
+static inline node *new_node(node *l, node *r, uint64_t v)
+{
+    node *n = gm_new(&node_type);
+    n->left = l;
+    n->right = r;
+    n->val = v;
+    return n;
+}
+
+/* Overwrite dead stack below the caller so that stale copies of pointers
+ * left by earlier calls do not keep objects alive (the stack is scanned
+ * conservatively). */
+__attribute__((noinline)) static void scrub_stack(void)
+{
+    volatile char buf[64 * 1024];
+    memset((char *)buf, 0, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
+/* A full collection from a clean stack. */
+__attribute__((noinline, unused)) static void collect(void)
+{
+    scrub_stack();
+    gm_gc();
+}
+
+__attribute__((unused)) static inline gm_memstats *stats(void)
+{
+    static gm_memstats m;
+    gm_read_memstats(&m);
+    return &m;
+}
+
+static inline long scaled(long n)
+{
+    long v = (long)(n * test_scale());
+    return v < 1 ? 1 : v;
+}
+
+#endif

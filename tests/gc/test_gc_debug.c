@@ -1,0 +1,2 @@
+#include "gc_util.h"
+TEST(placeholder) { CHECK(1); }

@@ -1,0 +1,426 @@
+/* test_gc_heap.c - allocation, reachability, freeing, statistics, pacing. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gc_util.h"
+
+/* ---- allocation ---------------------------------------------------------- */
+
+TEST(alloc_zeroed_sizes)
+{
+    /* every size up to 40000 (small classes and large), step over classes */
+    uint8_t *prev = NULL;
+    for (size_t size = 1; size <= 40000; size += size < 1100 ? 7 : 301) {
+        uint8_t *p = gm_alloc_noscan(size);
+        REQUIRE(p != NULL);
+        for (size_t i = 0; i < size; i++)
+            if (p[i] != 0) { CHECK_MSG(false, "size %zu byte %zu not zero", size, i); break; }
+        memset(p, 0xAB, size);
+        CHECK(p != prev);
+        prev = p;
+    }
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
+TEST(alloc_reuse_is_zeroed)
+{
+    /* memory freed and reallocated comes back zeroed */
+    for (int round = 0; round < 4; round++) {
+        for (long i = 0; i < scaled(20000); i++) {
+            uint64_t *p = gm_alloc_noscan(48);
+            for (int k = 0; k < 6; k++)
+                if (p[k]) { CHECK_MSG(false, "reused object not zeroed"); return; }
+            for (int k = 0; k < 6; k++) p[k] = ~(uint64_t)0;
+        }
+        collect();
+    }
+}
+
+TEST(zero_size)
+{
+    void *a = gm_alloc_noscan(0), *b = gm_new_array(&node_type, 0);
+    CHECK(a != NULL && b != NULL);
+}
+
+static void overflow_child(void *arg)
+{
+    (void)arg;
+    gm_new_array(&node_type, SIZE_MAX / 8);
+}
+
+TEST(new_array_overflow_is_fatal)
+{
+    CHECK(expect_fatal(overflow_child, NULL, "makeslice: len out of range"));
+}
+
+/* ---- reachability -------------------------------------------------------- */
+
+__attribute__((noinline)) static node *build_list(long n)
+{
+    node *head = NULL;
+    for (long i = 0; i < n; i++) head = new_node(head, NULL, (uint64_t)i);
+    return head;
+}
+
+__attribute__((noinline)) static void garbage(long n)
+{
+    for (long i = 0; i < n; i++) new_node(NULL, NULL, 7);
+}
+
+static bool list_ok(node *head, long n)
+{
+    for (long i = n - 1; i >= 0; i--, head = head->left)
+        if (!head || head->val != (uint64_t)i) return false;
+    return head == NULL;
+}
+
+TEST(list_survives)
+{
+    long n = scaled(100000);
+    node *head = build_list(n);
+    for (int i = 0; i < 3; i++) {
+        garbage(scaled(200000));
+        collect();
+    }
+    CHECK(list_ok(head, n));
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
+static node *tree(int depth, uint64_t *id)
+{
+    if (depth == 0) return NULL;
+    node *l = tree(depth - 1, id);
+    node *r = tree(depth - 1, id);
+    return new_node(l, r, (*id)++);
+}
+
+static uint64_t tree_sum(node *t, long *count)
+{
+    if (!t) return 0;
+    (*count)++;
+    return t->val + tree_sum(t->left, count) + tree_sum(t->right, count);
+}
+
+TEST(tree_survives)
+{
+    int depth = test_scale() < 0.5 ? 10 : 16;
+    uint64_t id = 0;
+    node *t = tree(depth, &id);
+    long count = 0;
+    uint64_t sum = tree_sum(t, &count);
+    for (int i = 0; i < 3; i++) {
+        garbage(scaled(100000));
+        collect();
+    }
+    long count2 = 0;
+    CHECK_EQ_U(tree_sum(t, &count2), sum);
+    CHECK_EQ_U(count2, count);
+    CHECK_EQ_U(count, (1L << depth) - 1);
+}
+
+TEST(array_of_pointers_survives)
+{
+    long n = scaled(20000);
+    node **arr = gm_new_array(&ptr_type, (size_t)n);   /* a large typed array */
+    for (long i = 0; i < n; i++) arr[i] = new_node(NULL, NULL, (uint64_t)i * 3);
+    node **small = gm_new_array(&ptr_type, 100);     /* a small typed array */
+    for (int i = 0; i < 100; i++) small[i] = new_node(NULL, NULL, (uint64_t)i);
+    for (int r = 0; r < 3; r++) {
+        garbage(scaled(100000));
+        collect();
+    }
+    bool ok = true;
+    for (long i = 0; i < n; i++) ok &= arr[i]->val == (uint64_t)i * 3;
+    for (int i = 0; i < 100; i++) ok &= small[i]->val == (uint64_t)i;
+    CHECK(ok);
+}
+
+TEST(struct_with_mixed_words)
+{
+    /* a 5-word type where words 1 and 3 are pointers, in arrays of 3 */
+    static const uint8_t mask[] = { 0x0A };
+    static const gm_type t = { 40, 8, NULL, NULL, mask, 0, "mixed" };
+    enum { N = 200 };
+    uintptr_t *objs[N];
+    for (int i = 0; i < N; i++) {
+        uintptr_t *o = gm_new_array(&t, 3);
+        for (int e = 0; e < 3; e++) {
+            o[e * 5 + 0] = 0xdead;   /* not a pointer: must be left alone */
+            o[e * 5 + 1] = (uintptr_t)new_node(NULL, NULL, (uint64_t)(i * 3 + e));
+            o[e * 5 + 3] = (uintptr_t)new_node(NULL, NULL, (uint64_t)(i * 3 + e + 1000000));
+        }
+        objs[i] = o;
+    }
+    garbage(scaled(100000));
+    collect();
+    bool ok = true;
+    for (int i = 0; i < N; i++)
+        for (int e = 0; e < 3; e++) {
+            ok &= ((node *)objs[i][e * 5 + 1])->val == (uint64_t)(i * 3 + e);
+            ok &= ((node *)objs[i][e * 5 + 3])->val == (uint64_t)(i * 3 + e + 1000000);
+            ok &= objs[i][e * 5] == 0xdead;
+        }
+    CHECK(ok);
+}
+
+TEST(stack_only_survives)
+{
+    node *volatile keep = new_node(NULL, NULL, 42);
+    node *reg = new_node(NULL, NULL, 43);      /* likely in a register */
+    garbage(scaled(100000));
+    collect();
+    CHECK_EQ_U(keep->val, 42);
+    CHECK_EQ_U(reg->val, 43);
+    gm_keep_alive(reg);
+}
+
+static node *global_root;
+
+__attribute__((noinline)) static gm_weak *set_global(void)
+{
+    global_root = new_node(NULL, NULL, 99);
+    return gm_weak_make(global_root);
+}
+
+TEST(root_only_survives_then_freed)
+{
+    gm_root_add(&global_root, sizeof global_root);
+    gm_weak *w = set_global();
+    gm_root_add(&w, sizeof w);               /* the handle itself must stay reachable */
+    garbage(scaled(100000));
+    collect();
+    REQUIRE(global_root != NULL);
+    CHECK_EQ_U(global_root->val, 99);
+    CHECK(gm_weak_get(w) == global_root);
+    global_root = NULL;
+    collect();
+    CHECK(gm_weak_get(w) == NULL);
+    gm_root_remove(&global_root);
+    gm_root_remove(&w);
+}
+
+TEST(malloc_root_range)
+{
+    node **block = calloc(64, sizeof *block);
+    REQUIRE(block);
+    gm_root_add(block, 64 * sizeof *block);
+    for (int i = 0; i < 64; i++) block[i] = new_node(NULL, NULL, (uint64_t)i + 500);
+    garbage(scaled(100000));
+    collect();
+    bool ok = true;
+    for (int i = 0; i < 64; i++) ok &= block[i]->val == (uint64_t)i + 500;
+    CHECK(ok);
+    gm_root_remove(block);
+    free(block);
+}
+
+TEST(interior_pointer_only)
+{
+    uint64_t *big = gm_alloc_conservative(4096);
+    for (int i = 0; i < 512; i++) big[i] = (uint64_t)i;
+    char *volatile inner = (char *)big + 2000;          /* only an interior pointer */
+    uint64_t *lg = gm_alloc_noscan(100000);              /* large object */
+    lg[12000] = 77;
+    char *volatile inner2 = (char *)lg + 96000;
+    big = NULL;
+    lg = NULL;
+    garbage(scaled(100000));
+    collect();
+    uint64_t *b = (uint64_t *)(inner - 2000);
+    bool ok = true;
+    for (int i = 0; i < 512; i++) ok &= b[i] == (uint64_t)i;
+    CHECK(ok);
+    CHECK_EQ_U(((uint64_t *)(inner2 - 96000))[12000], 77);
+}
+
+__attribute__((noinline)) static gm_weak *noscan_holder(void ***holder)
+{
+    node *target = new_node(NULL, NULL, 5);
+    void **h = gm_alloc_noscan(sizeof(void *));
+    *h = target;                  /* a noscan object never keeps anything alive */
+    *holder = h;
+    return gm_weak_make(target);
+}
+
+TEST(noscan_is_not_scanned)
+{
+    void **holder;
+    gm_weak *w = noscan_holder(&holder);
+    collect();
+    CHECK(gm_weak_get(w) == NULL);
+    gm_keep_alive(holder);
+}
+
+__attribute__((noinline)) static gm_weak *conservative_holder(void ***holder)
+{
+    node *target = new_node(NULL, NULL, 6);
+    void **h = gm_alloc_conservative(3 * sizeof(void *));
+    h[2] = target;
+    *holder = h;
+    return gm_weak_make(target);
+}
+
+TEST(conservative_is_scanned)
+{
+    void **holder;
+    gm_weak *w = conservative_holder(&holder);
+    collect();
+    CHECK(gm_weak_get(w) != NULL);
+    CHECK_EQ_U(((node *)holder[2])->val, 6);
+}
+
+/* ---- freeing and bounds ------------------------------------------------------ */
+
+TEST(unreachable_freed_heap_bounded)
+{
+    gm_memstats *m = stats();
+    uint64_t frees0 = m->frees, gc0 = m->num_gc;
+    /* allocate 50x the 4 MiB minimum goal, keeping nothing */
+    long n = scaled(200000);
+    for (int round = 0; round < 10; round++) garbage(n);   /* 24 bytes -> class 24 */
+    for (long i = 0; i < scaled(20000); i++) gm_alloc_noscan(1000);
+    m = stats();
+    CHECK(m->frees > frees0 + (uint64_t)n);
+    if (test_scale() >= 1) CHECK(m->num_gc > gc0 + 3);
+    CHECK_MSG(m->heap_sys <= ((uint64_t)128 << 20), "heap_sys %llu", (unsigned long long)m->heap_sys);
+    CHECK(m->heap_alloc <= m->heap_inuse);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
+TEST(large_objects_freed)
+{
+    gm_memstats *m = stats();
+    uint64_t frees0 = m->frees;
+    for (long i = 0; i < scaled(400); i++) {
+        uint8_t *p = gm_alloc_noscan(1 << 20);
+        p[0] = p[(1 << 20) - 1] = 1;
+    }
+    collect();
+    m = stats();
+    CHECK(m->frees >= frees0 + (uint64_t)scaled(400) - 8);
+    CHECK(m->heap_inuse < ((uint64_t)64 << 20));
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
+TEST(free_os_memory_releases)
+{
+    for (int i = 0; i < 64; i++) gm_alloc_noscan(1 << 20);
+    scrub_stack();
+    gm_free_os_memory();
+    gm_memstats *m = stats();
+    CHECK(m->heap_released > 0);
+    CHECK(m->heap_released <= m->heap_idle);
+    CHECK_EQ_U(m->heap_idle + m->heap_inuse, m->heap_sys);
+    /* released pages come back zeroed */
+    uint8_t *p = gm_alloc_noscan(1 << 20);
+    bool zero = true;
+    for (int i = 0; i < (1 << 20); i += 512) zero &= p[i] == 0;
+    CHECK(zero);
+}
+
+/* ---- statistics and pacing ------------------------------------------------------ */
+
+TEST(memstats_counts)
+{
+    gm_memstats *m = stats();
+    uint64_t mallocs0 = m->mallocs, total0 = m->total_alloc;
+    uint32_t gc0 = m->num_gc, forced0 = m->num_forced_gc;
+    for (int i = 0; i < 1000; i++) gm_alloc_noscan(64);
+    m = stats();
+    CHECK_EQ_U(m->mallocs - mallocs0, 1000);
+    CHECK_EQ_U(m->total_alloc - total0, 64000);
+    CHECK(m->heap_objects == m->mallocs - m->frees);
+    CHECK(m->heap_alloc == m->alloc);
+    gm_gc();
+    m = stats();
+    CHECK(m->num_gc >= gc0 + 1);
+    CHECK(m->num_forced_gc >= forced0 + 1);
+    CHECK(m->last_gc > 0);
+    CHECK(m->pause_total_ns > 0);
+    CHECK(m->pause_ns[(m->num_gc + 255) % 256] > 0);
+    CHECK(m->next_gc >= ((uint64_t)4 << 20));
+    CHECK(m->sys >= m->heap_sys);
+    CHECK(m->gc_cpu_fraction >= 0 && m->gc_cpu_fraction < 1);
+    CHECK(m->by_size[1].size == 8);
+    CHECK(m->enable_gc);
+}
+
+TEST(pause_histogram)
+{
+    gm_gc();
+    gm_gc();
+    uint64_t h[GM_PAUSE_BUCKETS], total = 0;
+    gm_read_pause_histogram(h);
+    for (int i = 0; i < GM_PAUSE_BUCKETS; i++) total += h[i];
+    CHECK_EQ_U(total, stats()->num_gc);
+    CHECK(gm_pause_quantile_ns(0.99) > 0);
+    for (unsigned i = 1; i < GM_PAUSE_BUCKETS; i++)
+        if (gm_pause_bucket_lower_ns(i) <= gm_pause_bucket_lower_ns(i - 1)) {
+            CHECK_MSG(false, "bucket bounds not increasing at %u", i);
+            break;
+        }
+}
+
+TEST(gc_percent_off_and_on)
+{
+    int old = gm_gc_percent(-1);
+    CHECK_EQ_U(old, 100);
+    uint32_t gc0 = stats()->num_gc;
+    for (long i = 0; i < scaled(400000); i++) gm_alloc_noscan(64);   /* 25 MB */
+    if (!stats()->debug_gc) CHECK_EQ_U(stats()->num_gc, gc0);   /* gcstress collects anyway */
+    CHECK_EQ_U(stats()->next_gc, UINT64_MAX);
+    CHECK(gm_gc_percent(50) == -1);
+    for (long i = 0; i < scaled(400000); i++) gm_alloc_noscan(64);
+    if (test_scale() >= 1) CHECK(stats()->num_gc > gc0);
+    gm_gc_percent(100);
+}
+
+TEST(memory_limit_lowers_goal)
+{
+    CHECK(gm_memory_limit(-1) == INT64_MAX);
+    node *volatile keep = build_list(scaled(200000));          /* ~5 MB live */
+    gm_gc();
+    uint64_t goal_free = stats()->next_gc;
+    int64_t lim = (int64_t)(goal_free * 3 / 4);   /* ~1.5x live: below the goal, above live */
+    int64_t old = gm_memory_limit(lim);
+    CHECK(old == INT64_MAX);
+    gm_gc();
+    CHECK_MSG(stats()->next_gc <= (uint64_t)lim, "goal %llu limit %lld",
+              (unsigned long long)stats()->next_gc, (long long)lim);
+    CHECK(gm_memory_limit(-1) == lim);
+    gm_memory_limit(INT64_MAX);
+    CHECK(list_ok(keep, scaled(200000)));
+}
+
+TEST(store_and_typed_copy)
+{
+    node *a = new_node(NULL, NULL, 1), *b = new_node(NULL, NULL, 2);
+    gm_store(&a->left, b);
+    CHECK(a->left == b);
+    node *c = gm_new(&node_type);
+    gm_typed_memmove(&node_type, c, a);
+    CHECK(c->left == b && c->val == 1);
+    gm_typed_memclr(&node_type, a);
+    CHECK(a->left == NULL && a->val == 0);
+    b = NULL;
+    garbage(scaled(50000));
+    collect();
+    CHECK_EQ_U(c->left->val, 2);
+}
+
+TEST(verify_after_mixed_workload)
+{
+    uint64_t seed = 1;
+    node *keep[256] = { 0 };
+    for (long i = 0; i < scaled(100000); i++) {
+        uint64_t r = test_rand(&seed);
+        size_t sz = (size_t)(r % 3000) + 1;
+        void *p = (r >> 20) & 1 ? gm_alloc_noscan(sz) : gm_alloc_conservative(sz);
+        if ((r >> 21) % 16 == 0) keep[(r >> 30) % 256] = p;
+        if (i % 20000 == 0) CHECK_EQ_U(gm_heap_verify(), 0);
+    }
+    collect();
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    gm_keep_alive(keep);
+}

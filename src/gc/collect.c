@@ -347,10 +347,22 @@ __attribute__((noinline)) void gc_collect(bool forced)
         while (gc_sweep_one()) gm_safepoint();
 }
 
+/* Zeroes the stack just below the caller, where the collector's own frames
+ * are about to go: their unused slots would otherwise hold stale pointers
+ * from earlier, deeper calls, which the conservative stack scan would take
+ * for live ones (Boehm's GC_clear_stack does the same). */
+__attribute__((noinline)) static void clear_stack_below(void)
+{
+    volatile char buf[8192];
+    memset((char *)buf, 0, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
 void gm_gc(void)
 {
     gc_ensure_init();
     if (!gc_self) gc_thread_auto();
+    clear_stack_below();
     gc_collect(true);
 }
 

@@ -331,6 +331,32 @@ size_t gc_special_verify(void)
 
 /* ---- the finalizer thread -------------------------------------------------------------- */
 
+/* Pops and runs one entry.  Separate and not inlined so that no copy of the
+ * object's address stays in finalizer_main's frame or registers afterwards:
+ * the thread's stack is scanned conservatively while it waits. */
+__attribute__((noinline)) static void run_one(void)
+{
+    pthread_mutex_lock(&finq_mu);
+    finq_entry *e = finq_head;
+    finq_head = e->next;
+    if (!finq_head) finq_tail = NULL;
+    pthread_mutex_unlock(&finq_mu);
+    void *obj = e->obj, *a = e->arg;
+    void (*fin)(void *, void *) = e->fin;
+    void (*cl)(void *) = e->cleanup;
+    free(e);
+    if (obj) fin(obj, a);
+    else cl(a);
+}
+
+/* Overwrites the dead frames the finalizer just used. */
+__attribute__((noinline)) static void scrub_stack(void)
+{
+    volatile char buf[16384];
+    memset((char *)buf, 0, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
 static void *finalizer_main(void *arg)
 {
     (void)arg;
@@ -341,22 +367,10 @@ static void *finalizer_main(void *arg)
         while (!finq_head) pthread_cond_wait(&finq_cv, &finq_mu);
         pthread_mutex_unlock(&finq_mu);
         gm_blocking_end();
-        /* running: no cycle can start until the next safepoint, and by then
-         * the entry's object is in this frame */
-        pthread_mutex_lock(&finq_mu);
-        finq_entry *e = finq_head;
-        finq_head = e->next;
-        if (!finq_head) finq_tail = NULL;
-        pthread_mutex_unlock(&finq_mu);
-        void *obj = e->obj, *a = e->arg;
-        void (*fin)(void *, void *) = e->fin;
-        void (*cl)(void *) = e->cleanup;
-        free(e);
-        if (obj) fin(obj, a);
-        else cl(a);
-        gm_keep_alive(obj);
-        gm_keep_alive(a);
-        obj = a = NULL;
+        /* running: no cycle can start before run_one's first safepoint, and
+         * by then the entry's object is in run_one's frame */
+        run_one();
+        scrub_stack();
         pthread_mutex_lock(&finq_mu);
         if (--finq_pending == 0) pthread_cond_broadcast(&finq_done_cv);
         pthread_mutex_unlock(&finq_mu);

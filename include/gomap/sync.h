@@ -1,5 +1,172 @@
-/* gomap/sync.h - (being written) */
+/* gomap/sync.h - Go's sync package and runtime semaphores for C threads.
+ *
+ *   gm_sema_*      runtime semacquire/semrelease: a counting semaphore on any
+ *                  uint32_t, waiters parked on futexes (src/sync/sema.c)
+ *   gm_mutex       sync.Mutex: spinning, normal and starvation mode
+ *   gm_rwmutex     sync.RWMutex: writer preference
+ *   gm_once        sync.Once
+ *   gm_waitgroup   sync.WaitGroup
+ *   gm_syncmap     sync.Map over fixed-size keys and values, built on gm_map
+ *
+ * The lock types are defined here so that they can live inside user structs;
+ * their zero value (`gm_mutex mu = {0};`, or memset 0) is ready to use.  Their
+ * fields are private: every one is accessed atomically by the library (the
+ * `_a` suffix marks an atomic field).  A lock must not be copied once used.
+ *
+ * Misuse that Go makes fatal is fatal here with Go's words, printed as
+ * "fatal error: <message>" before abort():
+ *   sync: unlock of unlocked mutex          gm_mutex_unlock
+ *   sync: RUnlock of unlocked RWMutex       gm_rwmutex_runlock
+ *   sync: Unlock of unlocked RWMutex        gm_rwmutex_unlock
+ *   sync: negative WaitGroup counter        gm_waitgroup_add / _done
+ *   sync: WaitGroup misuse: Add called concurrently with Wait
+ *   sync: WaitGroup is reused before previous Wait has returned
+ *   sync: inconsistent mutex state          a corrupted gm_mutex
+ */
 #ifndef GOMAP_SYNC_H
 #define GOMAP_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "gomap/config.h"
+#include "gomap/type.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- semaphores (runtime/sema.go) -------------------------------------- */
+
+/* Waits until *addr > 0, then decrements it.  FIFO among waiters on addr. */
+GM_API void gm_sema_acquire(uint32_t *addr);
+/* Increments *addr and wakes the oldest waiter on addr, if any. */
+GM_API void gm_sema_release(uint32_t *addr);
+/* The variants the mutex uses.  lifo: queue at the head of addr's waiters
+ * (a waiter that was already woken once and lost the race).  handoff: give
+ * the count directly to the woken waiter, so that no thread running now can
+ * take it first (the mutex's starvation mode). */
+GM_API void gm_sema_acquire_ex(uint32_t *addr, bool lifo);
+GM_API void gm_sema_release_ex(uint32_t *addr, bool handoff);
+/* For tests: threads queued on addr right now; and a check of every
+ * invariant of the semaphore table (NULL when all hold, else what broke). */
+GM_API size_t gm_sema_waiters(const uint32_t *addr);
+GM_API const char *gm_sema_check(void);
+
+/* ---- sync.Mutex --------------------------------------------------------- */
+
+typedef struct gm_mutex {
+    int32_t state_a;    /* locked | woken | starving bits, waiter count above */
+    uint32_t sema_a;    /* semaphore the waiters sleep on */
+} gm_mutex;
+#define GM_MUTEX_INIT { 0, 0 }
+
+GM_API void gm_mutex_lock(gm_mutex *m);
+GM_API bool gm_mutex_trylock(gm_mutex *m);
+GM_API void gm_mutex_unlock(gm_mutex *m);
+
+/* ---- sync.RWMutex ------------------------------------------------------- */
+
+typedef struct gm_rwmutex {
+    gm_mutex w;              /* held by the writer that holds or waits */
+    uint32_t writer_sem_a;   /* the writer waits here for departing readers */
+    uint32_t reader_sem_a;   /* readers wait here for the writer */
+    int32_t reader_count_a;  /* readers holding or waiting; minus 2^30 while a writer is pending */
+    int32_t reader_wait_a;   /* readers the pending writer still waits for */
+} gm_rwmutex;
+#define GM_RWMUTEX_INIT { GM_MUTEX_INIT, 0, 0, 0, 0 }
+
+GM_API void gm_rwmutex_rlock(gm_rwmutex *rw);
+GM_API bool gm_rwmutex_tryrlock(gm_rwmutex *rw);
+GM_API void gm_rwmutex_runlock(gm_rwmutex *rw);
+GM_API void gm_rwmutex_lock(gm_rwmutex *rw);
+GM_API bool gm_rwmutex_trylock(gm_rwmutex *rw);
+GM_API void gm_rwmutex_unlock(gm_rwmutex *rw);
+
+/* ---- sync.Once ---------------------------------------------------------- */
+
+typedef struct gm_once {
+    uint32_t done_a;    /* 1 once fn has returned */
+    gm_mutex m;
+} gm_once;
+#define GM_ONCE_INIT { 0, GM_MUTEX_INIT }
+
+/* Calls fn(arg) if and only if no gm_once_do on o has called fn before; every
+ * call returns after fn has returned.  fn must not call gm_once_do(o): that
+ * deadlocks, as in Go. */
+GM_API void gm_once_do(gm_once *o, void (*fn)(void *), void *arg);
+
+/* ---- sync.WaitGroup ----------------------------------------------------- */
+
+typedef struct gm_waitgroup {
+    uint64_t state_a;   /* counter in the high 32 bits, waiters in the low 32 */
+    uint32_t sema_a;
+} gm_waitgroup;
+#define GM_WAITGROUP_INIT { 0, 0 }
+
+GM_API void gm_waitgroup_add(gm_waitgroup *wg, int64_t delta);
+GM_API void gm_waitgroup_done(gm_waitgroup *wg);
+GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
+
+/* ---- sync.Map ------------------------------------------------------------
+ * A map safe for concurrent use, for keys that are written once and read many
+ * times, or keys that disjoint threads own: Load, and Store/Swap/CAS of a key
+ * already present, take no lock.  Keys and values are copied in and out by
+ * value (key->size and val->size bytes); the key type needs hash and equal.
+ * CompareAndSwap/CompareAndDelete compare values with val->equal, or bytewise
+ * when it is NULL.  Range's callback sees a key and a value that stay valid
+ * for the call; it may call any gm_syncmap function, on this map too.
+ * Memory: on malloc; replaced values, deleted entries and retired read-only
+ * maps are freed once no thread can still be reading them (epoch-based
+ * reclamation, see src/sync/ebr.c).  gm_syncmap_new returns NULL (errno set,
+ * message on stderr) when the types are unusable or memory is short; a
+ * write that cannot get memory is fatal ("runtime: out of memory"). */
+
+typedef struct gm_syncmap gm_syncmap;
+
+GM_API gm_syncmap *gm_syncmap_new(const gm_type *key, const gm_type *val);
+GM_API void gm_syncmap_free(gm_syncmap *m);
+GM_API bool gm_syncmap_load(gm_syncmap *m, const void *key, void *val_out);
+GM_API void gm_syncmap_store(gm_syncmap *m, const void *key, const void *val);
+GM_API bool gm_syncmap_load_or_store(gm_syncmap *m, const void *key, const void *val, void *actual_out);
+GM_API bool gm_syncmap_load_and_delete(gm_syncmap *m, const void *key, void *val_out);
+GM_API void gm_syncmap_delete(gm_syncmap *m, const void *key);
+GM_API bool gm_syncmap_swap(gm_syncmap *m, const void *key, const void *val, void *prev_out);
+GM_API bool gm_syncmap_compare_and_swap(gm_syncmap *m, const void *key, const void *old, const void *new_);
+GM_API bool gm_syncmap_compare_and_delete(gm_syncmap *m, const void *key, const void *old);
+GM_API void gm_syncmap_range(gm_syncmap *m, bool (*fn)(const void *key, const void *val, void *arg), void *arg);
+GM_API void gm_syncmap_clear(gm_syncmap *m);
+
+/* ---- introspection ------------------------------------------------------ */
+
+/* Process-wide event counters, for tests and tuning (relaxed, monotonic).
+ * They count slow-path events only; the fast paths touch none of them. */
+typedef struct gm_sync_stats {
+    uint64_t sema_sleeps;          /* threads parked in gm_sema_acquire */
+    uint64_t sema_handoffs;        /* releases that handed the count to the woken waiter */
+    uint64_t mutex_starving_enter; /* waiters that switched a mutex to starvation mode */
+    uint64_t mutex_starving_exit;  /* acquisitions that switched it back to normal */
+    uint64_t mutex_handoff_acquires; /* locks acquired by direct handoff */
+    uint64_t syncmap_promotions;   /* dirty maps promoted to read-only by misses */
+    uint64_t syncmap_dirty_builds; /* dirty maps rebuilt from the read-only map */
+    uint64_t ebr_epochs;           /* reclamation epochs advanced */
+    uint64_t ebr_retired;          /* objects handed to reclamation */
+    uint64_t ebr_freed;            /* objects freed by reclamation */
+} gm_sync_stats;
+GM_API void gm_sync_stats_get(gm_sync_stats *out);
+
+/* Inspection of a gm_syncmap for tests: lengths of the read-only and dirty
+ * maps, whether the read-only map is amended, and the miss counter.  Takes
+ * the map's mutex. */
+typedef struct gm_syncmap_stats {
+    size_t read_len, dirty_len;
+    bool amended, has_dirty;
+    size_t misses;
+} gm_syncmap_stats;
+GM_API void gm_syncmap_stats_get(gm_syncmap *m, gm_syncmap_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

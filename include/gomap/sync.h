@@ -156,6 +156,12 @@ typedef struct gm_sync_stats {
 } gm_sync_stats;
 GM_API void gm_sync_stats_get(gm_sync_stats *out);
 
+/* Frees now whatever the reclamation of gm_syncmap can free: objects retired
+ * before the call, unless a thread is inside a gm_syncmap call (or a Range
+ * callback) that began before they were retired.  Never needed for
+ * correctness: it happens on its own every few dozen retirements per thread. */
+GM_API void gm_sync_reclaim(void);
+
 /* Inspection of a gm_syncmap for tests: lengths of the read-only and dirty
  * maps, whether the read-only map is amended, and the miss counter.  Takes
  * the map's mutex. */

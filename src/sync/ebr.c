@@ -1,0 +1,188 @@
+/* ebr.c - epoch-based reclamation (Fraser's scheme, as crossbeam-epoch runs it).
+ *
+ * gm_syncmap's readers take no lock, so memory they may be reading (a value
+ * box replaced by a Store, an entry deleted from the dirty map, a read-only
+ * map replaced by a promotion) cannot be freed when it is unlinked.  Go's GC
+ * keeps it alive; on malloc this file does.
+ *
+ * STATE.  A global epoch E (global_epoch_a, only ever changed by CAS, and
+ * read by retire with an RMW).  One record per thread (gm_ebr_rec, in a
+ * global list that only grows; a record is reused by a later thread once its
+ * owner has exited).  A record's state_a is 0 when its thread is quiescent,
+ * or 2e+1 when it is pinned in epoch e.  Each record keeps three bags of
+ * garbage, bag e%3 holding what the thread retired while E was e.
+ *
+ * PROTOCOL.
+ *   pin:     e = E (acquire); state_a = 2e+1 (seq_cst exchange); re-read E
+ *            and repeat if it moved.  After pin, the thread is pinned in the
+ *            epoch E had at a moment when its pin was already visible.
+ *   unpin:   state_a = 0 (release).
+ *   advance: E -> E+1 only if every pinned record is pinned in E (acquire
+ *            loads of every state_a, then a CAS on E).
+ *   retire:  e = E (seq_cst RMW, after the object was unlinked), put the
+ *            object in bag e%3.  An object retired in epoch e is freed once
+ *            E >= e+2.
+ * INVARIANT.  A thread pinned in epoch p never sees an object retired in an
+ * epoch < p (its unlink happens-before the CAS that moved E past it, which
+ * the pin's read of E acquires), and E cannot pass p+1 while it stays pinned.
+ * So when E >= e+2, nobody can hold an object retired in e.
+ *
+ * BOUNDS.  A thread tries to advance E every ADVANCE_EVERY retirements and
+ * then frees its bags that became safe; a bag slot about to be reused for a
+ * newer epoch is always safe (its epoch is <= e-3).  Garbage is unbounded
+ * only while some thread stays pinned (a long gm_syncmap_range callback).
+ * A record whose thread exited keeps its garbage until a new thread adopts
+ * the record or gm_sync_reclaim() is called.
+ */
+#include "sync/ebr.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADVANCE_EVERY 64
+
+typedef struct ebr_item { void *p; void (*fn)(void *); } ebr_item;
+typedef struct ebr_bag { uint64_t epoch; size_t n, cap; ebr_item *items; } ebr_bag;
+
+struct gm_ebr_rec {
+    uint64_t state_a;        /* 0 quiescent, 2e+1 pinned in epoch e */
+    uint32_t owned_a;        /* 1 while a thread (or a reclaimer) owns the record */
+    uint32_t nest;           /* owner only: pin depth */
+    uint32_t since_advance;  /* owner only */
+    ebr_bag bags[3];         /* owner only */
+    gm_ebr_rec *next;        /* immutable once published */
+} __attribute__((aligned(64)));
+
+static uint64_t global_epoch_a = 1;
+static gm_ebr_rec *records_a;          /* list head, push-only */
+static _Thread_local gm_ebr_rec *self_rec;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void bag_free_all(ebr_bag *b)
+{
+    for (size_t i = 0; i < b->n; i++) b->items[i].fn(b->items[i].p);
+    GM_SYNC_COUNT_N(ebr_freed, b->n);
+    b->n = 0;
+}
+
+/* Frees the bags of r (owned by the caller) that are safe under epoch e. */
+static void collect(gm_ebr_rec *r, uint64_t e)
+{
+    for (int i = 0; i < 3; i++)
+        if (r->bags[i].n != 0 && r->bags[i].epoch + 2 <= e) bag_free_all(&r->bags[i]);
+}
+
+static bool try_advance(void)
+{
+    uint64_t e = at_load_acquire(&global_epoch_a);
+    for (gm_ebr_rec *r = at_load_acquire(&records_a); r != NULL; r = r->next) {
+        uint64_t s = at_load_acquire(&r->state_a);
+        if ((s & 1) != 0 && (s >> 1) != e) return false;
+    }
+    if (!at_cas_acqrel(&global_epoch_a, &e, e + 1)) return false;
+    GM_SYNC_COUNT(ebr_epochs);
+    return true;
+}
+
+static void release_record(void *p)
+{
+    gm_ebr_rec *r = p;
+    try_advance();
+    collect(r, at_load_acquire(&global_epoch_a));
+    r->nest = 0;
+    at_store_release(&r->owned_a, 0);
+}
+
+static void make_exit_key(void)
+{
+    if (pthread_key_create(&exit_key, release_record) != 0)
+        gm_fatal("gomap: pthread_key_create failed");
+}
+
+static gm_ebr_rec *adopt_record(void)
+{
+    pthread_once(&exit_key_once, make_exit_key);
+    gm_ebr_rec *r;
+    for (r = at_load_acquire(&records_a); r != NULL; r = r->next) {
+        uint32_t zero = 0;
+        if (at_load_relaxed(&r->owned_a) == 0 && at_cas_acqrel(&r->owned_a, &zero, 1))
+            break;
+    }
+    if (r == NULL) {
+        r = aligned_alloc(64, sizeof *r);
+        if (r == NULL) gm_fatal("runtime: out of memory");
+        memset(r, 0, sizeof *r);
+        r->owned_a = 1;
+        gm_ebr_rec *head = at_load_relaxed(&records_a);
+        do r->next = head;
+        while (!__atomic_compare_exchange_n(&records_a, &head, r, false,
+                                            __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    }
+    pthread_setspecific(exit_key, r);
+    self_rec = r;
+    return r;
+}
+
+gm_ebr_rec *gm_ebr_pin(void)
+{
+    gm_ebr_rec *r = self_rec;
+    if (GM_UNLIKELY(r == NULL)) r = adopt_record();
+    if (r->nest++ != 0) return r;
+    uint64_t e = at_load_acquire(&global_epoch_a);
+    for (;;) {
+        at_xchg_seqcst(&r->state_a, 2 * e + 1);
+        uint64_t now = at_load_seqcst(&global_epoch_a);
+        if (GM_LIKELY(now == e)) return r;
+        e = now;
+    }
+}
+
+void gm_ebr_unpin(gm_ebr_rec *r)
+{
+    if (--r->nest == 0) at_store_release(&r->state_a, 0);
+}
+
+void gm_ebr_retire(void *p, void (*fn)(void *))
+{
+    gm_ebr_rec *r = self_rec;
+    if (GM_UNLIKELY(r == NULL)) r = adopt_record();
+    uint64_t e = __atomic_fetch_add(&global_epoch_a, 0, __ATOMIC_SEQ_CST);
+    ebr_bag *b = &r->bags[e % 3];
+    if (b->epoch != e) {
+        if (b->n != 0) bag_free_all(b);   /* epoch <= e-3: safe */
+        b->epoch = e;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 32;
+        ebr_item *items = realloc(b->items, cap * sizeof *items);
+        if (items == NULL) gm_fatal("runtime: out of memory");
+        b->items = items;
+        b->cap = cap;
+    }
+    b->items[b->n++] = (ebr_item){ p, fn };
+    GM_SYNC_COUNT(ebr_retired);
+    if (++r->since_advance >= ADVANCE_EVERY) {
+        r->since_advance = 0;
+        try_advance();
+        collect(r, at_load_acquire(&global_epoch_a));
+    }
+}
+
+void gm_sync_reclaim(void)
+{
+    /* Two advances make everything retired before this call safe, unless
+     * some thread is pinned. */
+    try_advance();
+    try_advance();
+    uint64_t e = at_load_acquire(&global_epoch_a);
+    gm_ebr_rec *self = self_rec;
+    if (self != NULL && self->nest == 0) collect(self, e);
+    for (gm_ebr_rec *r = at_load_acquire(&records_a); r != NULL; r = r->next) {
+        uint32_t zero = 0;
+        if (r == self || !at_cas_acqrel(&r->owned_a, &zero, 1)) continue;
+        collect(r, e);                    /* an exited thread's garbage */
+        at_store_release(&r->owned_a, 0);
+    }
+}

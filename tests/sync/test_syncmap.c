@@ -1,0 +1,677 @@
+/* test_syncmap.c - gm_syncmap: every operation alone, the read/dirty state
+ * machine (misses, promotion, expunged entries), a differential run against
+ * a plain model, and concurrent use: disjoint owners, contended counters,
+ * LoadOrStore races, readers checking every value they see while writers
+ * replace, delete and clear, and reclamation of what was replaced. */
+#include "check.h"
+#include "gomap/map.h"
+#include "gomap/sync.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+
+static int scaled(int n)
+{
+    int v = (int)(n * test_scale());
+    return v < 1 ? 1 : v;
+}
+
+static gm_syncmap *new_u64(void)
+{
+    gm_syncmap *m = gm_syncmap_new(&gm_type_u64, &gm_type_u64);
+    return m;
+}
+
+static uint64_t get(gm_syncmap *m, uint64_t k, bool *ok)
+{
+    uint64_t v = 12345;
+    *ok = gm_syncmap_load(m, &k, &v);
+    return v;
+}
+
+/* ---- every operation alone ---------------------------------------------- */
+
+TEST(syncmap_load_and_store)
+{
+    gm_syncmap *m = new_u64();
+    REQUIRE(m != NULL);
+    bool ok;
+    CHECK_EQ_U(get(m, 1, &ok), 0);     /* absent: zero value out */
+    CHECK(!ok);
+    uint64_t k = 1, v = 10;
+    gm_syncmap_store(m, &k, &v);
+    CHECK_EQ_U(get(m, 1, &ok), 10);
+    CHECK(ok);
+    v = 11;
+    gm_syncmap_store(m, &k, &v);
+    CHECK_EQ_U(get(m, 1, &ok), 11);
+    CHECK(gm_syncmap_load(m, &k, NULL));
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_load_or_store)
+{
+    gm_syncmap *m = new_u64();
+    uint64_t k = 5, v = 50, actual = 0;
+    CHECK(!gm_syncmap_load_or_store(m, &k, &v, &actual));
+    CHECK_EQ_U(actual, 50);
+    v = 51;
+    CHECK(gm_syncmap_load_or_store(m, &k, &v, &actual));
+    CHECK_EQ_U(actual, 50);
+    CHECK(gm_syncmap_load_or_store(m, &k, &v, NULL));
+    gm_syncmap_delete(m, &k);
+    CHECK(!gm_syncmap_load_or_store(m, &k, &v, &actual));   /* deleted entry reused */
+    CHECK_EQ_U(actual, 51);
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_load_and_delete_and_delete)
+{
+    gm_syncmap *m = new_u64();
+    uint64_t k = 7, v = 70, out = 1;
+    CHECK(!gm_syncmap_load_and_delete(m, &k, &out));
+    CHECK_EQ_U(out, 0);
+    gm_syncmap_store(m, &k, &v);
+    CHECK(gm_syncmap_load_and_delete(m, &k, &out));
+    CHECK_EQ_U(out, 70);
+    CHECK(!gm_syncmap_load(m, &k, NULL));
+    CHECK(!gm_syncmap_load_and_delete(m, &k, NULL));
+    gm_syncmap_store(m, &k, &v);
+    gm_syncmap_delete(m, &k);
+    gm_syncmap_delete(m, &k);          /* absent: nothing happens */
+    CHECK(!gm_syncmap_load(m, &k, NULL));
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_swap)
+{
+    gm_syncmap *m = new_u64();
+    uint64_t k = 3, v = 30, prev = 9;
+    CHECK(!gm_syncmap_swap(m, &k, &v, &prev));
+    CHECK_EQ_U(prev, 0);
+    v = 31;
+    CHECK(gm_syncmap_swap(m, &k, &v, &prev));
+    CHECK_EQ_U(prev, 30);
+    bool ok;
+    CHECK_EQ_U(get(m, 3, &ok), 31);
+    gm_syncmap_delete(m, &k);
+    CHECK(!gm_syncmap_swap(m, &k, &v, NULL));
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_compare_and_swap)
+{
+    gm_syncmap *m = new_u64();
+    uint64_t k = 4, a = 40, b = 41, c = 42;
+    CHECK(!gm_syncmap_compare_and_swap(m, &k, &a, &b));   /* absent */
+    gm_syncmap_store(m, &k, &a);
+    CHECK(!gm_syncmap_compare_and_swap(m, &k, &b, &c));   /* mismatch */
+    CHECK(gm_syncmap_compare_and_swap(m, &k, &a, &b));
+    bool ok;
+    CHECK_EQ_U(get(m, 4, &ok), 41);
+    gm_syncmap_delete(m, &k);
+    CHECK(!gm_syncmap_compare_and_swap(m, &k, &b, &c));   /* deleted */
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_compare_and_delete)
+{
+    gm_syncmap *m = new_u64();
+    uint64_t k = 8, a = 80, b = 81;
+    CHECK(!gm_syncmap_compare_and_delete(m, &k, &a));
+    gm_syncmap_store(m, &k, &a);
+    CHECK(!gm_syncmap_compare_and_delete(m, &k, &b));
+    CHECK(gm_syncmap_load(m, &k, NULL));
+    CHECK(gm_syncmap_compare_and_delete(m, &k, &a));
+    CHECK(!gm_syncmap_load(m, &k, NULL));
+    CHECK(!gm_syncmap_compare_and_delete(m, &k, &a));
+    gm_syncmap_free(m);
+}
+
+typedef struct { uint64_t seen[64]; int calls, stop_after; gm_syncmap *m; } range_ctx;
+
+static bool range_fn(const void *key, const void *val, void *arg)
+{
+    range_ctx *c = arg;
+    uint64_t k = *(const uint64_t *)key, v = *(const uint64_t *)val;
+    if (k < 64) c->seen[k] += v;
+    c->calls++;
+    return c->stop_after == 0 || c->calls < c->stop_after;
+}
+
+TEST(syncmap_range_visits_each_present_key_once_and_stops_early)
+{
+    gm_syncmap *m = new_u64();
+    range_ctx c;
+    memset(&c, 0, sizeof c);
+    gm_syncmap_range(m, range_fn, &c);
+    CHECK_EQ_U(c.calls, 0);
+    for (uint64_t k = 0; k < 40; k++) {
+        uint64_t v = k + 1000;
+        gm_syncmap_store(m, &k, &v);
+    }
+    for (uint64_t k = 0; k < 40; k += 4) gm_syncmap_delete(m, &k);
+    gm_syncmap_range(m, range_fn, &c);
+    CHECK_EQ_U(c.calls, 30);
+    for (uint64_t k = 0; k < 40; k++)
+        CHECK_EQ_U(c.seen[k], k % 4 == 0 ? 0 : k + 1000);
+    memset(&c, 0, sizeof c);
+    c.stop_after = 5;
+    gm_syncmap_range(m, range_fn, &c);
+    CHECK_EQ_U(c.calls, 5);
+    gm_syncmap_free(m);
+}
+
+/* Go allows any Map call from inside Range's callback. */
+static bool range_mutator(const void *key, const void *val, void *arg)
+{
+    range_ctx *c = arg;
+    uint64_t k = *(const uint64_t *)key, v = *(const uint64_t *)val + 1;
+    gm_syncmap_store(c->m, &k, &v);
+    uint64_t nk = k + 100;
+    gm_syncmap_load_or_store(c->m, &nk, &v, NULL);
+    c->calls++;
+    return true;
+}
+
+TEST(syncmap_range_callback_may_write_the_map)
+{
+    gm_syncmap *m = new_u64();
+    for (uint64_t k = 0; k < 20; k++) gm_syncmap_store(m, &k, &k);
+    range_ctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    gm_syncmap_range(m, range_mutator, &c);
+    CHECK_EQ_U(c.calls, 20);     /* keys added during Range are not seen */
+    for (uint64_t k = 0; k < 20; k++) {
+        bool ok;
+        CHECK_EQ_U(get(m, k, &ok), k + 1);
+        CHECK_EQ_U(get(m, k + 100, &ok), k + 1);
+        CHECK(ok);
+    }
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_clear)
+{
+    gm_syncmap *m = new_u64();
+    gm_syncmap_clear(m);              /* empty: nothing to do */
+    for (uint64_t k = 0; k < 50; k++) gm_syncmap_store(m, &k, &k);
+    for (uint64_t k = 0; k < 50; k += 2) CHECK(gm_syncmap_load(m, &k, NULL));
+    gm_syncmap_clear(m);
+    for (uint64_t k = 0; k < 50; k++) CHECK(!gm_syncmap_load(m, &k, NULL));
+    range_ctx c;
+    memset(&c, 0, sizeof c);
+    gm_syncmap_range(m, range_fn, &c);
+    CHECK_EQ_U(c.calls, 0);
+    uint64_t k = 3, v = 33;
+    gm_syncmap_store(m, &k, &v);
+    bool ok;
+    CHECK_EQ_U(get(m, 3, &ok), 33);
+    gm_syncmap_free(m);
+}
+
+/* ---- the state machine --------------------------------------------------- */
+
+TEST(syncmap_misses_promote_dirty_and_deletes_expunge)
+{
+    enum { N = 32 };
+    gm_syncmap *m = new_u64();
+    gm_syncmap_stats st;
+    for (uint64_t k = 0; k < N; k++) gm_syncmap_store(m, &k, &k);
+    gm_syncmap_stats_get(m, &st);
+    CHECK_EQ_U(st.read_len, 0);        /* new keys go to dirty */
+    CHECK_EQ_U(st.dirty_len, N);
+    CHECK(st.amended);
+    /* N misses promote dirty to read. */
+    for (uint64_t k = 0; k < N; k++) CHECK(gm_syncmap_load(m, &k, NULL));
+    gm_syncmap_stats_get(m, &st);
+    CHECK_EQ_U(st.read_len, N);
+    CHECK(!st.has_dirty);
+    CHECK(!st.amended);
+    CHECK_EQ_U(st.misses, 0);
+    /* Delete 8 keys (their entries stay in read, empty), then a new key:
+     * dirty is rebuilt without the 8, which become expunged. */
+    for (uint64_t k = 0; k < 8; k++) gm_syncmap_delete(m, &k);
+    uint64_t nk = 1000;
+    gm_syncmap_store(m, &nk, &nk);
+    gm_syncmap_stats_get(m, &st);
+    CHECK(st.amended);
+    CHECK_EQ_U(st.dirty_len, N - 8 + 1);
+    CHECK_EQ_U(st.read_len, N);
+    /* Storing to an expunged key puts it back in dirty. */
+    uint64_t k = 3, v = 333;
+    gm_syncmap_store(m, &k, &v);
+    gm_syncmap_stats_get(m, &st);
+    CHECK_EQ_U(st.dirty_len, N - 8 + 2);
+    bool ok;
+    CHECK_EQ_U(get(m, 3, &ok), 333);
+    CHECK(!gm_syncmap_load(m, &(uint64_t){ 4 }, NULL));
+    /* Loads of read keys are no misses; a dirty-only key is. */
+    for (uint64_t j = 8; j < N; j++) CHECK(gm_syncmap_load(m, &j, NULL));
+    gm_syncmap_stats_get(m, &st);
+    CHECK_EQ_U(st.misses, 0);
+    CHECK(gm_syncmap_load(m, &nk, NULL));
+    gm_syncmap_stats_get(m, &st);
+    CHECK_EQ_U(st.misses, 1);
+    /* Range promotes at once: the expunged entries go, the map is right. */
+    range_ctx c;
+    memset(&c, 0, sizeof c);
+    gm_syncmap_range(m, range_fn, &c);
+    CHECK_EQ_U(c.calls, N - 8 + 2);
+    gm_syncmap_stats_get(m, &st);
+    CHECK(!st.amended);
+    CHECK_EQ_U(st.read_len, N - 8 + 2);
+    gm_syncmap_free(m);
+}
+
+/* Random operations against a plain model, over few keys so that every path
+ * (read hit, dirty hit, expunged, promotion, clear) recurs. */
+TEST(syncmap_matches_a_model_under_random_operations)
+{
+    enum { K = 48 };
+    gm_syncmap *m = new_u64();
+    bool present[K] = { false };
+    uint64_t model[K] = { 0 };
+    uint64_t seed = 42;
+    int steps = scaled(200000);
+    for (int i = 0; i < steps; i++) {
+        uint64_t r = test_rand(&seed);
+        uint64_t k = r % K, v = (r >> 8) % 5, out = 99;
+        bool ok;
+        switch ((r >> 16) % 10) {
+        case 0: case 1:
+            ok = gm_syncmap_load(m, &k, &out);
+            CHECK(ok == present[k]);
+            CHECK_EQ_U(out, present[k] ? model[k] : 0);
+            break;
+        case 2:
+            gm_syncmap_store(m, &k, &v);
+            present[k] = true; model[k] = v;
+            break;
+        case 3:
+            ok = gm_syncmap_load_or_store(m, &k, &v, &out);
+            CHECK(ok == present[k]);
+            if (!present[k]) { present[k] = true; model[k] = v; }
+            CHECK_EQ_U(out, model[k]);
+            break;
+        case 4:
+            ok = gm_syncmap_load_and_delete(m, &k, &out);
+            CHECK(ok == present[k]);
+            CHECK_EQ_U(out, present[k] ? model[k] : 0);
+            present[k] = false;
+            break;
+        case 5:
+            ok = gm_syncmap_swap(m, &k, &v, &out);
+            CHECK(ok == present[k]);
+            CHECK_EQ_U(out, present[k] ? model[k] : 0);
+            present[k] = true; model[k] = v;
+            break;
+        case 6: {
+            uint64_t old = (r >> 24) % 5;
+            ok = gm_syncmap_compare_and_swap(m, &k, &old, &v);
+            bool want = present[k] && model[k] == old;
+            CHECK(ok == want);
+            if (want) model[k] = v;
+            break;
+        }
+        case 7: {
+            uint64_t old = (r >> 24) % 5;
+            ok = gm_syncmap_compare_and_delete(m, &k, &old);
+            bool want = present[k] && model[k] == old;
+            CHECK(ok == want);
+            if (want) present[k] = false;
+            break;
+        }
+        case 8:
+            if ((r >> 24) % 64 == 0) {
+                gm_syncmap_clear(m);
+                memset(present, 0, sizeof present);
+            } else {
+                gm_syncmap_delete(m, &k);
+                present[k] = false;
+            }
+            break;
+        case 9:
+            if ((r >> 24) % 16 == 0) {
+                range_ctx c;
+                memset(&c, 0, sizeof c);
+                gm_syncmap_range(m, range_fn, &c);
+                int n = 0;
+                for (int j = 0; j < K; j++) {
+                    n += present[j];
+                    CHECK_EQ_U(c.seen[j], present[j] ? model[j] : 0);
+                }
+                CHECK_EQ_U(c.calls, n);
+            }
+            break;
+        }
+        if (check_failures) break;
+    }
+    gm_syncmap_free(m);
+}
+
+/* Keys of a variable-length type (string bytes copied by the maps) and a
+ * 24-byte value type compared bytewise. */
+typedef struct { uint64_t a, b, c; } triple;
+GM_TYPE_DEFINE_VALUE(triple_type, triple);
+
+TEST(syncmap_string_keys_and_struct_values)
+{
+    gm_syncmap *m = gm_syncmap_new(&gm_type_str_owned, &triple_type);
+    REQUIRE(m != NULL);
+    char buf[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(buf, sizeof buf, "key-%d", i);
+        gm_str k = { buf, strlen(buf) };
+        triple t = { (uint64_t)i, (uint64_t)i * 2, (uint64_t)i * 3 };
+        gm_syncmap_store(m, &k, &t);
+    }
+    memset(buf, 'x', sizeof buf);   /* the map kept its own copies */
+    for (int i = 0; i < 100; i++) {
+        snprintf(buf, sizeof buf, "key-%d", i);
+        gm_str k = { buf, strlen(buf) };
+        triple t, want = { (uint64_t)i, (uint64_t)i * 2, (uint64_t)i * 3 };
+        CHECK(gm_syncmap_load(m, &k, &t));
+        CHECK(memcmp(&t, &want, sizeof t) == 0);
+        triple nt = { 1000, 0, 0 };
+        CHECK(gm_syncmap_compare_and_swap(m, &k, &want, &nt));
+        CHECK(!gm_syncmap_compare_and_swap(m, &k, &want, &nt));
+    }
+    gm_str missing = GM_STR("nope");
+    CHECK(!gm_syncmap_load(m, &missing, NULL));
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_new_rejects_a_type_that_cannot_be_a_key)
+{
+    CHECK(gm_syncmap_new(&triple_type, &gm_type_u64) == NULL);
+}
+
+/* ---- concurrent use ------------------------------------------------------ */
+
+typedef struct {
+    gm_syncmap *m;
+    int id, rounds;
+    int *failures;   /* atomic */
+} owner_arg;
+
+/* Each thread owns keys id*1000 .. id*1000+63: only it writes them, so what
+ * it reads back is known exactly, while the other threads' new keys keep
+ * rebuilding dirty and promoting it under it. */
+static void *owner(void *p)
+{
+    owner_arg *a = p;
+    uint64_t base = (uint64_t)a->id * 1000, seed = (uint64_t)a->id + 1;
+    uint64_t val[64] = { 0 };
+    bool has[64] = { false };
+    for (int i = 0; i < a->rounds; i++) {
+        uint64_t r = test_rand(&seed), j = r % 64, k = base + j, v = r >> 32, out;
+        bool ok;
+        switch ((r >> 8) % 6) {
+        case 0: case 1:
+            ok = gm_syncmap_load(a->m, &k, &out);
+            if (ok != has[j] || (ok && out != val[j])) ADD(a->failures, 1);
+            break;
+        case 2:
+            gm_syncmap_store(a->m, &k, &v);
+            has[j] = true; val[j] = v;
+            break;
+        case 3:
+            ok = gm_syncmap_swap(a->m, &k, &v, &out);
+            if (ok != has[j] || (ok && out != val[j])) ADD(a->failures, 1);
+            has[j] = true; val[j] = v;
+            break;
+        case 4:
+            ok = gm_syncmap_load_and_delete(a->m, &k, &out);
+            if (ok != has[j] || (ok && out != val[j])) ADD(a->failures, 1);
+            has[j] = false;
+            break;
+        case 5:
+            ok = gm_syncmap_compare_and_swap(a->m, &k, &val[j], &v);
+            if (ok != has[j]) ADD(a->failures, 1);
+            if (ok) val[j] = v;
+            break;
+        }
+    }
+    return NULL;
+}
+
+TEST(syncmap_disjoint_owners_see_exactly_their_own_history)
+{
+    enum { T = 4 };
+    gm_syncmap *m = new_u64();
+    int failures = 0;
+    owner_arg args[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (owner_arg){ m, i, scaled(60000), &failures };
+        pthread_create(&th[i], NULL, owner, &args[i]);
+    }
+    for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+    CHECK_EQ_U(failures, 0);
+    gm_syncmap_free(m);
+}
+
+/* Contended counters: each increment is a Load then CompareAndSwap(v, v+1)
+ * retried until it lands; every key must end at the number of increments
+ * made to it, and no thread may ever see a counter go down. */
+typedef struct { gm_syncmap *m; int rounds, id; uint64_t *incs; int *failures; } ctr_arg;
+enum { CTR_KEYS = 8 };
+
+static void *counter_worker(void *p)
+{
+    ctr_arg *a = p;
+    uint64_t seed = (uint64_t)a->id * 77 + 5, last[CTR_KEYS] = { 0 };
+    for (int i = 0; i < a->rounds; i++) {
+        uint64_t k = test_rand(&seed) % CTR_KEYS, v;
+        for (;;) {
+            if (!gm_syncmap_load(a->m, &k, &v)) { ADD(a->failures, 1); break; }
+            if (v < last[k]) ADD(a->failures, 1);
+            last[k] = v;
+            uint64_t nv = v + 1;
+            if (gm_syncmap_compare_and_swap(a->m, &k, &v, &nv)) {
+                last[k] = nv;
+                a->incs[k]++;
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+TEST(syncmap_compare_and_swap_counters_lose_no_increment)
+{
+    enum { T = 4 };
+    gm_syncmap *m = new_u64();
+    for (uint64_t k = 0; k < CTR_KEYS; k++) {
+        uint64_t z = 0;
+        gm_syncmap_store(m, &k, &z);
+    }
+    uint64_t incs[T][CTR_KEYS];
+    memset(incs, 0, sizeof incs);
+    int failures = 0;
+    ctr_arg args[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (ctr_arg){ m, scaled(20000), i, incs[i], &failures };
+        pthread_create(&th[i], NULL, counter_worker, &args[i]);
+    }
+    for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+    CHECK_EQ_U(failures, 0);
+    for (uint64_t k = 0; k < CTR_KEYS; k++) {
+        uint64_t want = 0, v = 0;
+        for (int i = 0; i < T; i++) want += incs[i][k];
+        CHECK(gm_syncmap_load(m, &k, &v));
+        CHECK_EQ_U(v, want);
+    }
+    gm_syncmap_free(m);
+}
+
+/* LoadOrStore races on fresh keys: exactly one thread stores, every thread
+ * gets the stored value back. */
+typedef struct {
+    gm_syncmap *m; int id, keys;
+    uint64_t *actual;   /* [keys], per thread */
+    int *stored;        /* [keys], atomic */
+    int *go;
+} los_arg;
+
+static void *los_worker(void *p)
+{
+    los_arg *a = p;
+    while (!LOAD(a->go)) {}
+    for (int i = 0; i < a->keys; i++) {
+        uint64_t k = (uint64_t)i, v = (uint64_t)a->id * 1000000 + (uint64_t)i;
+        if (!gm_syncmap_load_or_store(a->m, &k, &v, &a->actual[i])) ADD(&a->stored[i], 1);
+    }
+    return NULL;
+}
+
+TEST(syncmap_load_or_store_race_has_one_winner_per_key)
+{
+    enum { T = 4, KEYS = 2000 };
+    gm_syncmap *m = new_u64();
+    static uint64_t actual[T][KEYS];
+    static int stored[KEYS];
+    memset(stored, 0, sizeof stored);
+    int go = 0;
+    los_arg args[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (los_arg){ m, i, KEYS, actual[i], stored, &go };
+        pthread_create(&th[i], NULL, los_worker, &args[i]);
+    }
+    STORE(&go, 1);
+    for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+    for (int k = 0; k < KEYS; k++) {
+        CHECK_EQ_U(stored[k], 1);
+        uint64_t v;
+        CHECK(gm_syncmap_load(m, &(uint64_t){ (uint64_t)k }, &v));
+        for (int i = 0; i < T; i++) CHECK_EQ_U(actual[i][k], v);
+        if (check_failures) break;
+    }
+    gm_syncmap_free(m);
+}
+
+/* Readers check every value they see: a value is (key, version, checksum),
+ * versions of a key only grow, while writers store new versions, delete,
+ * add new keys (forcing dirty rebuilds and promotions), range, and clear.
+ * A value read from freed or torn memory fails the checksum. */
+typedef struct { uint64_t key, version, check; } vval;
+GM_TYPE_DEFINE_VALUE(vval_type, vval);
+static uint64_t vcheck(uint64_t k, uint64_t ver) { return (k * 0x9e3779b97f4a7c15ull) ^ ver ^ 0x5555; }
+
+enum { V_KEYS = 256 };
+typedef struct {
+    gm_syncmap *m;
+    uint64_t version[V_KEYS];   /* writer-owned: key k is written by thread k%2 */
+    int stop, failures, rounds;
+} vshared;
+
+typedef struct { vshared *s; int id; } vw_arg;
+
+static bool vrange_fn(const void *key, const void *val, void *arg)
+{
+    const vval *v = val;
+    vshared *s = arg;
+    if (v->key != *(const uint64_t *)key || v->check != vcheck(v->key, v->version))
+        ADD(&s->failures, 1);
+    return true;
+}
+
+static void *vwriter(void *p)
+{
+    vw_arg *a = p;
+    vshared *s = a->s;
+    uint64_t seed = (uint64_t)a->id + 99;
+    for (int i = 0; i < s->rounds; i++) {
+        uint64_t r = test_rand(&seed);
+        uint64_t k = (r % (V_KEYS / 2)) * 2 + (uint64_t)a->id;
+        uint64_t op = (r >> 32) % 100;
+        if (op < 70) {
+            vval v = { k, ++s->version[k], 0 };
+            v.check = vcheck(k, v.version);
+            gm_syncmap_store(s->m, &k, &v);
+        } else if (op < 90) {
+            gm_syncmap_delete(s->m, &k);
+        } else if (op < 99) {
+            gm_syncmap_range(s->m, vrange_fn, s);
+        } else if (a->id == 0 && (r >> 40) % 8 == 0) {
+            gm_syncmap_clear(s->m);
+        }
+    }
+    return NULL;
+}
+
+static void *vreader(void *p)
+{
+    vshared *s = p;
+    uint64_t last[V_KEYS] = { 0 }, seed = 3;
+    while (!LOAD(&s->stop)) {
+        uint64_t k = test_rand(&seed) % V_KEYS;
+        vval v;
+        if (!gm_syncmap_load(s->m, &k, &v)) continue;
+        if (v.key != k || v.check != vcheck(k, v.version) || v.version < last[k])
+            ADD(&s->failures, 1);
+        last[k] = v.version;
+    }
+    return NULL;
+}
+
+TEST(syncmap_readers_see_only_whole_current_values_during_writes)
+{
+    vshared s;
+    memset(&s, 0, sizeof s);
+    s.m = gm_syncmap_new(&gm_type_u64, &vval_type);
+    s.rounds = scaled(100000);
+    gm_sync_stats before, after;
+    gm_sync_stats_get(&before);
+    pthread_t w[2], r[2];
+    vw_arg wa[2];
+    for (int i = 0; i < 2; i++) pthread_create(&r[i], NULL, vreader, &s);
+    for (int i = 0; i < 2; i++) {
+        wa[i] = (vw_arg){ &s, i };
+        pthread_create(&w[i], NULL, vwriter, &wa[i]);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(w[i], NULL);
+    STORE(&s.stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(r[i], NULL);
+    CHECK_EQ_U(s.failures, 0);
+    gm_sync_stats_get(&after);
+    CHECK(after.syncmap_promotions > before.syncmap_promotions);
+    CHECK(after.syncmap_dirty_builds > before.syncmap_dirty_builds);
+    gm_syncmap_free(s.m);
+}
+
+/* Everything replaced or deleted is freed once no thread can hold it. */
+static void *replace_many(void *p)
+{
+    gm_syncmap *m = p;
+    for (uint64_t i = 0; i < 5000; i++) {
+        uint64_t k = i % 50, nk = 100000 + i;
+        gm_syncmap_store(m, &k, &i);
+        gm_syncmap_store(m, &nk, &i);
+        gm_syncmap_load(m, &nk, NULL);
+        gm_syncmap_delete(m, &nk);
+    }
+    return NULL;
+}
+
+TEST(syncmap_reclaims_replaced_values_and_dead_entries)
+{
+    gm_syncmap *m = new_u64();
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, replace_many, m);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    gm_sync_reclaim();
+    gm_sync_stats st;
+    gm_sync_stats_get(&st);
+    CHECK(st.ebr_retired > 20000);
+    CHECK_EQ_U(st.ebr_freed, st.ebr_retired);   /* nobody is pinned now */
+    gm_syncmap_free(m);
+}

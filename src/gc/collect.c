@@ -343,15 +343,16 @@ __attribute__((noinline)) void gc_collect(bool forced)
     cycle(forced, t_stop);
     gc_start_the_world();
     wake_sweeper();
-    if (forced)
-        while (gc_sweep_one()) gm_safepoint();
+    if (forced)          /* sweep it all; park if someone stops the world (no gcstress here) */
+        while (gc_sweep_one())
+            if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
 }
 
 /* Zeroes the stack just below the caller, where the collector's own frames
  * are about to go: their unused slots would otherwise hold stale pointers
  * from earlier, deeper calls, which the conservative stack scan would take
  * for live ones (Boehm's GC_clear_stack does the same). */
-__attribute__((noinline)) static void clear_stack_below(void)
+__attribute__((noinline, no_sanitize("address"))) static void clear_stack_below(void)
 {
     volatile char buf[8192];
     memset((char *)buf, 0, sizeof buf);

@@ -213,6 +213,7 @@ extern _Atomic uint32_t gc_poll_a;
 
 GM_INTERNAL gc_thread *gc_thread_auto(void);     /* gc_self, attaching if needed */
 GM_INTERNAL void gc_poll_slow(gc_thread *t);
+GM_INTERNAL void gc_park(gc_thread *t);          /* a safepoint without gcstress */
 /* Stop every other attached thread (they park or are blocking); the caller
  * becomes the world's owner.  Returns false if another thread is already
  * stopping the world: the caller then parked until it finished. */

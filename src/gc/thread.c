@@ -212,6 +212,8 @@ __attribute__((noinline)) static void park(gc_thread *t)
     pthread_mutex_unlock(&world_mu);
 }
 
+void gc_park(gc_thread *t) { park(t); }
+
 void gc_poll_slow(gc_thread *t)
 {
     uint32_t p = atomic_load_explicit(&gc_poll_a, memory_order_relaxed);

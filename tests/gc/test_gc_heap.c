@@ -183,6 +183,12 @@ __attribute__((noinline)) static gm_weak *set_global(void)
     return gm_weak_make(global_root);
 }
 
+/* Checks in their own frame: the test's frame keeps no copy of the object. */
+__attribute__((noinline)) static bool global_ok(gm_weak *w)
+{
+    return global_root && global_root->val == 99 && gm_weak_get(w) == global_root;
+}
+
 TEST(root_only_survives_then_freed)
 {
     gm_root_add(&global_root, sizeof global_root);
@@ -190,9 +196,7 @@ TEST(root_only_survives_then_freed)
     gm_root_add(&w, sizeof w);               /* the handle itself must stay reachable */
     garbage(scaled(100000));
     collect();
-    REQUIRE(global_root != NULL);
-    CHECK_EQ_U(global_root->val, 99);
-    CHECK(gm_weak_get(w) == global_root);
+    CHECK(global_ok(w));
     global_root = NULL;
     collect();
     CHECK(gm_weak_get(w) == NULL);
@@ -298,7 +302,7 @@ TEST(large_objects_freed)
     }
     collect();
     m = stats();
-    CHECK(m->frees >= frees0 + (uint64_t)scaled(400) - 8);
+    CHECK(m->frees + 8 >= frees0 + (uint64_t)scaled(400));
     CHECK(m->heap_inuse < ((uint64_t)64 << 20));
     CHECK_EQ_U(gm_heap_verify(), 0);
 }

@@ -45,7 +45,7 @@ build dev "$ROOT/build/dev" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMAP_DEV=ON &&
   run_ctest dev "$ROOT/build/dev"
 
 if [ $quick -eq 0 ]; then
-  build asan "$ROOT/build/asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+  build asan "$ROOT/build/asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 -DCMAKE_C_COMPILER=clang \
       -DCMAKE_CXX_COMPILER=clang++ -DGOMAP_SANITIZE=address,undefined &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
       run_ctest asan "$ROOT/build/asan"

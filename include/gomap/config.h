@@ -11,7 +11,9 @@
 #if defined(__GNUC__)
 #define GM_API __attribute__((visibility("default")))
 #define GM_NORETURN __attribute__((noreturn))
+#define GM_MAYBE_UNUSED __attribute__((unused))
 #else
+#define GM_MAYBE_UNUSED
 #define GM_API
 #define GM_NORETURN
 #endif

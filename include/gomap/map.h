@@ -124,32 +124,32 @@ GM_API const char *gm_map_check(const gm_map *m);
     typedef struct name##_iter { gm_map_iter it; } name##_iter;                \
     static const gm_type name##_val_type_ = { sizeof(V), _Alignof(V), NULL,    \
         NULL, NULL, 0, #V };                                                   \
-    static inline gm_map *name##_map(name *m) { return (gm_map *)(void *)m; }  \
-    static inline name *name##_new(size_t hint)                                \
+    static inline GM_MAYBE_UNUSED gm_map *name##_map(name *m) { return (gm_map *)(void *)m; }  \
+    static inline GM_MAYBE_UNUSED name *name##_new(size_t hint)                                \
     { return (name *)(void *)gm_map_new(&(keytype), &name##_val_type_, hint); }\
-    static inline void name##_free(name *m) { gm_map_free(name##_map(m)); }    \
-    static inline size_t name##_len(name *m) { return gm_map_len(name##_map(m)); } \
-    static inline void name##_clear(name *m) { gm_map_clear(name##_map(m)); }  \
-    static inline name *name##_clone(name *m)                                  \
+    static inline GM_MAYBE_UNUSED void name##_free(name *m) { gm_map_free(name##_map(m)); }    \
+    static inline GM_MAYBE_UNUSED size_t name##_len(name *m) { return gm_map_len(name##_map(m)); } \
+    static inline GM_MAYBE_UNUSED void name##_clear(name *m) { gm_map_clear(name##_map(m)); }  \
+    static inline GM_MAYBE_UNUSED name *name##_clone(name *m)                                  \
     { return (name *)(void *)gm_map_clone(name##_map(m)); }                    \
-    static inline bool name##_lookup(name *m, K key, V *out)                   \
+    static inline GM_MAYBE_UNUSED bool name##_lookup(name *m, K key, V *out)                   \
     {                                                                          \
         const V *p = (const V *)gm_map_get(name##_map(m), &key);               \
         if (p == NULL) { if (out) memset(out, 0, sizeof(V)); return false; }   \
         if (out) memcpy(out, p, sizeof(V));                                    \
         return true;                                                           \
     }                                                                          \
-    static inline V name##_get(name *m, K key)                                 \
+    static inline GM_MAYBE_UNUSED V name##_get(name *m, K key)                                 \
     { V v; name##_lookup(m, key, &v); return v; }                              \
-    static inline void name##_put(name *m, K key, V val)                       \
+    static inline GM_MAYBE_UNUSED void name##_put(name *m, K key, V val)                       \
     { gm_map_put(name##_map(m), &key, &val); }                                 \
-    static inline V *name##_ref(name *m, K key)                                \
+    static inline GM_MAYBE_UNUSED V *name##_ref(name *m, K key)                                \
     { return (V *)gm_map_assign(name##_map(m), &key); }                        \
-    static inline bool name##_delete(name *m, K key)                           \
+    static inline GM_MAYBE_UNUSED bool name##_delete(name *m, K key)                           \
     { return gm_map_delete(name##_map(m), &key); }                             \
-    static inline void name##_iter_init(name##_iter *it, name *m)              \
+    static inline GM_MAYBE_UNUSED void name##_iter_init(name##_iter *it, name *m)              \
     { gm_map_iter_init(&it->it, name##_map(m)); }                              \
-    static inline bool name##_iter_next(name##_iter *it, K *key, V *val)       \
+    static inline GM_MAYBE_UNUSED bool name##_iter_next(name##_iter *it, K *key, V *val)       \
     {                                                                          \
         const void *kp; void *vp;                                              \
         if (!gm_map_iter_next(&it->it, &kp, &vp)) return false;                \
@@ -157,7 +157,7 @@ GM_API const char *gm_map_check(const gm_map *m);
         if (val) memcpy(val, vp, sizeof(V));                                   \
         return true;                                                           \
     }                                                                          \
-    static inline void name##_iter_done(name##_iter *it)                       \
+    static inline GM_MAYBE_UNUSED void name##_iter_done(name##_iter *it)                       \
     { gm_map_iter_done(&it->it); }                                             \
     typedef int name##_define_ends_here_
 

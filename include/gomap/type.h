@@ -61,9 +61,9 @@ GM_API uint64_t gm_hash_mix(uint64_t h, uint64_t field_hash);
  *   typedef struct { uint32_t a, b; } pair;
  *   GM_TYPE_DEFINE_MEM(pair_type, pair)   ->  const gm_type pair_type        */
 #define GM_TYPE_DEFINE_MEM(name, ctype)                                        \
-    static uint64_t name##_hashfn(const void *v, uint64_t seed)                \
+    static GM_MAYBE_UNUSED uint64_t name##_hashfn(const void *v, uint64_t seed)                \
     { return gm_hash_bytes(v, sizeof(ctype), seed); }                          \
-    static bool name##_equalfn(const void *a, const void *b)                   \
+    static GM_MAYBE_UNUSED bool name##_equalfn(const void *a, const void *b)                   \
     { return gm_mem_equal(a, b, sizeof(ctype)); }                              \
     static const gm_type name = { sizeof(ctype), _Alignof(ctype),              \
         name##_hashfn, name##_equalfn, NULL, 0, #ctype }

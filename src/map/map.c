@@ -324,30 +324,30 @@ struct new_entry {
     char *sbytes;
 };
 
-static void new_entry_free(struct new_entry *ne)
+static void new_entry_free(gm_map *m, struct new_entry *ne)
 {
-    gm_map_mfree(ne->kmem);
-    gm_map_mfree(ne->emem);
-    gm_map_mfree(ne->sbytes);
+    gm_own_free(m, ne->kmem, m->kt->align, false);
+    gm_own_free(m, ne->emem, m->vt->align, false);
+    gm_own_free(m, ne->sbytes, 1, false);
 }
 
 static bool new_entry_alloc(gm_map *m, const void *key, struct new_entry *ne)
 {
     memset(ne, 0, sizeof *ne);
-    if (m->indirectkey && !(ne->kmem = gm_map_malloc(m->kt->size, m->kt->align)))
+    if (m->indirectkey && !(ne->kmem = gm_own_alloc(m->kt->size, m->kt->align)))
         return false;
     if (m->indirectelem) {
-        if (!(ne->emem = gm_map_malloc(m->vt->size, m->vt->align))) goto fail;
+        if (!(ne->emem = gm_own_alloc(m->vt->size, m->vt->align))) goto fail;
         memset(ne->emem, 0, m->vt->size);
     }
     if (m->ownedkey) {
         const gm_str *s = key;
-        if (s->len && !(ne->sbytes = gm_map_malloc(s->len, 1))) goto fail;
+        if (s->len && !(ne->sbytes = gm_own_alloc(s->len, 1))) goto fail;
         if (s->len) memcpy(ne->sbytes, s->ptr, s->len);
     }
     return true;
 fail:
-    new_entry_free(ne);
+    new_entry_free(m, ne);
     return false;
 }
 
@@ -386,7 +386,7 @@ void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
     if (insertb == NULL) {
         insertb = new_overflow(m, last);
         if (insertb == NULL) {
-            new_entry_free(&ne);
+            new_entry_free(m, &ne);
             return NULL;
         }
         inserti = 0;
@@ -410,9 +410,9 @@ void gm_map_put(gm_map *m, const void *key, const void *val)
 
 static void free_entry_storage(gm_map *m, uint8_t *b, unsigned i)
 {
-    if (m->ownedkey) gm_map_mfree((void *)((const gm_str *)key_of(m, b, i))->ptr);
-    if (m->indirectkey) gm_map_mfree(deref(b_key(m, b, i)));
-    if (m->indirectelem) gm_map_mfree(deref(b_elem(m, b, i)));
+    if (m->ownedkey) gm_own_free(m, (void *)((const gm_str *)key_of(m, b, i))->ptr, 1, true);
+    if (m->indirectkey) gm_own_free(m, deref(b_key(m, b, i)), m->kt->align, true);
+    if (m->indirectelem) gm_own_free(m, deref(b_elem(m, b, i)), m->vt->align, true);
 }
 
 void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
@@ -474,11 +474,11 @@ void gm_map_clear(gm_map *m)
 {
     if (m == NULL || m->count == 0) return;
     gm_map_begin_write(m);
-    free_all_entry_storage(m);
     /* Every running iterator stops (Go issue 59411); they notice the new
      * clear_seq before touching any bucket, so nothing is pinned any more. */
     m->clear_seq++;
     atomic_store_explicit(&m->iters_open, 0, memory_order_release);
+    free_all_entry_storage(m);
     if (m->oldbuckets) {
         uint8_t *old = m->oldbuckets;
         m->oldbuckets = NULL;
@@ -503,6 +503,7 @@ void gm_map_free(gm_map *m)
 {
     if (m == NULL) return;
     if (flags_load(m) & F_WRITING) gm_fatal("concurrent map writes");
+    atomic_store_explicit(&m->iters_open, 0, memory_order_relaxed);
     free_all_entry_storage(m);
     if (m->buckets) gm_arr_free_now(m, gm_arr_hdr(m, m->buckets));
     if (m->oldbuckets) gm_arr_free_now(m, gm_arr_hdr(m, m->oldbuckets));

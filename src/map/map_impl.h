@@ -34,7 +34,7 @@ GM_INLINE bool kk_equal(const gm_map *m, int kind, const void *key, const uint8_
         const gm_str *x = key;
         gm_str y;
         memcpy(&y, k, sizeof y);
-        return x->len == y.len && (x->ptr == y.ptr || memcmp(x->ptr, y.ptr, y.len) == 0);
+        return x->len == y.len && (x->ptr == y.ptr || y.len == 0 || memcmp(x->ptr, y.ptr, y.len) == 0);
     }
     default: return m->keyeq(key, k);
     }

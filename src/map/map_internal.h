@@ -75,6 +75,7 @@ struct gm_map {
     _Atomic uint32_t iters_open;/* iterators initialised and not finished */
     gm_barray *retired;         /* arrays retired while iterators were open */
     gm_barray *release;         /* arrays being returned to the OS in steps */
+    void *deferred;             /* entry storage freed while iterators were open */
 
     /* layout, fixed at creation */
     const gm_type *kt, *vt;
@@ -156,6 +157,8 @@ GM_INTERNAL void gm_arr_reset(gm_map *m, uint8_t *arr);
 GM_INTERNAL void gm_mem_maintain(gm_map *m);
 GM_INTERNAL void gm_mem_release_all(gm_map *m);
 GM_INTERNAL void *gm_map_malloc(size_t n, size_t align);
+GM_INTERNAL void *gm_own_alloc(size_t n, size_t align);
+GM_INTERNAL void gm_own_free(gm_map *m, void *p, size_t align, bool published);
 GM_INTERNAL void gm_map_mfree(void *p);
 
 #ifdef GOMAP_FAULT_INJECTION

@@ -21,6 +21,14 @@
  * the OS: freeing a 150 MB array in one go would be the stall we avoided when
  * allocating it.  All list surgery happens inside writes (which exclude every
  * reader and iterator, by the map's contract), never inside iterators.
+ *
+ * ENTRY STORAGE.  Indirect keys and values and the bytes of owned strings are
+ * allocated one per entry, behind a small header.  An evacuated slot of an old
+ * array still points at that storage, and an iterator whose snapshot is that
+ * array reads the key through it to look the entry up again.  So storage of
+ * an entry deleted while iterators are open is not freed at once: it is
+ * chained through its header onto m->deferred and freed by later writes once
+ * no iterator is open (DEFERRED_STEP per write), or by clear and free.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -54,6 +62,41 @@ void *gm_map_malloc(size_t n, size_t align)
 }
 
 void gm_map_mfree(void *p) { free(p); }
+
+#define DEFERRED_STEP 256
+
+static size_t own_hdr(size_t align) { return align > 16 ? align : 16; }
+
+void *gm_own_alloc(size_t n, size_t align)
+{
+    size_t h = own_hdr(align);
+    uint8_t *base = gm_map_malloc(h + n, align);
+    return base ? base + h : NULL;
+}
+
+/* Frees entry storage; `published` storage may still be read through an
+ * evacuated slot by an open iterator, so it waits (see ENTRY STORAGE). */
+void gm_own_free(gm_map *m, void *p, size_t align, bool published)
+{
+    if (p == NULL) return;
+    uint8_t *base = (uint8_t *)p - own_hdr(align);
+    if (published && atomic_load_explicit(&m->iters_open, memory_order_acquire) > 0) {
+        memcpy(base, &m->deferred, sizeof(void *));
+        m->deferred = base;
+        return;
+    }
+    free(base);
+}
+
+static void deferred_release(gm_map *m, size_t max)
+{
+    while (m->deferred && max--) {
+        void *next;
+        memcpy(&next, m->deferred, sizeof next);
+        free(m->deferred);
+        m->deferred = next;
+    }
+}
 
 /* Zeroed memory of at least `bytes`, aligned to `align`; *mmapped says how. */
 static void *zalloc(size_t bytes, size_t align, bool *mmapped)
@@ -211,6 +254,8 @@ void gm_mem_maintain(gm_map *m)
         }
     }
     if (m->release) release_step(m);
+    if (m->deferred && atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0)
+        deferred_release(m, DEFERRED_STEP);
 }
 
 void gm_mem_release_all(gm_map *m)
@@ -225,6 +270,7 @@ void gm_mem_release_all(gm_map *m)
         }
     }
     m->retired = m->release = NULL;
+    deferred_release(m, SIZE_MAX);
 }
 
 /* Empties an array in place for clear: overflow blocks go, buckets are zeroed

@@ -113,7 +113,7 @@ static uint64_t str_hash(const void *v, uint64_t seed)
 static bool str_equal(const void *a, const void *b)
 {
     const gm_str *x = a, *y = b;
-    return x->len == y->len && (x->ptr == y->ptr || memcmp(x->ptr, y->ptr, x->len) == 0);
+    return x->len == y->len && (x->ptr == y->ptr || x->len == 0 || memcmp(x->ptr, y->ptr, x->len) == 0);
 }
 const gm_type gm_type_str = { sizeof(gm_str), _Alignof(gm_str), str_hash,
     str_equal, &ptrmask_word0, 0, "string" };

@@ -56,7 +56,8 @@ struct gm_ebr_rec {
 
 static uint64_t global_epoch_a = 1;
 static gm_ebr_rec *records_a;          /* list head, push-only */
-static _Thread_local gm_ebr_rec *self_rec;
+/* initial-exec: one mov from %fs, no __tls_get_addr call on the fast path. */
+static _Thread_local gm_ebr_rec *self_rec __attribute__((tls_model("initial-exec")));
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 

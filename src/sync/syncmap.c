@@ -70,6 +70,7 @@ struct gm_syncmap {
     size_t expunged_n;        /* under mu */
     const gm_type *ktype, *vtype;
     size_t vsize;
+    int kind;                 /* enum key_kind */
 };
 
 /* The EXPUNGED sentinel: an address no box can have. */
@@ -130,9 +131,17 @@ static sm_read *new_read(gm_map *mp, bool amended)
 
 /* ---- map helpers: key -> sm_entry * --------------------------------------- */
 
-static sm_entry *map_find(const gm_map *mp, const void *key)
+/* Which of gm_map's key fast paths the key type allows. */
+enum key_kind { KEY_GENERIC, KEY_U32, KEY_U64 };
+
+static sm_entry *map_find(const gm_syncmap *m, const gm_map *mp, const void *key)
 {
-    sm_entry **slot = gm_map_get(mp, key);
+    sm_entry **slot;
+    switch ((enum key_kind)m->kind) {
+    case KEY_U32: { uint32_t k; memcpy(&k, key, 4); slot = gm_map_get_u32(mp, k); break; }
+    case KEY_U64: { uint64_t k; memcpy(&k, key, 8); slot = gm_map_get_u64(mp, k); break; }
+    default: slot = gm_map_get(mp, key); break;
+    }
     return slot ? *slot : NULL;
 }
 
@@ -154,7 +163,9 @@ static bool values_equal(gm_syncmap *m, const void *a, const void *b)
 
 static void copy_out(gm_syncmap *m, void *dst, const void *box)
 {
-    if (dst != NULL && m->vsize) memcpy(dst, box, m->vsize);
+    if (dst == NULL) return;
+    if (m->vsize == 8) memcpy(dst, box, 8);   /* the common case, inlined */
+    else if (m->vsize) memcpy(dst, box, m->vsize);
 }
 
 static void zero_out(gm_syncmap *m, void *dst)
@@ -307,13 +318,13 @@ static void add_new_locked(gm_syncmap *m, const void *key, void *box)
 static sm_entry *find_entry(gm_syncmap *m, const void *key, bool remove)
 {
     sm_read *read = load_read(m);
-    sm_entry *e = map_find(read->m, key);
+    sm_entry *e = map_find(m, read->m, key);
     if (e != NULL || !read->amended) return e;
     gm_mutex_lock(&m->mu);
     read = load_read(m);
-    e = map_find(read->m, key);
+    e = map_find(m, read->m, key);
     if (e == NULL && read->amended) {
-        e = map_find(m->dirty, key);
+        e = map_find(m, m->dirty, key);
         if (e != NULL && remove) {
             gm_map_delete(m->dirty, key);
             sm_retire_entry(e);   /* unreachable now; we stay pinned */
@@ -348,6 +359,7 @@ gm_syncmap *gm_syncmap_new(const gm_type *key, const gm_type *val)
     m->ktype = key;
     m->vtype = val;
     m->vsize = val->size;
+    m->kind = key == &gm_type_u64 ? KEY_U64 : key == &gm_type_u32 ? KEY_U32 : KEY_GENERIC;
     return m;
 }
 
@@ -363,7 +375,7 @@ void gm_syncmap_free(gm_syncmap *m)
     gm_map_iter_init(&it, m->dirty);
     while (gm_map_iter_next(&it, &k, &v)) {
         sm_entry *e = *(sm_entry **)v;
-        if (map_find(read->m, k) != e) free_entry(e);   /* dirty-only */
+        if (map_find(m, read->m, k) != e) free_entry(e);   /* dirty-only */
     }
     gm_map_free(m->dirty);
     free_read(read);
@@ -387,17 +399,17 @@ bool gm_syncmap_swap(gm_syncmap *m, const void *key, const void *val, void *prev
     gm_ebr_rec *pin = gm_ebr_pin();
     void *box = new_box(m, val), *old = NULL;
     sm_read *read = load_read(m);
-    sm_entry *e = map_find(read->m, key);
+    sm_entry *e = map_find(m, read->m, key);
     if (e == NULL || !entry_try_swap(e, box, &old)) {
         gm_mutex_lock(&m->mu);
         read = load_read(m);
-        if ((e = map_find(read->m, key)) != NULL) {
+        if ((e = map_find(m, read->m, key)) != NULL) {
             if (entry_unexpunge_locked(e)) {
                 map_insert(m->dirty, key, e);
                 m->expunged_n--;
             }
             old = at_xchg_acqrel(&e->p_a, box);
-        } else if ((e = map_find(m->dirty, key)) != NULL) {
+        } else if ((e = map_find(m, m->dirty, key)) != NULL) {
             old = at_xchg_acqrel(&e->p_a, box);
         } else {
             add_new_locked(m, key, box);
@@ -428,18 +440,18 @@ bool gm_syncmap_load_or_store(gm_syncmap *m, const void *key, const void *val,
     void *newbox = NULL, *loaded = NULL;
     enum lo_result res = LO_EXPUNGED;
     sm_read *read = load_read(m);
-    sm_entry *e = map_find(read->m, key);
+    sm_entry *e = map_find(m, read->m, key);
     if (e != NULL) res = entry_try_load_or_store(m, e, val, &newbox, &loaded);
     if (res == LO_EXPUNGED) {
         gm_mutex_lock(&m->mu);
         read = load_read(m);
-        if ((e = map_find(read->m, key)) != NULL) {
+        if ((e = map_find(m, read->m, key)) != NULL) {
             if (entry_unexpunge_locked(e)) {
                 map_insert(m->dirty, key, e);
                 m->expunged_n--;
             }
             res = entry_try_load_or_store(m, e, val, &newbox, &loaded);
-        } else if ((e = map_find(m->dirty, key)) != NULL) {
+        } else if ((e = map_find(m, m->dirty, key)) != NULL) {
             res = entry_try_load_or_store(m, e, val, &newbox, &loaded);
             miss_locked(m);
         } else {
@@ -496,15 +508,15 @@ bool gm_syncmap_compare_and_swap(gm_syncmap *m, const void *key, const void *old
     gm_ebr_rec *pin = gm_ebr_pin();
     bool swapped = false;
     sm_read *read = load_read(m);
-    sm_entry *e = map_find(read->m, key);
+    sm_entry *e = map_find(m, read->m, key);
     if (e != NULL) {
         swapped = entry_try_cas(m, e, old, new_);
     } else if (read->amended) {
         gm_mutex_lock(&m->mu);
         read = load_read(m);
-        if ((e = map_find(read->m, key)) != NULL) {
+        if ((e = map_find(m, read->m, key)) != NULL) {
             swapped = entry_try_cas(m, e, old, new_);
-        } else if ((e = map_find(m->dirty, key)) != NULL) {
+        } else if ((e = map_find(m, m->dirty, key)) != NULL) {
             swapped = entry_try_cas(m, e, old, new_);
             miss_locked(m);
         }
@@ -577,7 +589,7 @@ void gm_syncmap_clear(gm_syncmap *m)
     gm_map_iter_init(&it, m->dirty);
     while (gm_map_iter_next(&it, &k, &v)) {
         sm_entry *e = *(sm_entry **)v;
-        if (map_find(read->m, k) != e) sm_retire_entry(e);
+        if (map_find(m, read->m, k) != e) sm_retire_entry(e);
     }
     gm_map_free(m->dirty);     /* only ever read under mu */
     m->dirty = NULL;

@@ -39,10 +39,14 @@
  * waiter without a ticket competes for the count like a newcomer and, if it
  * loses, queues again (at the head when lifo).
  *
- * GC hook: when gomap's GC arrives, a thread about to park must tell the
- * collector it is blocked (gm_blocking_begin/end around park()).
+ * GC.  park() runs between gm_blocking_begin/end, so a thread attached to
+ * the collector that sleeps on a semaphore (a gm_mutex, a WaitGroup...) never
+ * holds up a stop of the world.  For a thread that is not attached these
+ * calls do nothing.
  */
 #include "sync/sync_internal.h"
+
+#include "gomap/gc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -251,11 +255,16 @@ static sema_waiter *dequeue(sema_root *r, const uint32_t *addr)
 
 /* ---- park / wake -------------------------------------------------------- */
 
+/* A parked thread is "blocking" for the collector (Go's gopark): a stop of
+ * the world does not wait for it, and it touches no GC object until it
+ * returns (the waiter lives on its stack, not in the GC heap). */
 static void park(sema_waiter *w)
 {
     GM_SYNC_COUNT(sema_sleeps);
+    gm_blocking_begin();
     while (at_load_acquire(&w->wake_a) == 0)
         gm_futex_wait(&w->wake_a, 0);
+    gm_blocking_end();
 }
 
 static void wake(sema_waiter *w)

@@ -1,0 +1,37 @@
+/* lab.h - gomap-lab's scenario registry and report helpers. */
+#ifndef GOMAP_LAB_H
+#define GOMAP_LAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lab_opts {
+    bool quick;          /* a few seconds per scenario */
+} lab_opts;
+
+typedef struct lab_scenario {
+    const char *name;
+    const char *title;
+    const char *about;   /* what question it answers, for `gomap-lab list` */
+    int (*run)(const lab_opts *o);   /* 0 when every claim it checks holds */
+} lab_scenario;
+
+void lab_register(const lab_scenario *s);
+#define LAB_SCENARIO(var) \
+    __attribute__((constructor)) static void lab_reg_##var(void) { lab_register(&var); }
+
+/* Reporting. */
+void lab_heading(const char *title);
+void lab_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void lab_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void lab_table_begin(int ncols, const char *const *headers);
+void lab_table_row(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* cells split by '|' */
+void lab_table_end(void);
+void lab_verdict(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+uint64_t lab_now_ns(void);
+size_t lab_rss_bytes(void);
+const char *lab_bytes(double b, char *buf, size_t n); /* "12.3 MiB" */
+
+#endif

@@ -1,0 +1,205 @@
+/* gomap-lab - runs the scenarios people argue about for Go's map (and, as
+ * gomap grows, its GC) in this runtime, and reports what actually happens.
+ *
+ *   gomap-lab               run every scenario
+ *   gomap-lab list          describe them
+ *   gomap-lab NAME...       run some
+ *   --quick                 a few seconds each
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lab.h"
+
+#define MAX_SCN 32
+static const lab_scenario *scns[MAX_SCN];
+static int nscn;
+
+void lab_register(const lab_scenario *s)
+{
+    if (nscn < MAX_SCN) scns[nscn++] = s;
+}
+
+static int cmp_scn(const void *a, const void *b)
+{
+    const lab_scenario *x = *(const lab_scenario *const *)a, *y = *(const lab_scenario *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+uint64_t lab_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+size_t lab_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+const char *lab_bytes(double b, char *buf, size_t n)
+{
+    const char *u[] = { "B", "KiB", "MiB", "GiB" };
+    int i = 0;
+    while (b >= 1024 && i < 3) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+    return buf;
+}
+
+void lab_heading(const char *title)
+{
+    printf("\n== %s ==\n", title);
+}
+
+void lab_say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+void lab_progress(const char *fmt, ...)
+{
+    if (!isatty(2)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "\r  ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\033[K");
+    va_end(ap);
+}
+
+/* Tables: rows are buffered so column widths fit the widest cell. */
+#define MAX_ROWS 64
+#define MAX_COLS 10
+static char cells[MAX_ROWS + 1][MAX_COLS][48];
+static int trows, tcols;
+
+void lab_table_begin(int ncols, const char *const *headers)
+{
+    tcols = ncols < MAX_COLS ? ncols : MAX_COLS;
+    trows = 1;
+    for (int c = 0; c < tcols; c++) snprintf(cells[0][c], sizeof cells[0][c], "%s", headers[c]);
+}
+
+void lab_table_row(const char *fmt, ...)
+{
+    if (trows > MAX_ROWS) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    char *p = line;
+    for (int c = 0; c < tcols; c++) {
+        char *bar = strchr(p, '|');
+        if (bar) *bar = 0;
+        size_t l = strlen(p);
+        if (l >= sizeof cells[trows][c]) l = sizeof cells[trows][c] - 1;
+        memcpy(cells[trows][c], p, l);
+        cells[trows][c][l] = 0;
+        p = bar ? bar + 1 : p + strlen(p);
+    }
+    trows++;
+}
+
+void lab_table_end(void)
+{
+    int w[MAX_COLS] = { 0 };
+    for (int r = 0; r < trows; r++)
+        for (int c = 0; c < tcols; c++) {
+            int l = (int)strlen(cells[r][c]);
+            if (l > w[c]) w[c] = l;
+        }
+    for (int r = 0; r < trows; r++) {
+        printf("  ");
+        for (int c = 0; c < tcols; c++) printf(c ? "  %*s" : "%-*s", w[c], cells[r][c]);
+        printf("\n");
+        if (r == 0) {
+            printf("  ");
+            int tot = 0;
+            for (int c = 0; c < tcols; c++) tot += w[c] + (c ? 2 : 0);
+            for (int i = 0; i < tot; i++) putchar('-');
+            printf("\n");
+        }
+    }
+    if (isatty(2)) fprintf(stderr, "\r\033[K");
+}
+
+static int verdict_failures;
+
+void lab_verdict(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("  %s ", ok ? "[ok]  " : "[FAIL]");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (!ok) verdict_failures++;
+}
+
+static void usage(void)
+{
+    printf("usage: gomap-lab [--quick] [list | NAME...]\n"
+           "Runs gomap's scenarios and reports what happens; with no NAME, all of them.\n");
+}
+
+int main(int argc, char **argv)
+{
+    lab_opts o = { 0 };
+    const char *names[MAX_SCN];
+    int nnames = 0;
+    bool list = false;
+    qsort(scns, (size_t)nscn, sizeof scns[0], cmp_scn);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) o.quick = true;
+        else if (!strcmp(argv[i], "list")) list = true;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
+        else if (argv[i][0] == '-') { fprintf(stderr, "gomap-lab: unknown option %s\n", argv[i]); usage(); return 2; }
+        else if (nnames < MAX_SCN) names[nnames++] = argv[i];
+    }
+    if (list) {
+        for (int i = 0; i < nscn; i++) printf("%-22s %s\n%-22s   %s\n", scns[i]->name, scns[i]->title, "", scns[i]->about);
+        return 0;
+    }
+    for (int n = 0; n < nnames; n++) {
+        bool found = false;
+        for (int i = 0; i < nscn; i++) found |= !strcmp(names[n], scns[i]->name);
+        if (!found) {
+            fprintf(stderr, "gomap-lab: no scenario named '%s' (see: gomap-lab list)\n", names[n]);
+            return 2;
+        }
+    }
+    printf("gomap-lab: Go's classic map in C, measured.%s\n", o.quick ? " (quick mode)" : "");
+    int ran = 0;
+    for (int i = 0; i < nscn; i++) {
+        bool sel = nnames == 0;
+        for (int n = 0; n < nnames; n++) sel |= !strcmp(names[n], scns[i]->name);
+        if (!sel) continue;
+        lab_heading(scns[i]->title);
+        printf("  %s\n\n", scns[i]->about);
+        if (scns[i]->run(&o) != 0) verdict_failures++;
+        ran++;
+    }
+    printf("\n%d scenario%s run; %s\n", ran, ran == 1 ? "" : "s",
+           verdict_failures ? "SOME CLAIMS DID NOT HOLD (see [FAIL] above)" : "every claim checked held.");
+    return verdict_failures ? 1 : 0;
+}

@@ -1,0 +1,338 @@
+/* scn_map.c - gomap-lab scenarios about the map itself. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "gomap/gomap.h"
+#include "lab.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---------------------------------------------------------------- growth */
+
+static int run_growth(const lab_opts *o)
+{
+    size_t n = o->quick ? 1000000 : 10000000;
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    uint64_t *lat = malloc(n * sizeof *lat);
+    if (!m || !lat) return 1;
+    static const char *hdr[] = { "grow", "at len", "buckets", "kind", "inserts to finish",
+                                 "slowest insert", "start insert" };
+    lab_table_begin(7, hdr);
+    gm_map_stats st, prev;
+    gm_map_stats_get(m, &prev);
+    size_t grow_start = 0, grows = 0, max_evac_per_write = 0;
+    uint64_t grow_max = 0, start_lat = 0, start_b = 0;
+    bool in_grow = false;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t k = i * 0x9e3779b97f4a7c15ull;
+        uint64_t t0 = lab_now_ns();
+        *(uint64_t *)gm_map_assign_u64(m, k) = i;
+        uint64_t dt = lab_now_ns() - t0;
+        lat[i] = dt;
+        gm_map_stats_get(m, &st);
+        size_t ev = st.evacuated_buckets - prev.evacuated_buckets;
+        if (ev > max_evac_per_write) max_evac_per_write = ev;
+        if (!in_grow && st.growing) {
+            in_grow = true;
+            grow_start = i;
+            grow_max = dt;
+            start_lat = dt;
+            start_b = prev.nbuckets;
+        } else if (in_grow) {
+            if (dt > grow_max) grow_max = dt;
+            if (!st.growing) {
+                in_grow = false;
+                grows++;
+                if (st.nbuckets >= 1024)
+                    lab_table_row("%zu|%zu|%llu -> %zu|%s|%zu|%.1f us|%.1f us", grows, grow_start,
+                                  (unsigned long long)start_b, st.nbuckets,
+                                  st.nbuckets == start_b ? "same-size" : "double",
+                                  i - grow_start, grow_max / 1e3, start_lat / 1e3);
+            }
+        }
+        prev = st;
+        if (i % 500000 == 0) lab_progress("growth: %llu / %zu", (unsigned long long)i, n);
+    }
+    lab_table_end();
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    char b1[32];
+    lab_say("  %zu inserts: median %.0f ns, p99.99 %.1f us, max %.1f us; table %s (%.1f bytes/entry)",
+            n, (double)lat[n / 2], lat[(size_t)(n * 0.9999)] / 1e3, lat[n - 1] / 1e3,
+            lab_bytes((double)st.bytes, b1, sizeof b1), (double)st.bytes / (double)n);
+    lab_say("  (rows for tables of 1024+ buckets; times are wall clock on this machine, noisy)");
+    lab_verdict(max_evac_per_write <= 2, "no write evacuated more than 2 old buckets (max %zu)", max_evac_per_write);
+    const char *e = gm_map_check(m);
+    lab_verdict(e == NULL, "gm_map_check after %zu inserts: %s", n, e ? e : "all invariants hold");
+    free(lat);
+    gm_map_free(m);
+    return 0;
+}
+
+static const lab_scenario growth = { "growth", "Map growth: incremental evacuation, one insert at a time",
+    "Inserts N keys and shows every doubling: when it starts, how many inserts it takes to finish, and the slowest single insert.",
+    run_growth };
+LAB_SCENARIO(growth)
+
+/* ------------------------------------------------- iteration during growth */
+
+static int run_iterate(const lab_opts *o)
+{
+    size_t base = o->quick ? 20000 : 200000;
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < base; i++) *(uint64_t *)gm_map_assign_u64(m, i) = i;
+    size_t total = base * 4;
+    uint8_t *seen = calloc(total, 1), *deleted = calloc(total, 1);
+    gm_map_iter it;
+    const void *k;
+    void *v;
+    uint64_t next = base, s = 12345;
+    size_t returned = 0, twice = 0, deleted_returned = 0, inserted_returned = 0, dels = 0, grows_seen = 0;
+    gm_map_stats st;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &k, &v)) {
+        uint64_t key = *(const uint64_t *)k;
+        returned++;
+        if (seen[key]) twice++;
+        seen[key] = 1;
+        if (deleted[key]) deleted_returned++;
+        if (key >= base) inserted_returned++;
+        for (int j = 0; j < 2 && next < total; j++, next++) *(uint64_t *)gm_map_assign_u64(m, next) = next;
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t d = (s >> 33) % base;
+        if (!deleted[d] && gm_map_delete_u64(m, d)) { deleted[d] = 1; dels++; }
+        gm_map_stats_get(m, &st);
+        grows_seen += st.growing;
+    }
+    size_t missed = 0;
+    for (size_t i = 0; i < base; i++) missed += !deleted[i] && !seen[i];
+    static const char *hdr[] = { "what", "count" };
+    lab_table_begin(2, hdr);
+    lab_table_row("keys at start|%zu", base);
+    lab_table_row("inserted during iteration|%zu", (size_t)(next - base));
+    lab_table_row("deleted during iteration|%zu", dels);
+    lab_table_row("steps taken while growing|%zu", grows_seen);
+    lab_table_row("entries returned|%zu", returned);
+    lab_table_row("returned twice|%zu", twice);
+    lab_table_row("deleted before reached, returned|%zu", deleted_returned);
+    lab_table_row("kept keys never returned|%zu", missed);
+    lab_table_row("new keys returned (allowed)|%zu", inserted_returned);
+    lab_table_end();
+    lab_verdict(twice == 0, "no entry returned twice");
+    lab_verdict(deleted_returned == 0, "no entry returned after its delete");
+    lab_verdict(missed == 0, "every key present throughout was returned");
+    free(seen);
+    free(deleted);
+    gm_map_free(m);
+    return 0;
+}
+
+static const lab_scenario iterate = { "iterate-while-growing",
+    "Iteration while the map grows, with inserts and deletes",
+    "Iterates a map while inserting two keys and deleting one per step, so it grows under the iterator; counts what the iterator returns.",
+    run_iterate };
+LAB_SCENARIO(iterate)
+
+/* ------------------------------------------------------ concurrent writers */
+
+static gm_map *shared;
+static void *writer(void *arg)
+{
+    uint64_t base = (uint64_t)(uintptr_t)arg << 40;
+    for (uint64_t i = 0;; i++) *(uint64_t *)gm_map_assign_u64(shared, base | (i % 4096)) = i;
+    return NULL;
+}
+
+static int run_racers(const lab_opts *o)
+{
+    (void)o;
+    int fds[2];
+    if (pipe(fds) != 0) return 1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        shared = gm_map_new(&gm_type_u64, &gm_type_u64, 8192);
+        pthread_t a, b;
+        pthread_create(&a, NULL, writer, (void *)1);
+        pthread_create(&b, NULL, writer, (void *)2);
+        pthread_join(a, NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    buf[n] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    char *nl = strchr(buf, '\n');
+    if (nl) *nl = 0;
+    lab_say("  a child process ran two threads writing one map with no lock; it printed:");
+    lab_say("      %s", buf);
+    bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+    lab_say("  and %s", aborted ? "died of SIGABRT, as Go's runtime throws (not a panic: it cannot be recovered)"
+                               : "did not abort");
+    lab_verdict(aborted && strcmp(buf, "fatal error: concurrent map writes") == 0,
+                "the race was caught with Go's exact message");
+    return 0;
+}
+
+static const lab_scenario racers = { "concurrent-writers", "Two writers, no lock",
+    "Two threads write one map without a lock, in a child process: Go's detector stops the program with its fatal message.",
+    run_racers };
+LAB_SCENARIO(racers)
+
+/* ---------------------------------------------------------- sparse map */
+
+static int run_sparse(const lab_opts *o)
+{
+    size_t n = o->quick ? 1000000 : 4000000;
+    char b1[32], b2[32];
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < n; i++) *(uint64_t *)gm_map_assign_u64(m, i) = i;
+    gm_map_stats full;
+    gm_map_stats_get(m, &full);
+    for (uint64_t i = 0; i < n; i++)
+        if (i % 100) gm_map_delete_u64(m, i);
+    gm_map_stats sparse;
+    gm_map_stats_get(m, &sparse);
+    /* Iterating the sparse map vs a dense map of the same length. */
+    gm_map *dense = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < n / 100; i++) *(uint64_t *)gm_map_assign_u64(dense, i) = i;
+    gm_map_iter it;
+    uint64_t t0 = lab_now_ns();
+    size_t c1 = 0, c2 = 0;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, NULL, NULL)) c1++;
+    uint64_t t1 = lab_now_ns();
+    gm_map_iter_init(&it, dense);
+    while (gm_map_iter_next(&it, NULL, NULL)) c2++;
+    uint64_t t2 = lab_now_ns();
+    uint64_t t3 = lab_now_ns();
+    gm_map_clear(m);
+    uint64_t t4 = lab_now_ns();
+    static const char *hdr[] = { "map", "len", "buckets", "bytes held", "full iteration" };
+    lab_table_begin(5, hdr);
+    lab_table_row("after %zu inserts|%zu|%zu|%s|", n, full.count, full.nbuckets, lab_bytes((double)full.bytes, b1, sizeof b1));
+    lab_table_row("after deleting 99%%|%zu|%zu|%s|%.2f ms", sparse.count, sparse.nbuckets,
+                  lab_bytes((double)sparse.bytes, b2, sizeof b2), (t1 - t0) / 1e6);
+    gm_map_stats ds;
+    gm_map_stats_get(dense, &ds);
+    lab_table_row("dense map, same len|%zu|%zu|%s|%.2f ms", ds.count, ds.nbuckets,
+                  lab_bytes((double)ds.bytes, b1, sizeof b1), (t2 - t1) / 1e6);
+    lab_table_end();
+    lab_say("  clear() of the sparse map took %.2f ms (large arrays are handed back to the kernel, not zeroed)",
+            (t4 - t3) / 1e6);
+    lab_say("  Like Go's classic map (Go issue 20135), this map keeps its buckets after deletes;");
+    lab_say("  iterating the sparse map walks every bucket, hence the gap above.");
+    lab_verdict(c1 == n / 100 && c2 == n / 100, "both iterations returned %zu entries", n / 100);
+    gm_map_free(m);
+    gm_map_free(dense);
+    return 0;
+}
+
+static const lab_scenario sparse = { "sparse-after-delete", "A sparse map after deleting 99% of it",
+    "Fills a map, deletes 99%, and compares memory and iteration cost with a dense map of the same length.",
+    run_sparse };
+LAB_SCENARIO(sparse)
+
+/* -------------------------------------------------------------- NaN keys */
+
+static int run_nan(const lab_opts *o)
+{
+    (void)o;
+    gm_map *m = gm_map_new(&gm_type_f64, &gm_type_i64, 0);
+    double nan = NAN, pz = 0.0, nz = -0.0;
+    int64_t v = 1;
+    for (int i = 0; i < 3; i++) gm_map_put(m, &nan, &v);
+    size_t after_put = gm_map_len(m);
+    bool found = gm_map_get(m, &nan) != NULL;
+    bool deleted = gm_map_delete(m, &nan);
+    size_t iterated = 0;
+    gm_map_iter it;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, NULL, NULL)) iterated++;
+    gm_map_put(m, &pz, &v);
+    gm_map_put(m, &nz, &v);
+    size_t with_zeros = gm_map_len(m);
+    gm_map_clear(m);
+    size_t after_clear = gm_map_len(m);
+    static const char *hdr[] = { "operation", "result" };
+    lab_table_begin(2, hdr);
+    lab_table_row("m[NaN] = 1, three times; len(m)|%zu", after_put);
+    lab_table_row("m[NaN] found?|%s", found ? "yes" : "no");
+    lab_table_row("delete(m, NaN) removed one?|%s", deleted ? "yes" : "no");
+    lab_table_row("range over m yields|%zu entries", iterated);
+    lab_table_row("then m[+0] = 1, m[-0] = 1; len(m)|%zu", with_zeros);
+    lab_table_row("clear(m); len(m)|%zu", after_clear);
+    lab_table_end();
+    lab_verdict(after_put == 3 && !found && !deleted && iterated == 3 && with_zeros == 4 && after_clear == 0,
+                "NaN and signed-zero keys behave exactly as in Go");
+    gm_map_free(m);
+    return 0;
+}
+
+static const lab_scenario nankeys = { "nan-keys", "NaN and -0 as map keys",
+    "NaN is never equal to itself: every insert adds an entry, no lookup or delete finds one, only clear removes them.",
+    run_nan };
+LAB_SCENARIO(nankeys)
+
+/* ------------------------------------------------------------ seeds */
+
+static int run_seeds(const lab_opts *o)
+{
+    (void)o;
+    enum { N = 64 };
+    gm_map *a = gm_map_new(&gm_type_u64, &gm_type_u64, 0), *b = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        *(uint64_t *)gm_map_assign_u64(a, i) = i;
+        *(uint64_t *)gm_map_assign_u64(b, i) = i;
+    }
+    uint64_t oa[N], ob[N];
+    size_t na = 0, nb = 0, same_pos = 0;
+    gm_map_iter it;
+    const void *k;
+    gm_map_iter_init(&it, a);
+    while (gm_map_iter_next(&it, &k, NULL)) oa[na++] = *(const uint64_t *)k;
+    gm_map_iter_init(&it, b);
+    while (gm_map_iter_next(&it, &k, NULL)) ob[nb++] = *(const uint64_t *)k;
+    for (size_t i = 0; i < N; i++) same_pos += oa[i] == ob[i];
+    /* Copy a into c in a's iteration order: with one shared seed this is the
+     * pattern that clusters keys (Go issue 58263's family); with per-map
+     * seeds it is just another insert order. */
+    gm_map *c = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    size_t big = 200000;
+    for (uint64_t i = 0; i < big; i++) *(uint64_t *)gm_map_assign_u64(a, i) = i;
+    gm_map_iter_init(&it, a);
+    while (gm_map_iter_next(&it, &k, NULL)) *(uint64_t *)gm_map_assign_u64(c, *(const uint64_t *)k) = 1;
+    gm_map_stats sc;
+    gm_map_stats_get(c, &sc);
+    lab_say("  two maps holding the same %d keys, iterated once each: %zu of %d positions agree", N, same_pos, N);
+    lab_say("  copying a %zu-entry map into a new one in iteration order: %zu overflow buckets for %zu buckets",
+            big, sc.noverflow, sc.nbuckets);
+    lab_say("  hash: XXH3 (libxxhash) keyed by a per-process secret from getrandom, then by the map's own seed");
+    lab_verdict(same_pos < N / 2, "iteration orders of equal maps differ");
+    lab_verdict(sc.noverflow < sc.nbuckets / 2, "copying in iteration order does not cluster");
+    gm_map_free(a);
+    gm_map_free(b);
+    gm_map_free(c);
+    return 0;
+}
+
+static const lab_scenario seeds = { "seeds", "Per-map hash seeds",
+    "Each map has its own random seed, drawn again when it empties: orders differ and copying one map into another cannot cluster.",
+    run_seeds };
+LAB_SCENARIO(seeds)

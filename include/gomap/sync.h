@@ -171,6 +171,11 @@ typedef struct gm_syncmap_stats {
     size_t misses;
 } gm_syncmap_stats;
 GM_API void gm_syncmap_stats_get(gm_syncmap *m, gm_syncmap_stats *out);
+/* Verifies the invariants of the read/dirty pair (see src/sync/syncmap.c)
+ * under the map's mutex; safe while other threads use the map.  NULL when
+ * all hold, else the first violation (thread-local, valid until the next
+ * call on this thread). */
+GM_API const char *gm_syncmap_check(gm_syncmap *m);
 
 #ifdef __cplusplus
 }

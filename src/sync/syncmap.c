@@ -54,6 +54,7 @@
 #include "sync/ebr.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -611,4 +612,70 @@ void gm_syncmap_stats_get(gm_syncmap *m, gm_syncmap_stats *out)
     out->dirty_len = gm_map_len(m->dirty);
     out->misses = m->misses;
     gm_mutex_unlock(&m->mu);
+}
+
+/* ---- gm_syncmap_check ------------------------------------------------------ */
+
+static _Thread_local char check_msg[200];
+
+static const char *check_locked(gm_syncmap *m)
+{
+    sm_read *read = load_read(m);
+    if (read == NULL) return "syncmap: no read map";
+    if (read->amended != (m->dirty != NULL)) {
+        snprintf(check_msg, sizeof check_msg, "syncmap: amended=%d but dirty %s",
+                 read->amended, m->dirty ? "exists" : "is NULL");
+        return check_msg;
+    }
+    const char *err = gm_map_check(read->m);
+    if (err == NULL && m->dirty) err = gm_map_check(m->dirty);
+    if (err != NULL) {
+        snprintf(check_msg, sizeof check_msg, "syncmap: inner map: %s", err);
+        return check_msg;
+    }
+    size_t expunged = 0;
+    gm_map_iter it;
+    const void *k;
+    void *v;
+    gm_map_iter_init(&it, read->m);
+    while (gm_map_iter_next(&it, &k, &v)) {
+        sm_entry *e = *(sm_entry **)v;
+        bool exp = at_load_relaxed(&e->p_a) == EXPUNGED;   /* stable under mu */
+        expunged += exp;
+        sm_entry *d = m->dirty ? map_find(m, m->dirty, k) : NULL;
+        if (m->dirty && (exp ? d != NULL : d != e)) {
+            gm_map_iter_done(&it);
+            return exp ? "syncmap: an expunged entry is in dirty"
+                       : "syncmap: a live read entry is missing from dirty";
+        }
+        if (!m->dirty && exp) {
+            gm_map_iter_done(&it);
+            return "syncmap: expunged entry while there is no dirty map";
+        }
+    }
+    if (expunged != m->expunged_n) {
+        snprintf(check_msg, sizeof check_msg, "syncmap: %zu expunged entries, counted %zu",
+                 expunged, m->expunged_n);
+        return check_msg;
+    }
+    gm_map_iter_init(&it, m->dirty);
+    while (gm_map_iter_next(&it, &k, &v))
+        if (at_load_relaxed(&(*(sm_entry **)v)->p_a) == EXPUNGED) {
+            gm_map_iter_done(&it);
+            return "syncmap: an entry of dirty is expunged";
+        }
+    if (m->dirty ? m->misses >= gm_map_len(m->dirty) && m->misses != 0 : m->misses != 0) {
+        snprintf(check_msg, sizeof check_msg, "syncmap: %zu misses against %zu dirty keys",
+                 m->misses, gm_map_len(m->dirty));
+        return check_msg;
+    }
+    return NULL;
+}
+
+const char *gm_syncmap_check(gm_syncmap *m)
+{
+    gm_mutex_lock(&m->mu);
+    const char *err = check_locked(m);
+    gm_mutex_unlock(&m->mu);
+    return err;
 }

@@ -350,8 +350,13 @@ TEST(syncmap_matches_a_model_under_random_operations)
             }
             break;
         }
+        if (i % 997 == 0) {
+            const char *err = gm_syncmap_check(m);
+            CHECK_MSG(err == NULL, "step %d: %s", i, err);
+        }
         if (check_failures) break;
     }
+    CHECK(gm_syncmap_check(m) == NULL);
     gm_syncmap_free(m);
 }
 
@@ -454,6 +459,8 @@ TEST(syncmap_disjoint_owners_see_exactly_their_own_history)
     }
     for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
     CHECK_EQ_U(failures, 0);
+    const char *err = gm_syncmap_check(m);
+    CHECK_MSG(err == NULL, "%s", err);
     gm_syncmap_free(m);
 }
 
@@ -611,8 +618,9 @@ static void *vwriter(void *p)
 static void *vreader(void *p)
 {
     vshared *s = p;
-    uint64_t last[V_KEYS] = { 0 }, seed = 3;
+    uint64_t last[V_KEYS] = { 0 }, seed = 3, n = 0;
     while (!LOAD(&s->stop)) {
+        if (++n % 4096 == 0 && gm_syncmap_check(s->m) != NULL) ADD(&s->failures, 1);
         uint64_t k = test_rand(&seed) % V_KEYS;
         vval v;
         if (!gm_syncmap_load(s->m, &k, &v)) continue;

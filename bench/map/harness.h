@@ -31,7 +31,9 @@
  * Modes (one process each, so one cannot disturb another's memory figures):
  *   phases   ns/op of the five phases, summed over `reps` fresh maps
  *   latency  every insert timed alone (one clock read per insert); max,
- *            p99.99, p50; and memory: RSS delta, peak RSS delta and the
+ *            p99.99, p50; involuntary context switches and minor page
+ *            faults during the pass (what a loaded machine adds to the
+ *            tail); and memory: RSS delta, peak RSS delta and the
  *            allocator's count (mallinfo2) per entry after the first map
  *   shapes   Go's own benchmark shapes (populate, pop, clear, sparse iter)
  *
@@ -48,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -428,13 +431,18 @@ int main(int argc, char **argv)
         h.n = h.max = 0;
         if (h.count == NULL) bm_fail(IMPL_NAME, "histogram");
         double clk = bm_clock_overhead();
+        struct rusage ru0, ru1;
+        getrusage(RUSAGE_SELF, &ru0);
         if (str) run_latency_str(&a, skeys, keys, &h, mem);
         else run_latency_u64(&a, keys, keys, &h, mem);
+        getrusage(RUSAGE_SELF, &ru1);
         printf(",\"clock_ns\":%.1f,\"lat_samples\":%" PRIu64 ",\"lat_max_ns\":%" PRIu64
                ",\"lat_p9999_ns\":%" PRIu64 ",\"lat_p999_ns\":%" PRIu64 ",\"lat_p50_ns\":%" PRIu64
-               ",\"rss_bpe\":%.2f,\"peak_bpe\":%.2f,\"alloc_bpe\":%.2f",
+               ",\"rss_bpe\":%.2f,\"peak_bpe\":%.2f,\"alloc_bpe\":%.2f"
+               ",\"invol_csw\":%ld,\"minflt\":%ld",
                clk, h.n, h.max, bm_hist_quantile(&h, 0.9999), bm_hist_quantile(&h, 0.999),
-               bm_hist_quantile(&h, 0.5), mem[0], mem[1], mem[2]);
+               bm_hist_quantile(&h, 0.5), mem[0], mem[1], mem[2],
+               ru1.ru_nivcsw - ru0.ru_nivcsw, ru1.ru_minflt - ru0.ru_minflt);
         free(h.count);
     } else {
         bm_usage();

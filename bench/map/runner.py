@@ -77,7 +77,7 @@ def measure(opts, impls, binaries):
     sizes = sorted(REPS_QUICK if opts.quick else REPS_FULL)
     reps = REPS_QUICK if opts.quick else REPS_FULL
     runs = {n: (opts.runs or (RUNS_QUICK if opts.quick else RUNS_FULL)[n]) for n in sizes}
-    raw = []
+    raw, failed = [], {}
     steps = sum(runs[n] * len(KEYS) * len(impls) * 2 for n in sizes)
     done, t_start = 0, time.time()
     for n in sizes:
@@ -90,23 +90,39 @@ def measure(opts, impls, binaries):
                     # enough above 1K, where a run holds >= 100K samples
                     nreps = reps[n] if (mode == "phases" or n <= 1000) else 1
                     for impl in order:
-                        rec = run_driver(binaries[impl], ["--mode", mode, "--keys", keys,
-                                                          "--n", str(n), "--reps", str(nreps)])
+                        done += 1
+                        if (impl, keys, n) in failed:
+                            continue
+                        try:
+                            rec = run_driver(binaries[impl], ["--mode", mode, "--keys", keys,
+                                                              "--n", str(n), "--reps", str(nreps)])
+                        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                            # one implementation failing must not lose the others' figures
+                            log(f"FAILED, left out for {keys} N={fmt_n(n)}: {e}")
+                            failed[(impl, keys, n)] = str(e)[-400:]
+                            continue
                         rec["run"] = r
                         raw.append(rec)
-                        done += 1
                     el = time.time() - t_start
                     log(f"N={fmt_n(n)} run {r + 1}/{runs[n]} {keys} {mode}: done "
                         f"({done}/{steps} processes, {el:.0f}s elapsed, load {' '.join(loadavg())})")
+                    sys.stderr.flush()
     shapes_raw = []
     nshape = opts.runs or (1 if opts.quick else 3)
     for r in range(nshape):
         for impl in impls:
-            rec = run_driver(binaries[impl], ["--mode", "shapes", "--reps", "1" if opts.quick else "2"])
+            if (impl, "shapes", 0) in failed:
+                continue
+            try:
+                rec = run_driver(binaries[impl], ["--mode", "shapes", "--reps", "1" if opts.quick else "2"])
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                log(f"FAILED, left out of the shapes: {e}")
+                failed[(impl, "shapes", 0)] = str(e)[-400:]
+                continue
             rec["run"] = r
             shapes_raw.append(rec)
         log(f"shapes run {r + 1}/{nshape}: done")
-    return raw, shapes_raw, runs, reps
+    return raw, shapes_raw, runs, reps, failed
 
 
 def aggregate(raw, shapes_raw, impls):
@@ -119,7 +135,7 @@ def aggregate(raw, shapes_raw, impls):
                 slot["ns"][p].append(rec["ns"][p])
         else:
             for f in ("lat_max_ns", "lat_p9999_ns", "lat_p999_ns", "lat_p50_ns",
-                      "rss_bpe", "peak_bpe", "alloc_bpe", "clock_ns"):
+                      "rss_bpe", "peak_bpe", "alloc_bpe", "clock_ns", "invol_csw", "minflt"):
                 slot["lat"].setdefault(f, []).append(rec[f])
     out = []
     for (impl, keys, n), slot in sorted(res.items(), key=lambda kv: (kv[0][1], kv[0][2], ORDER.index(kv[0][0]))):
@@ -167,13 +183,16 @@ def print_tables(rows, shapes, impls, sizes, runs):
                                     ("alloc_bpe", "bytes/entry allocator", 1),
                                     ("lat_p50_ns", "insert p50 (ns)", 1),
                                     ("lat_p9999_ns", "insert p99.99 (us)", 1e-3),
-                                    ("lat_max_ns", "insert max (us)", 1e-3)):
+                                    ("lat_max_ns", "insert max (us)", 1e-3),
+                                    ("invol_csw", "preemptions in lat.", 1),
+                                    ("minflt", "page faults in lat.", 1)):
                 vals = []
                 for c in cols:
                     v = c.get(f) if c else None
                     if f in ("rss_bpe", "peak_bpe") and n < 100000:
                         v = None    # a few KB: below the page granularity of RSS
-                    vals.append("-" if v is None else (f"{v * scale:.1f}"))
+                    vals.append("-" if v is None else (f"{v * scale:.0f}" if f in ("invol_csw", "minflt")
+                                                       else f"{v * scale:.1f}"))
                 lines.append(f"{label:<22}" + "".join(f"{v:>{w}}" for v in vals))
             for ref, label, inv in (("go", "speedup over Go", True), ("boost", "time vs boost", False)):
                 rc = lookup(rows, ref, keys, n)
@@ -296,7 +315,8 @@ def main():
             impls.remove(i)
     load0 = loadavg()
     t0 = time.time()
-    raw, shapes_raw, runs, reps = measure(opts, impls, binaries)
+    raw, shapes_raw, runs, reps, failed = measure(opts, impls, binaries)
+    failures = [{"impl": i, "keys": k, "n": n, "error": e} for (i, k, n), e in failed.items()]
     rows, shapes = aggregate(raw, shapes_raw, impls)
     sizes = sorted(runs)
     lines = print_tables(rows, shapes, impls, sizes, runs)
@@ -315,7 +335,7 @@ def main():
                      "boost": dpkg_version("libboost1.81-dev"), "absl": dpkg_version("libabsl-dev"),
                      "khash (htslib)": dpkg_version("libhts-dev")},
         "flags": os.environ.get("BENCH_OPT", "-O2 -DNDEBUG"),
-        "note": opts.note,
+        "note": opts.note, "failures": failures,
     }
     out = "\n".join(lines)
     print(f"gomap map benchmark - {meta['date']} - {meta['cpus']} CPUs ({meta['cpu']}), "
@@ -324,6 +344,8 @@ def main():
           + ", ".join(f"{i} {v:.0f}" for i, v in clk.items() if v is not None))
     if opts.note:
         print("note: " + opts.note)
+    for f in failures:
+        print(f"FAILED: {f['impl']} {f['keys']} N={f['n']}: {f['error']}")
     print(out)
     print("")
     print("== Targets (issue 3, u64 keys) ==")

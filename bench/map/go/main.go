@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"unsafe"
 )
 
@@ -505,13 +506,17 @@ func main() {
 		h := &hist{count: make([]uint32, hSize)}
 		clk := clockOverhead()
 		var mem [3]float64
+		var ru0, ru1 syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 		if str {
 			mem = latencyStr(*n, *reps, skeys, keys, h)
 		} else {
 			mem = latencyU64(*n, *reps, keys, h)
 		}
-		fmt.Printf(`,"clock_ns":%.1f,"lat_samples":%d,"lat_max_ns":%d,"lat_p9999_ns":%d,"lat_p999_ns":%d,"lat_p50_ns":%d,"rss_bpe":%.2f,"peak_bpe":%.2f,"alloc_bpe":%.2f`,
-			clk, h.n, h.max, h.quantile(0.9999), h.quantile(0.999), h.quantile(0.5), mem[0], mem[1], mem[2])
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		fmt.Printf(`,"clock_ns":%.1f,"lat_samples":%d,"lat_max_ns":%d,"lat_p9999_ns":%d,"lat_p999_ns":%d,"lat_p50_ns":%d,"rss_bpe":%.2f,"peak_bpe":%.2f,"alloc_bpe":%.2f,"invol_csw":%d,"minflt":%d`,
+			clk, h.n, h.max, h.quantile(0.9999), h.quantile(0.999), h.quantile(0.5), mem[0], mem[1], mem[2],
+			ru1.Nivcsw-ru0.Nivcsw, ru1.Minflt-ru0.Minflt)
 	default:
 		flag.Usage()
 		os.Exit(2)

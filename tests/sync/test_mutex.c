@@ -146,6 +146,66 @@ TEST(sema_producer_consumers_conserve_the_count)
     CHECK(gm_sema_check() == NULL);
 }
 
+/* Threads hammer three semaphores that share one root, with every variant
+ * (FIFO or LIFO queueing, plain or handoff release), while a checker walks
+ * the treaps.  Each semaphore guards a counter; counts are conserved. */
+typedef struct {
+    uint32_t *sems[3];
+    uint64_t counters[3];   /* counters[i] guarded by sems[i] (a binary semaphore) */
+    int rounds, stop, bad;  /* stop, bad: atomic */
+} hammer_t;
+
+typedef struct { hammer_t *h; int id; } hammer_arg;
+
+static void *sema_hammer(void *p)
+{
+    hammer_arg *a = p;
+    hammer_t *h = a->h;
+    uint64_t seed = (uint64_t)a->id + 17;
+    for (int i = 0; i < h->rounds; i++) {
+        uint64_t r = test_rand(&seed);
+        int j = (int)(r % 3);
+        gm_sema_acquire_ex(h->sems[j], (r >> 8) & 1);
+        h->counters[j]++;
+        gm_sema_release_ex(h->sems[j], (r >> 9) & 1);
+    }
+    return NULL;
+}
+
+static void *sema_checker(void *p)
+{
+    hammer_t *h = p;
+    while (!LOAD(&h->stop))
+        if (gm_sema_check() != NULL) ADD(&h->bad, 1);
+    return NULL;
+}
+
+TEST(sema_all_variants_under_contention_keep_counts_and_treaps)
+{
+    enum { T = 4 };
+    hammer_t h;
+    memset(&h, 0, sizeof h);
+    for (int j = 0; j < 3; j++) {
+        h.sems[j] = &many_sems[(40 + j) * STRIDE];
+        *h.sems[j] = 1;                       /* binary semaphores, free */
+    }
+    h.rounds = scaled(20000);
+    pthread_t th[T], chk;
+    hammer_arg args[T];
+    pthread_create(&chk, NULL, sema_checker, &h);
+    for (int i = 0; i < T; i++) {
+        args[i] = (hammer_arg){ &h, i };
+        pthread_create(&th[i], NULL, sema_hammer, &args[i]);
+    }
+    for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+    STORE(&h.stop, 1);
+    pthread_join(chk, NULL);
+    CHECK_EQ_U(h.bad, 0);
+    CHECK_EQ_U(h.counters[0] + h.counters[1] + h.counters[2], (uint64_t)T * h.rounds);
+    for (int j = 0; j < 3; j++) CHECK_EQ_U(LOAD(h.sems[j]), 1);
+    CHECK(gm_sema_check() == NULL);
+}
+
 /* ---- gm_mutex ------------------------------------------------------------ */
 
 TEST(mutex_zero_value_is_unlocked_and_trylock_works)

@@ -128,6 +128,40 @@ TEST(rwmutex_pending_writer_blocks_new_readers)
     CHECK_EQ_U(s.order[1], 2);
 }
 
+/* Readers that never stop cannot keep a writer out: the writer completes
+ * all its locks while they keep reading (the test ends only if it does). */
+typedef struct { gm_rwmutex rw; int writer_done; uint64_t reads; } flood_t;
+
+static void *flood_reader(void *p)
+{
+    flood_t *f = p;
+    while (!LOAD(&f->writer_done)) {
+        gm_rwmutex_rlock(&f->rw);
+        ADD(&f->reads, 1);
+        gm_rwmutex_runlock(&f->rw);
+    }
+    return NULL;
+}
+
+TEST(rwmutex_writer_gets_in_despite_a_flood_of_readers)
+{
+    enum { R = 3 };
+    flood_t f;
+    memset(&f, 0, sizeof f);
+    pthread_t th[R];
+    for (int i = 0; i < R; i++) pthread_create(&th[i], NULL, flood_reader, &f);
+    while (LOAD(&f.reads) < 1000) sched_yield();
+    for (int i = 0; i < 200; i++) {
+        gm_rwmutex_lock(&f.rw);
+        gm_rwmutex_unlock(&f.rw);
+    }
+    STORE(&f.writer_done, 1);
+    for (int i = 0; i < R; i++) pthread_join(th[i], NULL);
+    CHECK(LOAD(&f.reads) >= 1000);
+    CHECK_EQ_U(f.rw.reader_count_a, 0);
+    CHECK_EQ_U(f.rw.reader_wait_a, 0);
+}
+
 /* ---- Once ---------------------------------------------------------------- */
 
 typedef struct {

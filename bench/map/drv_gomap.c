@@ -87,6 +87,19 @@ static size_t map_bytes(gm_map *m)
     gm_map_stats_get(m, &st);
     return st.bytes;
 }
+static void describe(gm_map *m, char *buf, size_t size)
+{
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    snprintf(buf, size, "{\"count\":%zu,\"b\":%u,\"nbuckets\":%zu,\"noverflow\":%zu,"
+             "\"growing\":%d,\"bytes\":%zu,\"grows\":%llu,\"same_size_grows\":%llu,"
+             "\"evacuated_buckets\":%llu,\"moved_entries\":%llu,\"overflow_allocs\":%llu}",
+             st.count, st.b, st.nbuckets, st.noverflow, (int)st.growing, st.bytes,
+             (unsigned long long)st.grows, (unsigned long long)st.same_size_grows,
+             (unsigned long long)st.evacuated_buckets, (unsigned long long)st.moved_entries,
+             (unsigned long long)st.overflow_allocs);
+}
+#define BM_DESCRIBE(m, buf, size) describe((m), (buf), (size))
 #define BM_ALLOC_BYTES_U64(m) map_bytes(m)
 #define BM_ALLOC_BYTES_STR(m) map_bytes(m)
 

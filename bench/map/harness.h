@@ -18,6 +18,9 @@
  *   (str_new, str_free, str_insert, str_find, str_erase, str_sum, str_len),
  *   where a key is `const char *` to 16 bytes that outlive the map.
  *   IMPL_NAME                      a string
+ *   optional: BM_DESCRIBE(m, buf, size), writes a JSON object describing
+ *   the table's shape after the first map of the latency pass (gomap: its
+ *   gm_map_stats), kept in the record as "shape"
  *   optional: BM_ALLOC_BYTES_U64(m) / BM_ALLOC_BYTES_STR(m), the bytes the
  *   map says it holds, for a map that does not take all its memory from
  *   malloc (gomap mmaps large bucket arrays); else mallinfo2's delta is used
@@ -142,6 +145,11 @@ static size_t bm_malloc_bytes(void)
     return mi.uordblks + mi.hblkhd;
 }
 
+static char bm_shape[1024] = "null";
+#ifndef BM_DESCRIBE
+#define BM_DESCRIBE(m, buf, size) ((void)(m))
+#endif
+
 #ifdef BM_ALLOC_BYTES_U64
 #define u64_alloc_bytes(m, malloc_delta) ((void)(malloc_delta), BM_ALLOC_BYTES_U64(m))
 #define str_alloc_bytes(m, malloc_delta) ((void)(malloc_delta), BM_ALLOC_BYTES_STR(m))
@@ -161,6 +169,7 @@ static size_t bm_malloc_bytes(void)
 typedef struct bm_hist {
     uint32_t *count;
     uint64_t n, max;
+    size_t max_at;      /* which insert of its map took the longest */
 } bm_hist;
 
 static unsigned bm_msb(uint64_t v) { return 63u - (unsigned)__builtin_clzll(v); }
@@ -287,6 +296,7 @@ static const char *const bm_phase_names[PH_N] = {"insert", "hit", "miss", "iter"
             for (size_t i = 0; i < a->n; i++) {                                \
                 P##_insert(m, KEYAT(keys, i), vals[i] * 3);                    \
                 uint64_t now = bm_now_ns();                                    \
+                if (now - prev > h->max) h->max_at = i;                        \
                 bm_hist_add(h, now - prev);                                    \
                 prev = now;                                                    \
             }                                                                  \
@@ -295,6 +305,7 @@ static const char *const bm_phase_names[PH_N] = {"insert", "hit", "miss", "iter"
                 mem[1] = (double)(bm_hwm_bytes() - rss0) / (double)a->n;       \
                 mem[2] = (double)(P##_alloc_bytes(m, bm_malloc_bytes() - mal0)) \
                          / (double)a->n;                                       \
+                BM_DESCRIBE(m, bm_shape, sizeof bm_shape);                     \
             }                                                                  \
             if (P##_len(m) != a->n) bm_fail(IMPL_NAME, "latency: wrong length"); \
             P##_free(m);                                                       \
@@ -429,6 +440,7 @@ int main(int argc, char **argv)
         double mem[3] = {0, 0, 0};
         h.count = (uint32_t *)calloc(BM_HSIZE, sizeof(uint32_t));
         h.n = h.max = 0;
+        h.max_at = 0;
         if (h.count == NULL) bm_fail(IMPL_NAME, "histogram");
         double clk = bm_clock_overhead();
         struct rusage ru0, ru1;
@@ -438,11 +450,11 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru1);
         printf(",\"clock_ns\":%.1f,\"lat_samples\":%" PRIu64 ",\"lat_max_ns\":%" PRIu64
                ",\"lat_p9999_ns\":%" PRIu64 ",\"lat_p999_ns\":%" PRIu64 ",\"lat_p50_ns\":%" PRIu64
-               ",\"rss_bpe\":%.2f,\"peak_bpe\":%.2f,\"alloc_bpe\":%.2f"
-               ",\"invol_csw\":%ld,\"minflt\":%ld",
+               ",\"lat_max_at\":%zu,\"rss_bpe\":%.2f,\"peak_bpe\":%.2f,\"alloc_bpe\":%.2f"
+               ",\"invol_csw\":%ld,\"minflt\":%ld,\"shape\":%s",
                clk, h.n, h.max, bm_hist_quantile(&h, 0.9999), bm_hist_quantile(&h, 0.999),
-               bm_hist_quantile(&h, 0.5), mem[0], mem[1], mem[2],
-               ru1.ru_nivcsw - ru0.ru_nivcsw, ru1.ru_minflt - ru0.ru_minflt);
+               bm_hist_quantile(&h, 0.5), h.max_at, mem[0], mem[1], mem[2],
+               ru1.ru_nivcsw - ru0.ru_nivcsw, ru1.ru_minflt - ru0.ru_minflt, bm_shape);
         free(h.count);
     } else {
         bm_usage();

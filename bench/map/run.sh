@@ -8,6 +8,8 @@
 # docs/bench-map.svg.  Progress goes to stderr, the table to stdout.
 #   --quick   1K and 100K only, 3 runs each, fewer repetitions (~2 minutes)
 #   --runs N  N runs per size instead of 5/5/3
+#   --nice N  run the drivers at this niceness (e.g. -5: less preempted by
+#             other work on a shared machine; recorded in the JSON)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../../scripts/common.sh
@@ -17,14 +19,16 @@ OUT="$ROOT/bench/out"
 OPT="${BENCH_OPT:--O2 -DNDEBUG}"
 export BENCH_OPT="$OPT"
 args=()
+nice_n=0
 impls="gomap,go,boost,absl,khash"
 docs=("--docs-svg" "$ROOT/docs/bench-map.svg")   # only a full run of all five updates the README's chart
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) args+=(--quick); docs=() ;;
     --runs) args+=(--runs "$2"); shift ;;
+    --nice) nice_n="$2"; shift ;;
     --impls) impls="$2"; docs=(); shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -68,5 +72,5 @@ say "building the Go 1.19 driver (offline)"
 
 say "running"
 mkdir -p "$OUT" "$ROOT/docs"
-python3 "$HERE/runner.py" --bin "$OUT_BIN" --out "$OUT" "${docs[@]}" \
-  --impls "$impls" --note "$note" "${args[@]}"
+nice -n "$nice_n" python3 "$HERE/runner.py" --bin "$OUT_BIN" --out "$OUT" "${docs[@]}" \
+  --impls "$impls" --note "$note" --nice "$nice_n" "${args[@]}"

@@ -135,8 +135,10 @@ def aggregate(raw, shapes_raw, impls):
                 slot["ns"][p].append(rec["ns"][p])
         else:
             for f in ("lat_max_ns", "lat_p9999_ns", "lat_p999_ns", "lat_p50_ns",
-                      "rss_bpe", "peak_bpe", "alloc_bpe", "clock_ns", "invol_csw", "minflt"):
+                      "rss_bpe", "peak_bpe", "alloc_bpe", "clock_ns", "invol_csw", "minflt", "lat_max_at"):
                 slot["lat"].setdefault(f, []).append(rec[f])
+            if rec.get("shape") and "shape" not in slot:
+                slot["shape"] = rec["shape"]    # the table's shape, as the map reports it
     out = []
     for (impl, keys, n), slot in sorted(res.items(), key=lambda kv: (kv[0][1], kv[0][2], ORDER.index(kv[0][0]))):
         row = {"impl": impl, "keys": keys, "n": n,
@@ -145,6 +147,8 @@ def aggregate(raw, shapes_raw, impls):
         for f, v in slot["lat"].items():
             row[f] = med(v)
             row[f + "_runs"] = v
+        if "shape" in slot:
+            row["shape_after_insert"] = slot["shape"]
         out.append(row)
     shapes = {}
     for rec in shapes_raw:
@@ -305,6 +309,7 @@ def main():
     ap.add_argument("--runs", type=int, default=0, help="runs per size (default 5/5/3, quick 2)")
     ap.add_argument("--impls", default=",".join(ORDER))
     ap.add_argument("--note", default="")
+    ap.add_argument("--nice", default="0", help="niceness run.sh started us with (recorded)")
     opts = ap.parse_args()
 
     impls = [i for i in ORDER if i in opts.impls.split(",")]
@@ -335,7 +340,7 @@ def main():
                      "boost": dpkg_version("libboost1.81-dev"), "absl": dpkg_version("libabsl-dev"),
                      "khash (htslib)": dpkg_version("libhts-dev")},
         "flags": os.environ.get("BENCH_OPT", "-O2 -DNDEBUG"),
-        "note": opts.note, "failures": failures,
+        "note": opts.note, "failures": failures, "nice": opts.nice,
     }
     out = "\n".join(lines)
     print(f"gomap map benchmark - {meta['date']} - {meta['cpus']} CPUs ({meta['cpu']}), "

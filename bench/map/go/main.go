@@ -110,6 +110,7 @@ const (
 type hist struct {
 	count  []uint32
 	n, max uint64
+	maxAt  int // which insert of its map took the longest
 }
 
 func (h *hist) add(v uint64) {
@@ -312,9 +313,12 @@ func latencyU64(n, reps int, keys []uint64, h *hist) (mem [3]float64) {
 		}
 		m := map[uint64]uint64{}
 		prev := nanotime()
-		for _, k := range keys {
+		for i, k := range keys {
 			m[k] = k * 3
 			now := nanotime()
+			if uint64(now-prev) > h.max {
+				h.maxAt = i
+			}
 			h.add(uint64(now - prev))
 			prev = now
 		}
@@ -343,6 +347,9 @@ func latencyStr(n, reps int, keys []string, vals []uint64, h *hist) (mem [3]floa
 		for i, k := range keys {
 			m[k] = vals[i] * 3
 			now := nanotime()
+			if uint64(now-prev) > h.max {
+				h.maxAt = i
+			}
 			h.add(uint64(now - prev))
 			prev = now
 		}
@@ -514,8 +521,8 @@ func main() {
 			mem = latencyU64(*n, *reps, keys, h)
 		}
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-		fmt.Printf(`,"clock_ns":%.1f,"lat_samples":%d,"lat_max_ns":%d,"lat_p9999_ns":%d,"lat_p999_ns":%d,"lat_p50_ns":%d,"rss_bpe":%.2f,"peak_bpe":%.2f,"alloc_bpe":%.2f,"invol_csw":%d,"minflt":%d`,
-			clk, h.n, h.max, h.quantile(0.9999), h.quantile(0.999), h.quantile(0.5), mem[0], mem[1], mem[2],
+		fmt.Printf(`,"clock_ns":%.1f,"lat_samples":%d,"lat_max_ns":%d,"lat_p9999_ns":%d,"lat_p999_ns":%d,"lat_p50_ns":%d,"lat_max_at":%d,"rss_bpe":%.2f,"peak_bpe":%.2f,"alloc_bpe":%.2f,"invol_csw":%d,"minflt":%d,"shape":null`,
+			clk, h.n, h.max, h.quantile(0.9999), h.quantile(0.999), h.quantile(0.5), h.maxAt, mem[0], mem[1], mem[2],
 			ru1.Nivcsw-ru0.Nivcsw, ru1.Minflt-ru0.Minflt)
 	default:
 		flag.Usage()

@@ -52,7 +52,8 @@ if [ "$impl" = gomap ]; then
     || { cat "$BIN/build.log" >&2; exit 1; }
   make -s -C "$HERE" OUT="$BIN" OPT="$OPT" LIBGOMAP="$ROOT/build/bench-prof/libgomap.a" "$BIN/drv_gomap"
 elif [ "$impl" = go ]; then
-  (cd "$HERE/go" && GOFLAGS=-mod=mod GOPROXY=off go build -o "$BIN/drv_go" .)
+  (cd "$HERE/go" && GOFLAGS=-mod=mod GOPROXY=off GOCACHE="$BIN/go-cache" GOPATH="$BIN/gopath" \
+     go build -o "$BIN/drv_go" .)
 else
   make -s -C "$HERE" OUT="$BIN" OPT="$OPT" "$BIN/drv_$impl"
 fi

@@ -31,6 +31,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 
 gc_central gc_centrals[GC_NUM_SPANCLASSES];
@@ -170,9 +171,10 @@ static sweep_result sweep_span(gc_span *s)
     memset(t, 0, nwords * 8);
     s->freeindex = 0;
     s->alloc_count = marked;
-    s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (freed) s->needzero = 1;
     refresh_cache(s);
+    atomic_store_explicit(&s->sweepgen, atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed),
+                          memory_order_release);
     if (marked == 0) {
         if (s->specials) gm_fatal("gc: freeing a span with specials");
         gc_heap_free_span(s);
@@ -193,9 +195,10 @@ bool gc_sweep_one(void)
 {
     for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
         gc_central *c = &gc_centrals[i];
-        if (!c->unswept.first) continue;   /* racy peek; rechecked under the lock */
+        if (!atomic_load_explicit(&c->nunswept_a, memory_order_relaxed)) continue; /* a hint */
         pthread_mutex_lock(&c->lock);
         gc_span *s = gc_list_pop(&c->unswept);
+        if (s) atomic_fetch_sub_explicit(&c->nunswept_a, 1, memory_order_relaxed);
         pthread_mutex_unlock(&c->lock);
         if (!s) continue;
         sweep_result r = sweep_span(s);
@@ -214,10 +217,42 @@ bool gc_sweep_one(void)
     return true;
 }
 
+void gc_ensure_swept(gc_span *s)
+{
+    uint32_t sg = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
+    if (atomic_load_explicit(&s->sweepgen, memory_order_acquire) == sg) return;
+    bool large = s->sizeclass == 0;
+    gc_central *c = large ? NULL : &gc_centrals[s->sizeclass * 2u + s->noscan];
+    pthread_mutex_t *mu = large ? &gc_large_lock : &c->lock;
+    pthread_mutex_lock(mu);
+    if (s->list == (large ? LIST_LARGE_UNSWEPT : LIST_UNSWEPT)) {
+        if (large) {
+            gc_list_remove(&gc_large_unswept, s);
+        } else {
+            gc_list_remove(&c->unswept, s);
+            atomic_fetch_sub_explicit(&c->nunswept_a, 1, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(mu);
+        sweep_result r = sweep_span(s);
+        if (r == SWEPT_FREED) return;
+        if (large) {
+            pthread_mutex_lock(&gc_large_lock);
+            gc_list_push(&gc_large, s, LIST_LARGE);
+            pthread_mutex_unlock(&gc_large_lock);
+        } else {
+            central_put(c, s, r);
+        }
+        return;
+    }
+    pthread_mutex_unlock(mu);
+    while (atomic_load_explicit(&s->sweepgen, memory_order_acquire) != sg) sched_yield();
+}
+
 size_t gc_unswept_count(void)
 {
     size_t n = 0;
-    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) n += gc_centrals[i].unswept.n;
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++)
+        n += atomic_load_explicit(&gc_centrals[i].nunswept_a, memory_order_relaxed);
     return n + gc_large_unswept.n;
 }
 
@@ -229,6 +264,7 @@ void gc_sweep_prepare(void)
         if (c->unswept.n) gm_fatal("gc: sweep_prepare with unswept spans");
         list_splice(&c->unswept, &c->partial, LIST_UNSWEPT);
         list_splice(&c->unswept, &c->full, LIST_UNSWEPT);
+        atomic_store_explicit(&c->nunswept_a, c->unswept.n, memory_order_relaxed);
     }
     list_splice(&gc_large_unswept, &gc_large, LIST_LARGE_UNSWEPT);
 }
@@ -273,6 +309,7 @@ static gc_span *central_take(unsigned spc)
     for (int k = 0; !s && k < GC_SWEEP_BOUND; k++) {
         gc_span *u = gc_list_pop(&c->unswept);
         if (!u) break;
+        atomic_fetch_sub_explicit(&c->nunswept_a, 1, memory_order_relaxed);
         pthread_mutex_unlock(&c->lock);
         sweep_result r = sweep_span(u);
         pthread_mutex_lock(&c->lock);

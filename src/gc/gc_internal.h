@@ -84,7 +84,7 @@ typedef struct gc_span {
     uint32_t freeindex;           /* allocation scans from here */
     uint32_t alloc_count;
     uint32_t cache_count;         /* alloc_count when an mcache took the span */
-    uint32_t sweepgen;            /* == heap sweepgen: swept this cycle */
+    _Atomic uint32_t sweepgen;    /* == heap sweepgen: swept this cycle (stored last, release) */
     uint64_t alloc_cache;         /* ~alloc_bits from freeindex; bit j = index freeindex+j */
     uint64_t *alloc_bits, *mark_bits;
     uint64_t bits[2][GC_BITS_WORDS];
@@ -167,6 +167,7 @@ GM_INTERNAL gc_span *gc_list_pop(gc_spanlist *l);
 typedef struct gc_central {
     pthread_mutex_t lock;
     gc_spanlist partial, full, unswept;
+    _Atomic size_t nunswept_a;   /* == unswept.n; read without the lock as a hint */
 } gc_central;
 extern gc_central gc_centrals[GC_NUM_SPANCLASSES];
 extern pthread_mutex_t gc_large_lock;
@@ -182,6 +183,10 @@ GM_INTERNAL void gc_mcache_flush_stats(gc_mcache *c);  /* count objects allocate
 GM_INTERNAL bool gc_sweep_one(void);
 GM_INTERNAL void gc_sweep_prepare(void);    /* STW: every in-use span becomes unswept */
 GM_INTERNAL size_t gc_unswept_count(void);
+/* Sweeps s now if it is still unswept, or waits for whoever is sweeping it
+ * (Go's ensureSwept): afterwards its alloc state may be read while the world
+ * runs, as long as the caller holds a live object in it. */
+GM_INTERNAL void gc_ensure_swept(gc_span *s);
 
 /* ---- threads (thread.c) --------------------------------------------------- */
 enum { TH_RUNNING = 0, TH_PARKED = 1, TH_BLOCKING = 2 };

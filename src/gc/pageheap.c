@@ -133,7 +133,9 @@ void gc_heap_bits_reserve(gc_span *s)
         free(s->heap_bits);
         s->heap_bits = calloc(words, sizeof(uint64_t));
         if (!s->heap_bits) gm_fatal("runtime: out of memory (heap bits)");
-        __atomic_add_fetch(&hs.span_bytes, (words - s->heap_bits_words) * 8, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&heap_mu);
+        hs.span_bytes += (words - s->heap_bits_words) * 8;
+        pthread_mutex_unlock(&heap_mu);
         s->heap_bits_words = words;
     }
 }

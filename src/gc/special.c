@@ -53,9 +53,14 @@ static bool finq_thread_started;
 
 /* ---- lookup -------------------------------------------------------------------- */
 
+/* The span of the allocated object p points into (and its base), or NULL.
+ * The span is swept first: the background sweeper may be rewriting its
+ * alloc bits right now. */
 static gc_span *object_span(void *p, uintptr_t *base)
 {
-    gc_span *s;
+    gc_span *s = gc_span_of((uintptr_t)p);
+    if (!s) return NULL;
+    gc_ensure_swept(s);
     uint32_t i;
     *base = gc_find_object((uintptr_t)p, &s, &i);
     return *base ? s : NULL;

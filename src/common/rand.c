@@ -1,6 +1,6 @@
 /* rand.c - seeds from the kernel, and a fast per-thread generator.
  *
- * Map hash seeds and the per-process hash secret come from getrandom(2) so
+ * Map hash seeds come from getrandom(2) so
  * they cannot be guessed from outside (hash flooding, Go issues 9365/66841).
  * Iteration start points and NaN hashes only need to differ, not to be
  * secret: they use a per-thread wyrand stream seeded once from the kernel. */

@@ -90,6 +90,7 @@ static void layout(gm_map *m)
     m->reflexive = !(m->kt->flags & GM_TYPE_IRREFLEXIVE);
     m->keyupdate = (m->kt->flags & GM_TYPE_KEY_UPDATE) != 0;
     m->ownedkey = (m->kt->flags & GM_TYPE_OWNED_STR) != 0;
+    m->owns_storage = m->indirectkey || m->indirectelem || m->ownedkey;
 }
 
 gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint)
@@ -109,6 +110,8 @@ gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint)
     if (m == NULL) goto oom;
     memset(m, 0, sizeof *m);
     m->kt = key;
+    m->kind = key == &gm_type_u64 ? KK_U64 : key == &gm_type_u32 ? KK_U32
+            : (key == &gm_type_str || key == &gm_type_str_owned) ? KK_STR : KK_GENERIC;
     m->vt = val;
     m->hasher = key->hash;
     m->keyeq = key->equal;
@@ -152,7 +155,7 @@ void gm_map_begin_write(gm_map *m)
 
 void gm_map_end_write(gm_map *m)
 {
-    gm_mem_maintain(m);
+    if (GM_UNLIKELY(m->retired || m->release || m->deferred)) gm_mem_maintain(m);
     uint8_t f = flags_load(m);
     if (!(f & F_WRITING)) gm_fatal("concurrent map writes");
     flags_store(m, f & (uint8_t)~F_WRITING);
@@ -276,7 +279,7 @@ static bool evacuate(gm_map *m, size_t oldbucket)
                 unsigned use_y = 0;
                 if (!same) {
                     uint8_t *k = key_of(m, b, i);
-                    uint64_t h = m->hasher(k, m->seed);
+                    uint64_t h = map_hash(m, k);
                     if (!m->reflexive && !m->keyeq(k, k)) {
                         /* NaN: its hash is random, so let its stored tophash
                          * decide, the same way iterators will, and draw a
@@ -294,8 +297,8 @@ static bool evacuate(gm_map *m, size_t oldbucket)
                     dd->i = 0;
                 }
                 dd->b[dd->i] = top;
-                memcpy(b_key(m, dd->b, dd->i), b_key(m, b, i), m->keysize);
-                memcpy(b_elem(m, dd->b, dd->i), b_elem(m, b, i), m->elemsize);
+                slot_copy(b_key(m, dd->b, dd->i), b_key(m, b, i), m->keysize);
+                slot_copy(b_elem(m, dd->b, dd->i), b_elem(m, b, i), m->elemsize);
                 dd->i++;
                 m->n_moved++;
             }
@@ -326,6 +329,7 @@ struct new_entry {
 
 static void new_entry_free(gm_map *m, struct new_entry *ne)
 {
+    if (!m->owns_storage) return;
     gm_own_free(m, ne->kmem, m->kt->align, false);
     gm_own_free(m, ne->emem, m->vt->align, false);
     gm_own_free(m, ne->sbytes, 1, false);
@@ -334,6 +338,7 @@ static void new_entry_free(gm_map *m, struct new_entry *ne)
 static bool new_entry_alloc(gm_map *m, const void *key, struct new_entry *ne)
 {
     memset(ne, 0, sizeof *ne);
+    if (!m->owns_storage) return true;
     if (m->indirectkey && !(ne->kmem = gm_own_alloc(m->kt->size, m->kt->align)))
         return false;
     if (m->indirectelem) {
@@ -368,7 +373,7 @@ static void *store_entry(gm_map *m, uint8_t *b, unsigned i, uint8_t top,
         gm_str s = { ne->sbytes, ((const gm_str *)key)->len };
         memcpy(kslot, &s, sizeof s);
     } else {
-        memcpy(kslot, key, m->kt->size);
+        slot_copy(kslot, key, m->kt->size);
     }
     b[i] = top;
     m->count++;
@@ -410,6 +415,7 @@ void gm_map_put(gm_map *m, const void *key, const void *val)
 
 static void free_entry_storage(gm_map *m, uint8_t *b, unsigned i)
 {
+    if (!m->owns_storage) return;
     if (m->ownedkey) gm_own_free(m, (void *)((const gm_str *)key_of(m, b, i))->ptr, 1, true);
     if (m->indirectkey) gm_own_free(m, deref(b_key(m, b, i)), m->kt->align, true);
     if (m->indirectelem) gm_own_free(m, deref(b_elem(m, b, i)), m->vt->align, true);
@@ -418,8 +424,8 @@ static void free_entry_storage(gm_map *m, uint8_t *b, unsigned i)
 void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
 {
     free_entry_storage(m, b, i);
-    memset(b_key(m, b, i), 0, m->keysize);
-    memset(b_elem(m, b, i), 0, m->elemsize);
+    slot_clear(b_key(m, b, i), m->keysize);
+    slot_clear(b_elem(m, b, i), m->elemsize);
     b[i] = EMPTY_ONE;
     /* If nothing live follows, turn the trailing EMPTY_ONE run into
      * EMPTY_REST, walking backwards through the chain. */

@@ -17,14 +17,7 @@ static void require_kind(const gm_map *m, int kind, const char *fn)
 #define CHECK_KIND(m, kind) \
     do { if (GM_UNLIKELY((m) && !kind_ok((m), (kind)))) require_kind((m), (kind), __func__); } while (0)
 
-static inline bool kind_ok(const gm_map *m, int kind)
-{
-    switch (kind) {
-    case KK_U32: return m->kt == &gm_type_u32;
-    case KK_U64: return m->kt == &gm_type_u64;
-    default: return m->kt == &gm_type_str || m->kt == &gm_type_str_owned;
-    }
-}
+static inline bool kind_ok(const gm_map *m, int kind) { return m->kind == kind; }
 
 void *gm_map_get_u32(const gm_map *m, uint32_t key)
 {

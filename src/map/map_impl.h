@@ -25,6 +25,18 @@ GM_INLINE uint64_t kk_hash(const gm_map *m, int kind, const void *key)
     }
 }
 
+/* The map's hash of a key in a slot, by the map's own kind: one predictable
+ * branch instead of an indirect call (evacuation, iteration, checks). */
+static inline uint64_t map_hash(const gm_map *m, const void *key)
+{
+    switch (m->kind) {
+    case KK_U32: return kk_hash(m, KK_U32, key);
+    case KK_U64: return kk_hash(m, KK_U64, key);
+    case KK_STR: return kk_hash(m, KK_STR, key);
+    default: return m->hasher(key, m->seed);
+    }
+}
+
 GM_INLINE bool kk_equal(const gm_map *m, int kind, const void *key, const uint8_t *k)
 {
     switch (kind) {
@@ -37,6 +49,46 @@ GM_INLINE bool kk_equal(const gm_map *m, int kind, const void *key, const uint8_
         return x->len == y.len && (x->ptr == y.ptr || y.len == 0 || memcmp(x->ptr, y.ptr, y.len) == 0);
     }
     default: return m->keyeq(key, k);
+    }
+}
+
+/* ---- SWAR: the 8 tophash bytes of a bucket examined as one word ----
+ * zero_bytes(x) has the high bit of byte i set exactly when byte i of x is
+ * 0 (no false positives, unlike the shorter borrow trick), so match masks
+ * never send us to a slot whose tophash differs. */
+#define LSB8 0x0101010101010101ull
+#define LOW7 0x7f7f7f7f7f7f7f7full
+
+GM_INLINE uint64_t tophash_word(const uint8_t *b)
+{
+    uint64_t w;
+    memcpy(&w, b, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+GM_INLINE uint64_t zero_bytes(uint64_t x)
+{
+    return ~(((x & LOW7) + LOW7) | x | LOW7);
+}
+
+/* slots whose tophash is `top` */
+GM_INLINE uint64_t match_top(uint64_t w, uint8_t top) { return zero_bytes(w ^ (LSB8 * top)); }
+/* slots that are empty (EMPTY_REST or EMPTY_ONE) */
+GM_INLINE uint64_t match_empty(uint64_t w) { return zero_bytes(w & ~LSB8); }
+GM_INLINE unsigned first_slot(uint64_t mask) { return (unsigned)__builtin_ctzll(mask) >> 3; }
+
+/* Key slot i: a constant layout for the fast kinds (never indirect, keys at
+ * offset 8), the map's layout otherwise. */
+GM_INLINE uint8_t *kk_key(const gm_map *m, int kind, uint8_t *b, unsigned i)
+{
+    switch (kind) {
+    case KK_U32: return b + 8 + 4 * (size_t)i;
+    case KK_U64: return b + 8 + 8 * (size_t)i;
+    case KK_STR: return b + 8 + sizeof(gm_str) * (size_t)i;
+    default: return key_of(m, b, i);
     }
 }
 
@@ -60,17 +112,16 @@ GM_INLINE uint8_t *access_impl(const gm_map *m, int kind, const void *key, uint8
     uint64_t h = kk_hash(m, kind, key);
     uint8_t top = tophash(h);
     for (uint8_t *b = lookup_bucket(m, h); b; b = b_ovf(m, b)) {
-        for (unsigned i = 0; i < BUCKET_CNT; i++) {
-            if (b[i] != top) {
-                if (b[i] == EMPTY_REST) return NULL;
-                continue;
-            }
-            uint8_t *k = key_of(m, b, i);
+        uint64_t w = tophash_word(b);
+        for (uint64_t mt = match_top(w, top); mt; mt &= mt - 1) {
+            unsigned i = first_slot(mt);
+            uint8_t *k = kk_key(m, kind, b, i);
             if (kk_equal(m, kind, key, k)) {
                 *elem = elem_of(m, b, i);
                 return k;
             }
         }
+        if (zero_bytes(w)) return NULL; /* an EMPTY_REST: the chain ends here */
     }
     return NULL;
 }
@@ -103,27 +154,26 @@ again:;
     uint8_t *insertb = NULL, *last = b;
     unsigned inserti = 0;
     for (;;) {
-        for (unsigned i = 0; i < BUCKET_CNT; i++) {
-            uint8_t t = b[i];
-            if (t != top) {
-                if (is_empty(t) && insertb == NULL) {
-                    insertb = b;
-                    inserti = i;
-                }
-                if (t == EMPTY_REST) goto absent;
-                continue;
-            }
-            uint8_t *k = key_of(m, b, i);
+        uint64_t w = tophash_word(b);
+        for (uint64_t mt = match_top(w, top); mt; mt &= mt - 1) {
+            unsigned i = first_slot(mt);
+            uint8_t *k = kk_key(m, kind, b, i);
             if (!kk_equal(m, kind, key, k)) continue;
             if (kind == KK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
             return elem_of(m, b, i);
         }
+        uint64_t me = match_empty(w);
+        if (me && insertb == NULL) {
+            insertb = b;
+            inserti = first_slot(me);
+        }
+        if (zero_bytes(w)) break; /* EMPTY_REST: nothing further in the chain */
         last = b;
         uint8_t *o = b_ovf(m, b);
         if (o == NULL) break;
         b = o;
     }
-absent:
+
     if (!tried_grow && should_grow(m)) {
         tried_grow = true;
         if (gm_map_hash_grow(m)) goto again;
@@ -140,15 +190,14 @@ GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
     uint8_t *borig = bucket_at(m, m->buckets, bucket);
     uint8_t top = tophash(h);
     for (uint8_t *b = borig; b; b = b_ovf(m, b)) {
-        for (unsigned i = 0; i < BUCKET_CNT; i++) {
-            if (b[i] != top) {
-                if (b[i] == EMPTY_REST) return false;
-                continue;
-            }
-            if (!kk_equal(m, kind, key, key_of(m, b, i))) continue;
+        uint64_t w = tophash_word(b);
+        for (uint64_t mt = match_top(w, top); mt; mt &= mt - 1) {
+            unsigned i = first_slot(mt);
+            if (!kk_equal(m, kind, key, kk_key(m, kind, b, i))) continue;
             gm_map_delete_slot(m, borig, b, i);
             return true;
         }
+        if (zero_bytes(w)) return false;
     }
     return false;
 }

@@ -89,6 +89,8 @@ struct gm_map {
     bool reflexive;                     /* k == k for every key (no NaN) */
     bool keyupdate;
     bool ownedkey;                      /* GM_TYPE_OWNED_STR */
+    uint8_t kind;                       /* enum key_kind (map_impl.h): which fast path fits */
+    bool owns_storage;                  /* entries own allocations (indirect or owned keys) */
     uint8_t *zero;                      /* zero value for get_or_zero if > ZERO_BUF_SIZE */
 
     /* memory and work counters (gm_map_stats) */
@@ -113,6 +115,28 @@ static inline uint8_t *key_of(const gm_map *m, uint8_t *b, unsigned i)
 { uint8_t *k = b_key(m, b, i); return m->indirectkey ? (uint8_t *)deref(k) : k; }
 static inline uint8_t *elem_of(const gm_map *m, uint8_t *b, unsigned i)
 { uint8_t *e = b_elem(m, b, i); return m->indirectelem ? (uint8_t *)deref(e) : e; }
+
+/* memcpy/memset with the common slot sizes inlined (a call otherwise). */
+static inline void slot_copy(void *dst, const void *src, size_t n)
+{
+    switch (n) {
+    case 0: return;
+    case 4: memcpy(dst, src, 4); return;
+    case 8: memcpy(dst, src, 8); return;
+    case 16: memcpy(dst, src, 16); return;
+    default: memcpy(dst, src, n);
+    }
+}
+static inline void slot_clear(void *dst, size_t n)
+{
+    switch (n) {
+    case 0: return;
+    case 4: memset(dst, 0, 4); return;
+    case 8: memset(dst, 0, 8); return;
+    case 16: memset(dst, 0, 16); return;
+    default: memset(dst, 0, n);
+    }
+}
 
 static inline bool is_empty(uint8_t top) { return top <= EMPTY_ONE; }
 static inline bool evacuated(const uint8_t *b)

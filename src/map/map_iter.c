@@ -23,7 +23,7 @@
  * retired arrays while m->iters_open > 0.  An iterator counts itself open from
  * init until it returns false or gm_map_iter_done is called.
  */
-#include "map/map_internal.h"
+#include "map/map_impl.h"
 
 static void iter_finish(gm_map_iter *it)
 {
@@ -112,7 +112,7 @@ bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
                 /* Old bucket read on behalf of new bucket `check`: only the
                  * keys that will go there. */
                 if (self_equal) {
-                    uint64_t h = m->hasher(k, m->seed);
+                    uint64_t h = map_hash(m, k);
                     if ((h & bucket_mask(it->b)) != check) continue;
                 } else if ((check >> (it->b - 1)) != (size_t)(top & 1)) {
                     continue;

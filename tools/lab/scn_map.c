@@ -323,7 +323,7 @@ static int run_seeds(const lab_opts *o)
     lab_say("  two maps holding the same %d keys, iterated once each: %zu of %d positions agree", N, same_pos, N);
     lab_say("  copying a %zu-entry map into a new one in iteration order: %zu overflow buckets for %zu buckets",
             big, sc.noverflow, sc.nbuckets);
-    lab_say("  hash: XXH3 (libxxhash) keyed by a per-process secret from getrandom, then by the map's own seed");
+    lab_say("  hash: XXH3 (libxxhash) keyed by the map's own 64-bit seed from getrandom");
     lab_verdict(same_pos < N / 2, "iteration orders of equal maps differ");
     lab_verdict(sc.noverflow < sc.nbuckets / 2, "copying in iteration order does not cluster");
     gm_map_free(a);

@@ -151,6 +151,7 @@ typedef struct gm_sync_stats {
     uint64_t syncmap_promotions;   /* dirty maps promoted to read-only by misses */
     uint64_t syncmap_dirty_builds; /* dirty maps rebuilt from the read-only map */
     uint64_t ebr_epochs;           /* reclamation epochs advanced */
+    uint64_t ebr_membarriers;      /* of which paid with membarrier (asymmetric fence) */
     uint64_t ebr_retired;          /* objects handed to reclamation */
     uint64_t ebr_freed;            /* objects freed by reclamation */
 } gm_sync_stats;

@@ -5,7 +5,7 @@
  * map replaced by a promotion) cannot be freed when it is unlinked.  Go's GC
  * keeps it alive; on malloc this file does.
  *
- * STATE.  A global epoch E (global_epoch_a, only ever changed by CAS, and
+ * STATE.  A global epoch E (gm_ebr_global_epoch_a, only ever changed by CAS, and
  * read by retire with an RMW).  One record per thread (gm_ebr_rec, in a
  * global list that only grows; a record is reused by a later thread once its
  * owner has exited).  A record's state_a is 0 when its thread is quiescent,
@@ -29,8 +29,8 @@
  * that decides.  A pin not visible to that second scan was therefore made
  * after the barrier, and its loads see everything that happened before it.
  * Advances are rare (one per ADVANCE_EVERY retirements of a thread) and a
- * membarrier costs a few microseconds.  Without membarrier, pin uses the
- * seq_cst exchange.
+ * membarrier costs a few microseconds.  Without membarrier, or with
+ * GMDEBUG=syncfence=xchg, pin uses the seq_cst exchange.
  *   retire:  e = E (seq_cst RMW, after the object was unlinked), put the
  *            object in bag e%3.  An object retired in epoch e is freed once
  *            E >= e+2.
@@ -57,24 +57,10 @@
 
 #define ADVANCE_EVERY 128
 
-typedef struct ebr_item { void *p; void (*fn)(void *); } ebr_item;
-typedef struct ebr_bag { uint64_t epoch; size_t n, cap; ebr_item *items; } ebr_bag;
-
-struct gm_ebr_rec {
-    uint64_t state_a;        /* 0 quiescent, 2e+1 pinned in epoch e */
-    uint32_t owned_a;        /* 1 while a thread (or a reclaimer) owns the record */
-    uint32_t nest;           /* owner only: pin depth */
-    uint32_t since_advance;  /* owner only */
-    ebr_bag bags[3];         /* owner only */
-    gm_ebr_rec *next;        /* immutable once published */
-} __attribute__((aligned(64)));
-
-static uint64_t global_epoch_a = 1;
-enum { FENCE_UNKNOWN, FENCE_MEMBARRIER, FENCE_XCHG };
-static int fence_mode_a;                /* decided once, before any pin */
+uint64_t gm_ebr_global_epoch_a = 1;
+int gm_ebr_fence_mode_a;                /* decided once, before any pin */
+_Thread_local gm_ebr_rec *gm_ebr_self;
 static gm_ebr_rec *records_a;          /* list head, push-only */
-/* initial-exec: one mov from %fs, no __tls_get_addr call on the fast path. */
-static _Thread_local gm_ebr_rec *self_rec __attribute__((tls_model("initial-exec")));
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
@@ -99,14 +85,16 @@ static long membarrier(int cmd)
 
 static void choose_fence(void)
 {
-    if (at_load_acquire(&fence_mode_a) != FENCE_UNKNOWN) return;
-    int mode = FENCE_XCHG;
+    if (at_load_acquire(&gm_ebr_fence_mode_a) != GM_EBR_FENCE_UNKNOWN) return;
+    int mode = GM_EBR_FENCE_XCHG;
     long q = membarrier(MEMBARRIER_CMD_QUERY);
-    if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+    const char *dbg = getenv("GMDEBUG");
+    bool force_xchg = dbg != NULL && strstr(dbg, "syncfence=xchg") != NULL;
+    if (!force_xchg && q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
         membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
-        mode = FENCE_MEMBARRIER;
-    int unknown = FENCE_UNKNOWN;
-    at_cas_acqrel(&fence_mode_a, &unknown, mode);
+        mode = GM_EBR_FENCE_MEMBARRIER;
+    int unknown = GM_EBR_FENCE_UNKNOWN;
+    at_cas_acqrel(&gm_ebr_fence_mode_a, &unknown, mode);
 }
 
 /* A full fence on every thread of the process. */
@@ -131,14 +119,16 @@ static bool all_in(uint64_t e)
 
 static bool try_advance(void)
 {
-    uint64_t e = at_load_acquire(&global_epoch_a);
+    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
     if (!all_in(e)) return false;
-    if (at_load_relaxed(&fence_mode_a) == FENCE_MEMBARRIER) {
+    if (at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER) {
         fence_all_threads();
         if (!all_in(e)) return false;
     }
-    if (!at_cas_acqrel(&global_epoch_a, &e, e + 1)) return false;
+    if (!at_cas_acqrel(&gm_ebr_global_epoch_a, &e, e + 1)) return false;
     GM_SYNC_COUNT(ebr_epochs);
+    if (at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER)
+        GM_SYNC_COUNT(ebr_membarriers);
     return true;
 }
 
@@ -146,7 +136,7 @@ static void release_record(void *p)
 {
     gm_ebr_rec *r = p;
     try_advance();
-    collect(r, at_load_acquire(&global_epoch_a));
+    collect(r, at_load_acquire(&gm_ebr_global_epoch_a));
     r->nest = 0;
     at_store_release(&r->owned_a, 0);
 }
@@ -178,40 +168,37 @@ static gm_ebr_rec *adopt_record(void)
                                             __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     }
     pthread_setspecific(exit_key, r);
-    self_rec = r;
+    gm_ebr_self = r;
     return r;
 }
 
-gm_ebr_rec *gm_ebr_pin(void)
+gm_ebr_rec *gm_ebr_adopt(void)
 {
-    gm_ebr_rec *r = self_rec;
-    if (GM_UNLIKELY(r == NULL)) r = adopt_record();
-    if (r->nest++ != 0) return r;
-    uint64_t e = at_load_acquire(&global_epoch_a);
-    bool asym = at_load_relaxed(&fence_mode_a) == FENCE_MEMBARRIER;
+    return adopt_record();
+}
+
+void gm_ebr_pin_slow(gm_ebr_rec *r)
+{
+    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
+    bool asym = at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER;
     for (;;) {
-        if (GM_LIKELY(asym)) {
+        if (asym) {
             at_store_relaxed(&r->state_a, 2 * e + 1);
-            __atomic_signal_fence(__ATOMIC_SEQ_CST);  /* advance's membarrier does the rest */
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
         } else {
             at_xchg_seqcst(&r->state_a, 2 * e + 1);
         }
-        uint64_t now = at_load_seqcst(&global_epoch_a);
-        if (GM_LIKELY(now == e)) return r;
+        uint64_t now = at_load_seqcst(&gm_ebr_global_epoch_a);
+        if (now == e) return;
         e = now;
     }
 }
 
-void gm_ebr_unpin(gm_ebr_rec *r)
-{
-    if (--r->nest == 0) at_store_release(&r->state_a, 0);
-}
-
 void gm_ebr_retire(void *p, void (*fn)(void *))
 {
-    gm_ebr_rec *r = self_rec;
+    gm_ebr_rec *r = gm_ebr_self;
     if (GM_UNLIKELY(r == NULL)) r = adopt_record();
-    uint64_t e = __atomic_fetch_add(&global_epoch_a, 0, __ATOMIC_SEQ_CST);
+    uint64_t e = __atomic_fetch_add(&gm_ebr_global_epoch_a, 0, __ATOMIC_SEQ_CST);
     ebr_bag *b = &r->bags[e % 3];
     if (b->epoch != e) {
         if (b->n != 0) bag_free_all(b);   /* epoch <= e-3: safe */
@@ -229,7 +216,7 @@ void gm_ebr_retire(void *p, void (*fn)(void *))
     if (++r->since_advance >= ADVANCE_EVERY) {
         r->since_advance = 0;
         try_advance();
-        collect(r, at_load_acquire(&global_epoch_a));
+        collect(r, at_load_acquire(&gm_ebr_global_epoch_a));
     }
 }
 
@@ -239,8 +226,8 @@ void gm_sync_reclaim(void)
      * some thread is pinned. */
     try_advance();
     try_advance();
-    uint64_t e = at_load_acquire(&global_epoch_a);
-    gm_ebr_rec *self = self_rec;
+    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
+    gm_ebr_rec *self = gm_ebr_self;
     if (self != NULL && self->nest == 0) collect(self, e);
     for (gm_ebr_rec *r = at_load_acquire(&records_a); r != NULL; r = r->next) {
         uint32_t zero = 0;

@@ -1,16 +1,57 @@
 /* ebr.h - epoch-based reclamation for the lock-free readers of src/sync.
- * See the essay in ebr.c. */
+ * See the essay in ebr.c.  Pin and unpin are inline: they are most of what
+ * a gm_syncmap_load costs beyond the map lookup. */
 #ifndef GOMAP_SYNC_EBR_H
 #define GOMAP_SYNC_EBR_H
 
 #include "sync/sync_internal.h"
 
+typedef struct ebr_item { void *p; void (*fn)(void *); } ebr_item;
+typedef struct ebr_bag { uint64_t epoch; size_t n, cap; ebr_item *items; } ebr_bag;
+
 typedef struct gm_ebr_rec gm_ebr_rec;
+struct gm_ebr_rec {
+    uint64_t state_a;        /* 0 quiescent, 2e+1 pinned in epoch e */
+    uint32_t owned_a;        /* 1 while a thread (or a reclaimer) owns the record */
+    uint32_t nest;           /* owner only: pin depth */
+    uint32_t since_advance;  /* owner only */
+    ebr_bag bags[3];         /* owner only */
+    gm_ebr_rec *next;        /* immutable once published */
+} __attribute__((aligned(64)));
+
+enum { GM_EBR_FENCE_UNKNOWN, GM_EBR_FENCE_MEMBARRIER, GM_EBR_FENCE_XCHG };
+GM_INTERNAL extern uint64_t gm_ebr_global_epoch_a;
+GM_INTERNAL extern int gm_ebr_fence_mode_a;
+/* initial-exec: one load from %fs, no __tls_get_addr on the fast path. */
+GM_INTERNAL extern _Thread_local gm_ebr_rec *gm_ebr_self
+    __attribute__((tls_model("initial-exec")));
+
+GM_INTERNAL gm_ebr_rec *gm_ebr_adopt(void);
+GM_INTERNAL void gm_ebr_pin_slow(gm_ebr_rec *r);
 
 /* Enter / leave a read-side critical section (nestable).  While pinned, no
  * object retired by anyone after this thread pinned is freed. */
-GM_INTERNAL gm_ebr_rec *gm_ebr_pin(void);
-GM_INTERNAL void gm_ebr_unpin(gm_ebr_rec *r);
+static inline gm_ebr_rec *gm_ebr_pin(void)
+{
+    gm_ebr_rec *r = gm_ebr_self;
+    if (GM_UNLIKELY(r == NULL)) r = gm_ebr_adopt();
+    if (r->nest++ != 0) return r;
+    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
+    if (GM_LIKELY(at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER)) {
+        at_store_relaxed(&r->state_a, 2 * e + 1);
+        /* Only a compiler barrier: advance's membarrier is the fence. */
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (GM_LIKELY(at_load_seqcst(&gm_ebr_global_epoch_a) == e)) return r;
+    }
+    gm_ebr_pin_slow(r);
+    return r;
+}
+
+static inline void gm_ebr_unpin(gm_ebr_rec *r)
+{
+    if (--r->nest == 0) at_store_release(&r->state_a, 0);
+}
+
 /* Frees fn(p) once no thread can still hold p: p must already be unreachable
  * for threads that pin from now on. */
 GM_INTERNAL void gm_ebr_retire(void *p, void (*fn)(void *));

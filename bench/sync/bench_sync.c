@@ -348,10 +348,12 @@ int main(int argc, char **argv)
            med[1][0] / med[0][0], med[1][1] / med[0][1]);
 
     /* Part 2. */
-    static double res[2][2][NIMPL][99];   /* [workload][threads-1][impl][rep] */
-    const int read_pct[2] = { 99, 90 };
+    enum { NW = 3 };
+    static double res[NW][2][NIMPL][99];   /* [workload][threads-1][impl][rep] */
+    const int read_pct[NW] = { 100, 99, 90 };
+    const char *wname[NW] = { "100/0", "99/1", "90/10" };
     for (int rep = 0; rep < reps; rep++)
-        for (int w = 0; w < 2; w++)
+        for (int w = 0; w < NW; w++)
             for (int t = 1; t <= 2; t++)
                 for (int k = 0; k < NIMPL; k++) {
                     int kk = (k + rep) % NIMPL;   /* rotate the order too */
@@ -362,14 +364,22 @@ int main(int argc, char **argv)
            NKEYS, reps);
     printf("  %-12s %-8s %10s %10s %10s %12s\n", "impl", "load", "1 thread", "2 threads",
            "scaling", "vs mutex+map@2");
-    for (int w = 0; w < 2; w++) {
+    double target_ratio = 0, target_scaling = 0;
+    for (int w = 0; w < NW; w++) {
         double base2 = median(res[w][1][IMPL_MUTEX_MAP], reps);
         for (int k = 0; k < NIMPL; k++) {
             double m1 = median(res[w][0][k], reps), m2 = median(res[w][1][k], reps);
             printf("  %-12s %-8s %10.1f %10.1f %9.2fx %11.2fx\n", impl_names[k],
-                   w ? "90/10" : "99/1", m1, m2, m2 / m1, m2 / base2);
+                   wname[w], m1, m2, m2 / m1, m2 / base2);
+            if (w == 1 && k == IMPL_SYNCMAP) {
+                target_ratio = m2 / base2;
+                target_scaling = m2 / m1;
+            }
         }
     }
+    printf("\ntargets: syncmap 99/1 at 2 threads vs mutex+map %.2fx (want >= 3x), "
+           "scaling 1->2 threads %.2fx (want > 1); gm_mutex uncontended time %.2fx "
+           "pthread's (want <= 1.2x)\n", target_ratio, target_scaling, med[1][0] / med[0][0]);
     rcu_barrier();
     return 0;
 }

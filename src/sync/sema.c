@@ -297,7 +297,7 @@ void gm_sema_acquire_ex(uint32_t *addr, bool lifo)
         park(&w);
         /* ticket is written before the release store that woke us. */
         if (w.ticket != 0 || can_acquire(addr)) return;
-        lifo = true;   /* we waited already: go back to the front */
+        /* Lost the count to a running thread: queue again, as asked. */
     }
 }
 

@@ -135,7 +135,7 @@ static sm_read *new_read(gm_map *mp, bool amended)
 /* Which of gm_map's key fast paths the key type allows. */
 enum key_kind { KEY_GENERIC, KEY_U32, KEY_U64 };
 
-static sm_entry *map_find(const gm_syncmap *m, const gm_map *mp, const void *key)
+static inline sm_entry *map_find(const gm_syncmap *m, const gm_map *mp, const void *key)
 {
     sm_entry **slot;
     switch ((enum key_kind)m->kind) {
@@ -316,14 +316,13 @@ static void add_new_locked(gm_syncmap *m, const void *key, void *box)
 /* Finds key's entry: in read without the lock; else, when read is amended,
  * under mu in read again and then in dirty (a miss).  remove: drop a dirty
  * entry from dirty (the caller deletes it; it is retired here). */
-static sm_entry *find_entry(gm_syncmap *m, const void *key, bool remove)
+static __attribute__((noinline)) sm_entry *find_entry_locked(gm_syncmap *m,
+                                                              const void *key,
+                                                              bool remove)
 {
+    gm_mutex_lock(&m->mu);
     sm_read *read = load_read(m);
     sm_entry *e = map_find(m, read->m, key);
-    if (e != NULL || !read->amended) return e;
-    gm_mutex_lock(&m->mu);
-    read = load_read(m);
-    e = map_find(m, read->m, key);
     if (e == NULL && read->amended) {
         e = map_find(m, m->dirty, key);
         if (e != NULL && remove) {
@@ -334,6 +333,14 @@ static sm_entry *find_entry(gm_syncmap *m, const void *key, bool remove)
     }
     gm_mutex_unlock(&m->mu);
     return e;
+}
+
+static inline sm_entry *find_entry(gm_syncmap *m, const void *key, bool remove)
+{
+    sm_read *read = load_read(m);
+    sm_entry *e = map_find(m, read->m, key);
+    if (GM_LIKELY(e != NULL || !read->amended)) return e;
+    return find_entry_locked(m, key, remove);
 }
 
 /* ---- the API ------------------------------------------------------------ */

@@ -5,12 +5,12 @@
  * map replaced by a promotion) cannot be freed when it is unlinked.  Go's GC
  * keeps it alive; on malloc this file does.
  *
- * STATE.  A global epoch E (gm_ebr_global_epoch_a, only ever changed by CAS, and
- * read by retire with an RMW).  One record per thread (gm_ebr_rec, in a
+ * STATE.  A global epoch E (gm_ebr_global_epoch_a, only ever changed by CAS;
+ * the hot paths only read it).  One record per thread (gm_ebr_rec, in a
  * global list that only grows; a record is reused by a later thread once its
  * owner has exited).  A record's state_a is 0 when its thread is quiescent,
  * or 2e+1 when it is pinned in epoch e.  Each record keeps three bags of
- * garbage, bag e%3 holding what the thread retired while E was e.
+ * garbage, bag t%3 holding what the thread retired with tag t.
  *
  * PROTOCOL.
  *   pin:     e = E (acquire); state_a = 2e+1; full fence; re-read E and
@@ -31,17 +31,22 @@
  * Advances are rare (one per ADVANCE_EVERY retirements of a thread) and a
  * membarrier costs a few microseconds.  Without membarrier, or with
  * GMDEBUG=syncfence=xchg, pin uses the seq_cst exchange.
- *   retire:  e = E (seq_cst RMW, after the object was unlinked), put the
- *            object in bag e%3.  An object retired in epoch e is freed once
- *            E >= e+2.
- * INVARIANT.  A thread pinned in epoch p never sees an object retired in an
- * epoch < p (its unlink happens-before the CAS that moved E past it, which
- * the pin's read of E acquires), and E cannot pass p+1 while it stays pinned.
- * So when E >= e+2, nobody can hold an object retired in e.
+ *   retire:  only while pinned, after the object was unlinked: t = E + 1
+ *            (acquire load: no write to the shared line), put the object in
+ *            bag t%3.  An object with tag t is freed once E >= t+2.
+ * INVARIANT.  Say the retirer read E = t-1.  It is pinned in t-2 or t-1,
+ * so E cannot reach t+1 before it unpins; the unpin (release) is seen by the
+ * scan that allows E -> t+1, so the unlink happens-before every pin in an
+ * epoch >= t+1, and such a reader cannot reach the object.  A reader pinned
+ * in an epoch <= t keeps E <= t+1 while it stays pinned.  So when
+ * E >= t+2, nobody can hold the object.  (Tagging with E+1 rather than E
+ * is what lets retire get by with a plain load: no cache line that every
+ * reader reads is ever written by a Store.)
  *
  * BOUNDS.  A thread tries to advance E every ADVANCE_EVERY (128) retirements and
- * then frees its bags that became safe; a bag slot about to be reused for a
- * newer epoch is always safe (its epoch is <= e-3).  Garbage is unbounded
+ * then frees its bags that became safe; a bag slot about to be reused for tag
+ * t held tag <= t-3, safe since E >= t-1.  Counters (retired, freed) are
+ * per record, written by the owner only, summed by gm_sync_stats_get.  Garbage is unbounded
  * only while some thread stays pinned (a long gm_syncmap_range callback).
  * A record whose thread exited keeps its garbage until a new thread adopts
  * the record or gm_sync_reclaim() is called.
@@ -64,10 +69,16 @@ static gm_ebr_rec *records_a;          /* list head, push-only */
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
-static void bag_free_all(ebr_bag *b)
+/* Owner-only counter bump, readable by gm_sync_stats_get at any time. */
+static void count(uint64_t *c, uint64_t n)
+{
+    at_store_relaxed(c, at_load_relaxed(c) + n);
+}
+
+static void bag_free_all(gm_ebr_rec *r, ebr_bag *b)
 {
     for (size_t i = 0; i < b->n; i++) b->items[i].fn(b->items[i].p);
-    GM_SYNC_COUNT_N(ebr_freed, b->n);
+    count(&r->freed_a, b->n);
     b->n = 0;
 }
 
@@ -75,7 +86,16 @@ static void bag_free_all(ebr_bag *b)
 static void collect(gm_ebr_rec *r, uint64_t e)
 {
     for (int i = 0; i < 3; i++)
-        if (r->bags[i].n != 0 && r->bags[i].epoch + 2 <= e) bag_free_all(&r->bags[i]);
+        if (r->bags[i].n != 0 && r->bags[i].epoch + 2 <= e) bag_free_all(r, &r->bags[i]);
+}
+
+void gm_ebr_counts(uint64_t *retired, uint64_t *freed)
+{
+    *retired = *freed = 0;
+    for (gm_ebr_rec *r = at_load_acquire(&records_a); r != NULL; r = r->next) {
+        *retired += at_load_relaxed(&r->retired_a);
+        *freed += at_load_relaxed(&r->freed_a);
+    }
 }
 
 static long membarrier(int cmd)
@@ -197,12 +217,12 @@ void gm_ebr_pin_slow(gm_ebr_rec *r)
 void gm_ebr_retire(void *p, void (*fn)(void *))
 {
     gm_ebr_rec *r = gm_ebr_self;
-    if (GM_UNLIKELY(r == NULL)) r = adopt_record();
-    uint64_t e = __atomic_fetch_add(&gm_ebr_global_epoch_a, 0, __ATOMIC_SEQ_CST);
-    ebr_bag *b = &r->bags[e % 3];
-    if (b->epoch != e) {
-        if (b->n != 0) bag_free_all(b);   /* epoch <= e-3: safe */
-        b->epoch = e;
+    if (r == NULL || r->nest == 0) gm_fatal("gomap: gm_ebr_retire while not pinned");
+    uint64_t t = at_load_acquire(&gm_ebr_global_epoch_a) + 1;
+    ebr_bag *b = &r->bags[t % 3];
+    if (b->epoch != t) {
+        if (b->n != 0) bag_free_all(r, b);   /* tag <= t-3: safe */
+        b->epoch = t;
     }
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 32;
@@ -212,7 +232,7 @@ void gm_ebr_retire(void *p, void (*fn)(void *))
         b->cap = cap;
     }
     b->items[b->n++] = (ebr_item){ p, fn };
-    GM_SYNC_COUNT(ebr_retired);
+    count(&r->retired_a, 1);
     if (++r->since_advance >= ADVANCE_EVERY) {
         r->since_advance = 0;
         try_advance();
@@ -222,8 +242,9 @@ void gm_ebr_retire(void *p, void (*fn)(void *))
 
 void gm_sync_reclaim(void)
 {
-    /* Two advances make everything retired before this call safe, unless
+    /* Three advances make everything retired before this call safe, unless
      * some thread is pinned. */
+    try_advance();
     try_advance();
     try_advance();
     uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);

@@ -15,6 +15,7 @@ struct gm_ebr_rec {
     uint32_t owned_a;        /* 1 while a thread (or a reclaimer) owns the record */
     uint32_t nest;           /* owner only: pin depth */
     uint32_t since_advance;  /* owner only */
+    uint64_t retired_a, freed_a; /* written by the owner only, read by stats */
     ebr_bag bags[3];         /* owner only */
     gm_ebr_rec *next;        /* immutable once published */
 } __attribute__((aligned(64)));
@@ -53,7 +54,9 @@ static inline void gm_ebr_unpin(gm_ebr_rec *r)
 }
 
 /* Frees fn(p) once no thread can still hold p: p must already be unreachable
- * for threads that pin from now on. */
+ * for threads that pin from now on.  The caller must be pinned. */
 GM_INTERNAL void gm_ebr_retire(void *p, void (*fn)(void *));
+/* Objects retired and freed so far, all threads. */
+GM_INTERNAL void gm_ebr_counts(uint64_t *retired, uint64_t *freed);
 
 #endif

@@ -44,7 +44,7 @@
  * holds up a stop of the world.  For a thread that is not attached these
  * calls do nothing.
  */
-#include "sync/sync_internal.h"
+#include "sync/ebr.h"
 
 #include "gomap/gc.h"
 
@@ -109,6 +109,7 @@ void gm_sync_stats_get(gm_sync_stats *out)
     uint64_t *src = (uint64_t *)&gm_sync_counters;
     for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
         dst[i] = at_load_relaxed(&src[i]);
+    gm_ebr_counts(&out->ebr_retired, &out->ebr_freed);   /* kept per thread */
 }
 
 /* ---- the table ---------------------------------------------------------- */

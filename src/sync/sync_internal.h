@@ -7,9 +7,12 @@
  * work on plain objects, and ThreadSanitizer understands them.
  *
  * Lock order (the only one in src/sync):
- *     gm_syncmap.mu  ->  sema root lock
- *     ebr registry lock (leaf: nothing is taken while holding it)
- * A sema root lock is a leaf: no other lock is ever taken while holding it.
+ *     gm_once.m  ->  whatever the user's fn takes  ->  gm_syncmap.mu
+ *         ->  sema root lock
+ * gm_rwmutex.w is taken before the rwmutex's semaphores, like any mutex.
+ * A sema root lock is a leaf: nothing is taken while holding it, and no user
+ * code runs under it.  The EBR registry (ebr.c) is lock-free.  Range's
+ * callback runs with no gomap lock held.
  */
 #ifndef GOMAP_SYNC_INTERNAL_H
 #define GOMAP_SYNC_INTERNAL_H

@@ -5,7 +5,7 @@
  * map replaced by a promotion) cannot be freed when it is unlinked.  Go's GC
  * keeps it alive; on malloc this file does.
  *
- * STATE.  A global epoch E (gm_ebr_global_epoch_a, only ever changed by CAS;
+ * STATE.  A global epoch E (gm_ebr_global.epoch_a, only ever changed by CAS;
  * the hot paths only read it).  One record per thread (gm_ebr_rec, in a
  * global list that only grows; a record is reused by a later thread once its
  * owner has exited).  A record's state_a is 0 when its thread is quiescent,
@@ -62,8 +62,7 @@
 
 #define ADVANCE_EVERY 128
 
-uint64_t gm_ebr_global_epoch_a = 1;
-int gm_ebr_fence_mode_a;                /* decided once, before any pin */
+gm_ebr_globals gm_ebr_global = { 1, GM_EBR_FENCE_UNKNOWN };
 _Thread_local gm_ebr_rec *gm_ebr_self;
 static gm_ebr_rec *records_a;          /* list head, push-only */
 static pthread_key_t exit_key;
@@ -105,7 +104,7 @@ static long membarrier(int cmd)
 
 static void choose_fence(void)
 {
-    if (at_load_acquire(&gm_ebr_fence_mode_a) != GM_EBR_FENCE_UNKNOWN) return;
+    if (at_load_acquire(&gm_ebr_global.fence_mode_a) != GM_EBR_FENCE_UNKNOWN) return;
     int mode = GM_EBR_FENCE_XCHG;
     long q = membarrier(MEMBARRIER_CMD_QUERY);
     const char *dbg = getenv("GMDEBUG");
@@ -114,7 +113,7 @@ static void choose_fence(void)
         membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
         mode = GM_EBR_FENCE_MEMBARRIER;
     int unknown = GM_EBR_FENCE_UNKNOWN;
-    at_cas_acqrel(&gm_ebr_fence_mode_a, &unknown, mode);
+    at_cas_acqrel(&gm_ebr_global.fence_mode_a, &unknown, mode);
 }
 
 /* A full fence on every thread of the process. */
@@ -139,15 +138,15 @@ static bool all_in(uint64_t e)
 
 static bool try_advance(void)
 {
-    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
+    uint64_t e = at_load_acquire(&gm_ebr_global.epoch_a);
     if (!all_in(e)) return false;
-    if (at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER) {
+    if (at_load_relaxed(&gm_ebr_global.fence_mode_a) == GM_EBR_FENCE_MEMBARRIER) {
         fence_all_threads();
         if (!all_in(e)) return false;
     }
-    if (!at_cas_acqrel(&gm_ebr_global_epoch_a, &e, e + 1)) return false;
+    if (!at_cas_acqrel(&gm_ebr_global.epoch_a, &e, e + 1)) return false;
     GM_SYNC_COUNT(ebr_epochs);
-    if (at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER)
+    if (at_load_relaxed(&gm_ebr_global.fence_mode_a) == GM_EBR_FENCE_MEMBARRIER)
         GM_SYNC_COUNT(ebr_membarriers);
     return true;
 }
@@ -156,7 +155,7 @@ static void release_record(void *p)
 {
     gm_ebr_rec *r = p;
     try_advance();
-    collect(r, at_load_acquire(&gm_ebr_global_epoch_a));
+    collect(r, at_load_acquire(&gm_ebr_global.epoch_a));
     r->nest = 0;
     at_store_release(&r->owned_a, 0);
 }
@@ -199,8 +198,8 @@ gm_ebr_rec *gm_ebr_adopt(void)
 
 void gm_ebr_pin_slow(gm_ebr_rec *r)
 {
-    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
-    bool asym = at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER;
+    uint64_t e = at_load_acquire(&gm_ebr_global.epoch_a);
+    bool asym = at_load_relaxed(&gm_ebr_global.fence_mode_a) == GM_EBR_FENCE_MEMBARRIER;
     for (;;) {
         if (asym) {
             at_store_relaxed(&r->state_a, 2 * e + 1);
@@ -208,7 +207,7 @@ void gm_ebr_pin_slow(gm_ebr_rec *r)
         } else {
             at_xchg_seqcst(&r->state_a, 2 * e + 1);
         }
-        uint64_t now = at_load_seqcst(&gm_ebr_global_epoch_a);
+        uint64_t now = at_load_seqcst(&gm_ebr_global.epoch_a);
         if (now == e) return;
         e = now;
     }
@@ -218,7 +217,7 @@ void gm_ebr_retire(void *p, void (*fn)(void *))
 {
     gm_ebr_rec *r = gm_ebr_self;
     if (r == NULL || r->nest == 0) gm_fatal("gomap: gm_ebr_retire while not pinned");
-    uint64_t t = at_load_acquire(&gm_ebr_global_epoch_a) + 1;
+    uint64_t t = at_load_acquire(&gm_ebr_global.epoch_a) + 1;
     ebr_bag *b = &r->bags[t % 3];
     if (b->epoch != t) {
         if (b->n != 0) bag_free_all(r, b);   /* tag <= t-3: safe */
@@ -236,7 +235,7 @@ void gm_ebr_retire(void *p, void (*fn)(void *))
     if (++r->since_advance >= ADVANCE_EVERY) {
         r->since_advance = 0;
         try_advance();
-        collect(r, at_load_acquire(&gm_ebr_global_epoch_a));
+        collect(r, at_load_acquire(&gm_ebr_global.epoch_a));
     }
 }
 
@@ -247,7 +246,7 @@ void gm_sync_reclaim(void)
     try_advance();
     try_advance();
     try_advance();
-    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
+    uint64_t e = at_load_acquire(&gm_ebr_global.epoch_a);
     gm_ebr_rec *self = gm_ebr_self;
     if (self != NULL && self->nest == 0) collect(self, e);
     for (gm_ebr_rec *r = at_load_acquire(&records_a); r != NULL; r = r->next) {

@@ -21,8 +21,13 @@ struct gm_ebr_rec {
 } __attribute__((aligned(64)));
 
 enum { GM_EBR_FENCE_UNKNOWN, GM_EBR_FENCE_MEMBARRIER, GM_EBR_FENCE_XCHG };
-GM_INTERNAL extern uint64_t gm_ebr_global_epoch_a;
-GM_INTERNAL extern int gm_ebr_fence_mode_a;
+/* What every pin reads, alone on its cache line: written only when the
+ * epoch advances. */
+typedef struct gm_ebr_globals {
+    uint64_t epoch_a;        /* the global epoch E */
+    int fence_mode_a;        /* GM_EBR_FENCE_*, decided before the first pin */
+} __attribute__((aligned(64))) gm_ebr_globals;
+GM_INTERNAL extern gm_ebr_globals gm_ebr_global;
 /* initial-exec: one load from %fs, no __tls_get_addr on the fast path. */
 GM_INTERNAL extern _Thread_local gm_ebr_rec *gm_ebr_self
     __attribute__((tls_model("initial-exec")));
@@ -37,12 +42,12 @@ static inline gm_ebr_rec *gm_ebr_pin(void)
     gm_ebr_rec *r = gm_ebr_self;
     if (GM_UNLIKELY(r == NULL)) r = gm_ebr_adopt();
     if (r->nest++ != 0) return r;
-    uint64_t e = at_load_acquire(&gm_ebr_global_epoch_a);
-    if (GM_LIKELY(at_load_relaxed(&gm_ebr_fence_mode_a) == GM_EBR_FENCE_MEMBARRIER)) {
+    uint64_t e = at_load_acquire(&gm_ebr_global.epoch_a);
+    if (GM_LIKELY(at_load_relaxed(&gm_ebr_global.fence_mode_a) == GM_EBR_FENCE_MEMBARRIER)) {
         at_store_relaxed(&r->state_a, 2 * e + 1);
         /* Only a compiler barrier: advance's membarrier is the fence. */
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (GM_LIKELY(at_load_seqcst(&gm_ebr_global_epoch_a) == e)) return r;
+        if (GM_LIKELY(at_load_seqcst(&gm_ebr_global.epoch_a) == e)) return r;
     }
     gm_ebr_pin_slow(r);
     return r;

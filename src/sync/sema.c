@@ -57,7 +57,7 @@
 
 #define SEMA_ROOTS 251
 
-gm_sync_stats gm_sync_counters;
+gm_sync_stats gm_sync_counters __attribute__((aligned(64)));
 
 /* ---- futex and small helpers -------------------------------------------- */
 

@@ -138,6 +138,51 @@ GM_API bool gm_syncmap_compare_and_delete(gm_syncmap *m, const void *key, const 
 GM_API void gm_syncmap_range(gm_syncmap *m, bool (*fn)(const void *key, const void *val, void *arg), void *arg);
 GM_API void gm_syncmap_clear(gm_syncmap *m);
 
+/* ---- type-safe layer ------------------------------------------------------
+ *
+ *   GM_SYNCMAP_DEFINE(sessions, uint64_t, struct session, gm_type_u64)
+ *
+ * declares `sessions` (an opaque gm_syncmap of uint64_t -> struct session) and
+ *   sessions *sessions_new(void);          void sessions_free(sessions *);
+ *   bool sessions_load(sessions *, K k, V *out);     void sessions_store(sessions *, K, V);
+ *   bool sessions_load_or_store(sessions *, K, V v, V *actual);
+ *   bool sessions_load_and_delete(sessions *, K, V *out);  void sessions_delete(sessions *, K);
+ *   bool sessions_swap(sessions *, K, V v, V *prev);
+ *   bool sessions_compare_and_swap(sessions *, K, V old, V new_);
+ *   bool sessions_compare_and_delete(sessions *, K, V old);
+ *   void sessions_clear(sessions *);        gm_syncmap *sessions_raw(sessions *);
+ * V is compared bytewise by the compare_ functions (mind struct padding:
+ * zero it, or use gm_syncmap with a value type that has `equal`).  Out
+ * pointers may be NULL.  Range: gm_syncmap_range(sessions_raw(m), ...).
+ * ------------------------------------------------------------------------ */
+#define GM_SYNCMAP_DEFINE(name, K, V, keytype)                                  \
+    typedef struct name name;                                                  \
+    static const gm_type name##_val_type_ = { sizeof(V), _Alignof(V), NULL,    \
+        NULL, NULL, 0, #V };                                                   \
+    static inline gm_syncmap *name##_raw(name *m)                              \
+    { return (gm_syncmap *)(void *)m; }                                        \
+    static inline name *name##_new(void)                                       \
+    { return (name *)(void *)gm_syncmap_new(&(keytype), &name##_val_type_); }  \
+    static inline void name##_free(name *m) { gm_syncmap_free(name##_raw(m)); }\
+    static inline bool name##_load(name *m, K key, V *out)                     \
+    { return gm_syncmap_load(name##_raw(m), &key, out); }                      \
+    static inline void name##_store(name *m, K key, V val)                     \
+    { gm_syncmap_store(name##_raw(m), &key, &val); }                           \
+    static inline bool name##_load_or_store(name *m, K key, V val, V *actual)  \
+    { return gm_syncmap_load_or_store(name##_raw(m), &key, &val, actual); }    \
+    static inline bool name##_load_and_delete(name *m, K key, V *out)          \
+    { return gm_syncmap_load_and_delete(name##_raw(m), &key, out); }           \
+    static inline void name##_delete(name *m, K key)                           \
+    { gm_syncmap_delete(name##_raw(m), &key); }                                \
+    static inline bool name##_swap(name *m, K key, V val, V *prev)             \
+    { return gm_syncmap_swap(name##_raw(m), &key, &val, prev); }               \
+    static inline bool name##_compare_and_swap(name *m, K key, V old, V new_)  \
+    { return gm_syncmap_compare_and_swap(name##_raw(m), &key, &old, &new_); }  \
+    static inline bool name##_compare_and_delete(name *m, K key, V old)        \
+    { return gm_syncmap_compare_and_delete(name##_raw(m), &key, &old); }       \
+    static inline void name##_clear(name *m) { gm_syncmap_clear(name##_raw(m)); } \
+    typedef int name##_define_ends_here_
+
 /* ---- introspection ------------------------------------------------------ */
 
 /* Process-wide event counters, for tests and tuning (relaxed, monotonic).

@@ -397,6 +397,41 @@ TEST(syncmap_new_rejects_a_type_that_cannot_be_a_key)
     CHECK(gm_syncmap_new(&triple_type, &gm_type_u64) == NULL);
 }
 
+/* The type-safe layer. */
+typedef struct { int32_t hits; int32_t misses; } pairv;
+GM_SYNCMAP_DEFINE(counts, uint64_t, pairv, gm_type_u64);
+
+TEST(syncmap_typed_layer)
+{
+    counts *c = counts_new();
+    REQUIRE(c != NULL);
+    pairv v = { 0, 0 }, out;
+    CHECK(!counts_load(c, 1, &out));
+    counts_store(c, 1, (pairv){ 3, 4 });
+    CHECK(counts_load(c, 1, &out));
+    CHECK_EQ_U(out.hits, 3);
+    CHECK_EQ_U(out.misses, 4);
+    CHECK(counts_load_or_store(c, 1, v, &out));
+    CHECK_EQ_U(out.hits, 3);
+    CHECK(!counts_load_or_store(c, 2, (pairv){ 7, 7 }, NULL));
+    CHECK(counts_swap(c, 2, (pairv){ 8, 8 }, &out));
+    CHECK_EQ_U(out.hits, 7);
+    CHECK(counts_compare_and_swap(c, 2, (pairv){ 8, 8 }, (pairv){ 9, 9 }));
+    CHECK(!counts_compare_and_swap(c, 2, (pairv){ 8, 8 }, (pairv){ 1, 1 }));
+    CHECK(!counts_compare_and_delete(c, 2, (pairv){ 8, 8 }));
+    CHECK(counts_compare_and_delete(c, 2, (pairv){ 9, 9 }));
+    CHECK(counts_load_and_delete(c, 1, &out));
+    CHECK_EQ_U(out.misses, 4);
+    counts_store(c, 5, v);
+    counts_delete(c, 5);
+    CHECK(!counts_load(c, 5, NULL));
+    counts_store(c, 6, v);
+    counts_clear(c);
+    CHECK(!counts_load(c, 6, NULL));
+    CHECK(gm_syncmap_check(counts_raw(c)) == NULL);
+    counts_free(c);
+}
+
 /* ---- concurrent use ------------------------------------------------------ */
 
 typedef struct {

@@ -30,6 +30,14 @@ extern "C" {
 typedef struct gm_map gm_map;
 
 GM_API gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint); /* makemap, on malloc */
+/* makemap on the GC heap: header, buckets, overflow buckets and indirect
+ * keys/values are GC objects, and the map is collected when unreachable
+ * (gm_map_free does nothing for it).  Keys and values may hold GC pointers
+ * (their types' ptrmask says where): the map keeps what they point to alive.
+ * The map writes its slots with the write barrier; a caller writing a
+ * pointer into a value slot returned by gm_map_assign must do the same
+ * (gm_store, gm_typed_memmove) -- or use gm_map_put. */
+GM_API gm_map *gm_map_new_gc(const gm_type *key, const gm_type *val, size_t hint);
 GM_API void    gm_map_free(gm_map *m);               /* malloc maps; NULL is fine */
 GM_API size_t  gm_map_len(const gm_map *m);          /* len(m); NULL map -> 0 */
 GM_API void   *gm_map_get(const gm_map *m, const void *key);   /* mapaccess2: value slot or NULL */
@@ -55,6 +63,7 @@ typedef struct gm_map_iter {
     /* private */
     gm_map *m;
     void *buckets;          /* the bucket array snapshot at init */
+    void *keep;             /* GC maps: the snapshot's header (keeps its overflow alive) */
     void *bptr;             /* current bucket */
     size_t start_bucket, bucket, check_bucket;
     uint64_t clear_seq;

@@ -55,6 +55,7 @@
  * the detection is best effort, as in Go.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "map/map_impl.h"
@@ -93,53 +94,145 @@ static void layout(gm_map *m)
     m->owns_storage = m->indirectkey || m->indirectelem || m->ownedkey;
 }
 
-gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint)
+/* The bucket type of a GC map whose keys or values hold pointers: its mask
+ * marks every pointer word of the 8 keys, the 8 values and the overflow
+ * pointer.  Interned per (key, value) pair and never freed, like Go's types:
+ * a bucket array may outlive its map header. */
+struct btype_rec {
+    struct btype_rec *next;
+    const gm_type *kt, *vt;
+    gm_type t;
+    uint8_t mask[];
+};
+static struct btype_rec *btypes;
+static pthread_mutex_t btypes_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool type_has_pointers(const gm_type *t)
 {
+    if (t->ptrmask == NULL) return false;
+    for (size_t w = 0; w < t->size / sizeof(void *); w++)
+        if (t->ptrmask[w / 8] & (1u << (w % 8))) return true;
+    return false;
+}
+
+static void mask_slots(uint8_t *mask, size_t off, size_t slotsize, const gm_type *t, bool indirect)
+{
+    for (unsigned i = 0; i < BUCKET_CNT; i++) {
+        size_t base = (off + i * slotsize) / sizeof(void *);
+        if (indirect) {
+            mask[base / 8] |= (uint8_t)(1u << (base % 8));
+            continue;
+        }
+        for (size_t w = 0; w < t->size / sizeof(void *); w++)
+            if (t->ptrmask && (t->ptrmask[w / 8] & (1u << (w % 8))))
+                mask[(base + w) / 8] |= (uint8_t)(1u << ((base + w) % 8));
+    }
+}
+
+bool gm_map_gc_layout(gm_map *m)
+{
+    bool kp = m->indirectkey || type_has_pointers(m->kt);
+    bool vp = m->indirectelem || type_has_pointers(m->vt);
+    m->bscan = kp || vp;
+    if (!m->bscan) return true;
+    pthread_mutex_lock(&btypes_mu);
+    struct btype_rec *r;
+    for (r = btypes; r; r = r->next)
+        if (r->kt == m->kt && r->vt == m->vt) break;
+    if (r == NULL) {
+        size_t words = m->bucketsize / sizeof(void *);
+        r = calloc(1, sizeof *r + (words + 7) / 8);
+        if (r == NULL) {
+            pthread_mutex_unlock(&btypes_mu);
+            return false;
+        }
+        r->kt = m->kt;
+        r->vt = m->vt;
+        mask_slots(r->mask, m->keyoff, m->keysize, m->kt, m->indirectkey);
+        mask_slots(r->mask, m->elemoff, m->elemsize, m->vt, m->indirectelem);
+        size_t ow = m->ovfoff / sizeof(void *);
+        r->mask[ow / 8] |= (uint8_t)(1u << (ow % 8));
+        r->t = (gm_type){ m->bucketsize, m->balign, NULL, NULL, r->mask, 0, "map.bucket" };
+        r->next = btypes;
+        btypes = r;
+    }
+    pthread_mutex_unlock(&btypes_mu);
+    m->btype = &r->t;
+    return true;
+}
+
+static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, bool gc)
+{
+    const char *fn = gc ? "gm_map_new_gc" : "gm_map_new";
     const char *why = gm_type_validate(key, true);
     if (why) {
-        gm_errorf("gm_map_new: key type %s: %s", key && key->name ? key->name : "?", why);
+        gm_errorf("%s: key type %s: %s", fn, key && key->name ? key->name : "?", why);
         errno = EINVAL;
         return NULL;
     }
     if ((why = gm_type_validate(val, false)) != NULL) {
-        gm_errorf("gm_map_new: value type %s: %s", val && val->name ? val->name : "?", why);
+        gm_errorf("%s: value type %s: %s", fn, val && val->name ? val->name : "?", why);
         errno = EINVAL;
         return NULL;
     }
-    gm_map *m = gm_map_malloc(sizeof *m, _Alignof(gm_map));
+    gm_map *m = gc ? gm_alloc_conservative(sizeof *m) : gm_map_malloc(sizeof *m, _Alignof(gm_map));
     if (m == NULL) goto oom;
-    memset(m, 0, sizeof *m);
+    if (!gc) memset(m, 0, sizeof *m);
+    m->gc = gc;
     m->kt = key;
+    m->vt = val;
     m->kind = key == &gm_type_u64 ? KK_U64 : key == &gm_type_u32 ? KK_U32
             : (key == &gm_type_str || key == &gm_type_str_owned) ? KK_STR : KK_GENERIC;
-    m->vt = val;
     m->hasher = key->hash;
     m->keyeq = key->equal;
     layout(m);
+    if (gc && !gm_map_gc_layout(m)) goto oom;
     m->seed = gm_rand_seed64();
     if (val->size > ZERO_BUF_SIZE) {
-        m->zero = gm_map_malloc(val->size, val->align);
-        if (m->zero == NULL) goto oom;
-        memset(m->zero, 0, val->size);
+        uint8_t *z = gc ? gm_alloc_noscan(val->size) : gm_map_malloc(val->size, val->align);
+        if (z == NULL) goto oom;
+        memset(z, 0, val->size);
+        hdr_store(m, &m->zero, z);
     }
     /* A hint whose buckets could not even be addressed is ignored, as Go's
      * makemap ignores it: the map starts small and grows. */
     if (hint > ((size_t)1 << 40) / m->bucketsize) hint = 0;
     while (over_load_factor(hint, m->B)) m->B++;
     if (m->B != 0) {
-        m->buckets = gm_arr_new(m, m->B);
-        if (m->buckets == NULL) {
-            gm_errorf("gm_map_new: cannot allocate %zu buckets for hint %zu",
-                      (size_t)1 << m->B, hint);
+        gm_barray *h;
+        uint8_t *b = gm_arr_new(m, m->B, &h);
+        if (b == NULL) {
+            gm_errorf("%s: cannot allocate %zu buckets for hint %zu", fn, (size_t)1 << m->B, hint);
             goto oom;
         }
+        gm_arr_install(m, b, h, false);
     }
     return m;
 oom:
-    if (m) gm_map_mfree(m->zero);
-    gm_map_mfree(m);
+    if (m && !gc) gm_map_mfree(m->zero);
+    if (!gc) gm_map_mfree(m);
     errno = ENOMEM;
     return NULL;
+}
+
+gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint)
+{
+    return map_make(key, val, hint, false);
+}
+
+gm_map *gm_map_new_gc(const gm_type *key, const gm_type *val, size_t hint)
+{
+    return map_make(key, val, hint, true);
+}
+
+/* The first array of a map made without a size hint. */
+bool gm_map_first_array(gm_map *m)
+{
+    gm_barray *h;
+    uint8_t *b = gm_arr_new(m, m->B, &h);
+    if (b == NULL) return false;
+    gm_arr_install(m, b, h, false);
+    return true;
 }
 
 size_t gm_map_len(const gm_map *m) { return m ? m->count : 0; }
@@ -214,15 +307,15 @@ bool gm_map_hash_grow(gm_map *m)
         bigger = 0;
         same = true;
     }
-    uint8_t *nb = gm_arr_new(m, m->B + bigger);
+    gm_barray *hdr;
+    uint8_t *nb = gm_arr_new(m, m->B + bigger, &hdr);
     if (nb == NULL) return false;
     uint8_t f = flags_load(m);
     uint8_t nf = f & (uint8_t)~(F_ITERATOR | F_OLD_ITERATOR);
     if (f & F_ITERATOR) nf |= F_OLD_ITERATOR;
     if (same) nf |= F_SAME_SIZE;
     flags_store(m, nf);
-    m->oldbuckets = m->buckets;
-    m->buckets = nb;
+    gm_arr_install(m, nb, hdr, true);
     m->B = (uint8_t)(m->B + bigger);
     m->nevacuate = 0;
     m->noverflow = 0;
@@ -242,7 +335,7 @@ static void advance_evacuation_mark(gm_map *m, size_t newbit)
         m->nevacuate++;
     if (m->nevacuate == newbit) {
         uint8_t *old = m->oldbuckets;
-        m->oldbuckets = NULL;
+        hdr_store(m, &m->oldbuckets, NULL);
         flags_store(m, flags_load(m) & (uint8_t)~F_SAME_SIZE);
         gm_arr_retire(m, old);
     }
@@ -297,13 +390,24 @@ static bool evacuate(gm_map *m, size_t oldbucket)
                     dd->i = 0;
                 }
                 dd->b[dd->i] = top;
-                slot_copy(b_key(m, dd->b, dd->i), b_key(m, b, i), m->keysize);
-                slot_copy(b_elem(m, dd->b, dd->i), b_elem(m, b, i), m->elemsize);
+                mw_key(m, b_key(m, dd->b, dd->i), b_key(m, b, i));
+                mw_elem(m, b_elem(m, dd->b, dd->i), b_elem(m, b, i));
                 dd->i++;
                 m->n_moved++;
             }
         }
         m->n_evac_buckets++;
+        /* GC maps: unless an iterator may still read this old bucket, drop
+         * its pointers and its overflow chain so the collector can free
+         * what only they held (Go does the same). */
+        if (m->bscan && !(flags_load(m) & F_OLD_ITERATOR)) {
+            uint8_t *ob = bucket_at(m, m->oldbuckets, oldbucket);
+            for (unsigned i = 0; i < BUCKET_CNT; i++) {
+                mw_clear_key(m, b_key(m, ob, i));
+                mw_clear_elem(m, b_elem(m, ob, i));
+            }
+            b_set_ovf(m, ob, NULL);
+        }
     }
     if (oldbucket == m->nevacuate) advance_evacuation_mark(m, newbit);
     return true;
@@ -339,15 +443,15 @@ static bool new_entry_alloc(gm_map *m, const void *key, struct new_entry *ne)
 {
     memset(ne, 0, sizeof *ne);
     if (!m->owns_storage) return true;
-    if (m->indirectkey && !(ne->kmem = gm_own_alloc(m->kt->size, m->kt->align)))
+    if (m->indirectkey && !(ne->kmem = gm_own_alloc(m, m->kt->size, m->kt)))
         return false;
     if (m->indirectelem) {
-        if (!(ne->emem = gm_own_alloc(m->vt->size, m->vt->align))) goto fail;
+        if (!(ne->emem = gm_own_alloc(m, m->vt->size, m->vt))) goto fail;
         memset(ne->emem, 0, m->vt->size);
     }
     if (m->ownedkey) {
         const gm_str *s = key;
-        if (s->len && !(ne->sbytes = gm_own_alloc(s->len, 1))) goto fail;
+        if (s->len && !(ne->sbytes = gm_own_alloc(m, s->len, NULL))) goto fail;
         if (s->len) memcpy(ne->sbytes, s->ptr, s->len);
     }
     return true;
@@ -362,19 +466,22 @@ static void *store_entry(gm_map *m, uint8_t *b, unsigned i, uint8_t top,
 {
     uint8_t *kslot = b_key(m, b, i), *eslot = b_elem(m, b, i);
     if (m->indirectkey) {
-        memcpy(kslot, &ne->kmem, sizeof(void *));
+        if (m->bscan) gm_store(kslot, ne->kmem);
+        else memcpy(kslot, &ne->kmem, sizeof(void *));
         kslot = ne->kmem;
     }
     if (m->indirectelem) {
-        memcpy(eslot, &ne->emem, sizeof(void *));
+        if (m->bscan) gm_store(eslot, ne->emem);
+        else memcpy(eslot, &ne->emem, sizeof(void *));
         eslot = ne->emem;
     }
+    gm_str owned;
     if (m->ownedkey) {
-        gm_str s = { ne->sbytes, ((const gm_str *)key)->len };
-        memcpy(kslot, &s, sizeof s);
-    } else {
-        slot_copy(kslot, key, m->kt->size);
+        owned = (gm_str){ ne->sbytes, ((const gm_str *)key)->len };
+        key = &owned;
     }
+    if (m->gc && m->kt->ptrmask) gm_typed_memmove(m->kt, kslot, key);
+    else slot_copy(kslot, key, m->kt->size);
     b[i] = top;
     m->count++;
     return eslot;
@@ -408,7 +515,8 @@ void gm_map_put(gm_map *m, const void *key, const void *val)
 {
     void *e = gm_map_assign(m, key);
     if (e == NULL) gm_fatal("runtime: out of memory");
-    if (m->vt->size) memcpy(e, val, m->vt->size);
+    if (m->gc && m->vt->ptrmask) gm_typed_memmove(m->vt, e, val);
+    else if (m->vt->size) memcpy(e, val, m->vt->size);
 }
 
 /* ---------------------------------------------------------------- delete */
@@ -424,8 +532,8 @@ static void free_entry_storage(gm_map *m, uint8_t *b, unsigned i)
 void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
 {
     free_entry_storage(m, b, i);
-    slot_clear(b_key(m, b, i), m->keysize);
-    slot_clear(b_elem(m, b, i), m->elemsize);
+    mw_clear_key(m, b_key(m, b, i));
+    mw_clear_elem(m, b_elem(m, b, i));
     b[i] = EMPTY_ONE;
     /* If nothing live follows, turn the trailing EMPTY_ONE run into
      * EMPTY_REST, walking backwards through the chain. */
@@ -462,7 +570,7 @@ bool gm_map_delete(gm_map *m, const void *key)
 /* Frees what live entries own (indirect keys/values, owned strings). */
 static void free_all_entry_storage(gm_map *m)
 {
-    if (!m->indirectkey && !m->indirectelem && !m->ownedkey) return;
+    if (!m->owns_storage || m->gc) return;
     uint8_t *arrs[2] = { m->buckets, m->oldbuckets };
     size_t ns[2] = { m->buckets ? (size_t)1 << m->B : 0,
                      m->oldbuckets ? noldbuckets(m) : 0 };
@@ -487,7 +595,7 @@ void gm_map_clear(gm_map *m)
     free_all_entry_storage(m);
     if (m->oldbuckets) {
         uint8_t *old = m->oldbuckets;
-        m->oldbuckets = NULL;
+        hdr_store(m, &m->oldbuckets, NULL);
         gm_arr_retire(m, old);
     }
     while (m->retired) {
@@ -507,7 +615,7 @@ void gm_map_clear(gm_map *m)
 
 void gm_map_free(gm_map *m)
 {
-    if (m == NULL) return;
+    if (m == NULL || m->gc) return; /* a GC map is freed by the collector */
     if (flags_load(m) & F_WRITING) gm_fatal("concurrent map writes");
     atomic_store_explicit(&m->iters_open, 0, memory_order_relaxed);
     free_all_entry_storage(m);
@@ -521,7 +629,7 @@ void gm_map_free(gm_map *m)
 gm_map *gm_map_clone(const gm_map *src)
 {
     if (src == NULL) return NULL;
-    gm_map *m = gm_map_new(src->kt, src->vt, src->count);
+    gm_map *m = map_make(src->kt, src->vt, src->count, src->gc);
     if (m == NULL) return NULL;
     gm_map_iter it;
     const void *k;
@@ -535,7 +643,8 @@ gm_map *gm_map_clone(const gm_map *src)
             errno = ENOMEM;
             return NULL;
         }
-        if (src->vt->size) memcpy(e, v, src->vt->size);
+        if (m->gc && m->vt->ptrmask) gm_typed_memmove(m->vt, e, v);
+        else if (src->vt->size) memcpy(e, v, src->vt->size);
     }
     return m;
 }

@@ -138,13 +138,14 @@ static inline bool should_grow(const gm_map *m)
                            too_many_overflow(m->noverflow, m->B));
 }
 
+GM_INTERNAL bool gm_map_first_array(gm_map *m);
 GM_INTERNAL void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
                                     uint8_t *insertb, unsigned inserti, uint8_t *last);
 
 /* mapassign body; the caller holds F_WRITING.  NULL if out of memory. */
 GM_INLINE void *assign_impl(gm_map *m, int kind, const void *key, uint64_t h)
 {
-    if (m->buckets == NULL && !(m->buckets = gm_arr_new(m, m->B))) return NULL;
+    if (m->buckets == NULL && !gm_map_first_array(m)) return NULL;
     bool tried_grow = false;
     uint8_t top = tophash(h);
 again:;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/internal.h"
+#include "gomap/gc.h"
 #include "gomap/map.h"
 
 /* ---- tunables (named bounds; see the essay in map.c) ---- */
@@ -54,6 +55,9 @@ typedef struct gm_ovf_block {
 
 typedef struct gm_barray {
     struct gm_barray *next;     /* link in the retired / release lists */
+    uint8_t *gc_buckets;        /* GC maps: the array (the header is a separate object) */
+    void **gc_blocks;           /* GC maps: every overflow block, kept reachable */
+    size_t gc_nblocks, gc_cap;
     gm_ovf_block *blocks;       /* overflow blocks owned by this array */
     size_t bytes;               /* whole allocation, header included */
     size_t nbuckets;
@@ -90,6 +94,10 @@ struct gm_map {
     bool keyupdate;
     bool ownedkey;                      /* GM_TYPE_OWNED_STR */
     uint8_t kind;                       /* enum key_kind (map_impl.h): which fast path fits */
+    bool gc;                            /* lives on the GC heap (gm_map_new_gc) */
+    bool bscan;                         /* GC map whose buckets hold pointers: scanned, barriered */
+    const gm_type *btype;               /* GC map: the bucket's type (precise scan mask) */
+    gm_barray *hdr_cur, *hdr_old;       /* GC map: headers of buckets / oldbuckets */
     bool owns_storage;                  /* entries own allocations (indirect or owned keys) */
     uint8_t *zero;                      /* zero value for get_or_zero if > ZERO_BUF_SIZE */
 
@@ -106,7 +114,7 @@ static inline uint8_t *b_elem(const gm_map *m, uint8_t *b, unsigned i)
 static inline uint8_t *b_ovf(const gm_map *m, const uint8_t *b)
 { uint8_t *o; memcpy(&o, b + m->ovfoff, sizeof o); return o; }
 static inline void b_set_ovf(const gm_map *m, uint8_t *b, uint8_t *o)
-{ memcpy(b + m->ovfoff, &o, sizeof o); }
+{ if (m->bscan) gm_store(b + m->ovfoff, o); else memcpy(b + m->ovfoff, &o, sizeof o); }
 static inline uint8_t *bucket_at(const gm_map *m, uint8_t *arr, size_t i)
 { return arr + i * m->bucketsize; }
 static inline void *deref(const void *slot)
@@ -135,6 +143,52 @@ static inline void slot_clear(void *dst, size_t n)
     case 8: memset(dst, 0, 8); return;
     case 16: memset(dst, 0, 16); return;
     default: memset(dst, 0, n);
+    }
+}
+
+/* ---- writes into buckets and the header ----
+ * On a GC map whose buckets hold pointers every pointer write goes through
+ * the write barrier (gm_store, gm_typed_memmove, gm_typed_memclr); elsewhere
+ * these are plain copies. */
+static inline void hdr_store(const gm_map *m, void *field, void *p)
+{
+    if (m->gc) gm_store(field, p);
+    else memcpy(field, &p, sizeof p);
+}
+static inline void mw_key(const gm_map *m, void *dst, const void *src)
+{
+    if (m->bscan && (m->indirectkey || m->kt->ptrmask)) {
+        if (m->indirectkey) gm_store(dst, deref(src));
+        else gm_typed_memmove(m->kt, dst, src);
+    } else {
+        slot_copy(dst, src, m->keysize);
+    }
+}
+static inline void mw_elem(const gm_map *m, void *dst, const void *src)
+{
+    if (m->bscan && (m->indirectelem || m->vt->ptrmask)) {
+        if (m->indirectelem) gm_store(dst, deref(src));
+        else gm_typed_memmove(m->vt, dst, src);
+    } else {
+        slot_copy(dst, src, m->elemsize);
+    }
+}
+static inline void mw_clear_key(const gm_map *m, void *dst)
+{
+    if (m->bscan && (m->indirectkey || m->kt->ptrmask)) {
+        if (m->indirectkey) gm_store(dst, NULL);
+        else gm_typed_memclr(m->kt, dst);
+    } else {
+        slot_clear(dst, m->keysize);
+    }
+}
+static inline void mw_clear_elem(const gm_map *m, void *dst)
+{
+    if (m->bscan && (m->indirectelem || m->vt->ptrmask)) {
+        if (m->indirectelem) gm_store(dst, NULL);
+        else gm_typed_memclr(m->vt, dst);
+    } else {
+        slot_clear(dst, m->elemsize);
     }
 }
 
@@ -171,7 +225,8 @@ GM_INTERNAL bool gm_map_hash_grow(gm_map *m);
 GM_INTERNAL void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i);
 
 /* memory (map_mem.c) */
-GM_INTERNAL uint8_t *gm_arr_new(gm_map *m, unsigned B);
+GM_INTERNAL uint8_t *gm_arr_new(gm_map *m, unsigned B, gm_barray **hdr);
+GM_INTERNAL void gm_arr_install(gm_map *m, uint8_t *buckets, gm_barray *hdr, bool grow);
 GM_INTERNAL gm_barray *gm_arr_hdr(const gm_map *m, uint8_t *buckets);
 GM_INTERNAL uint8_t *gm_ovf_new(gm_map *m, uint8_t *arr);
 GM_INTERNAL bool gm_ovf_reserve(gm_map *m, uint8_t *arr, size_t n);
@@ -180,8 +235,9 @@ GM_INTERNAL void gm_arr_free_now(gm_map *m, gm_barray *a);
 GM_INTERNAL void gm_arr_reset(gm_map *m, uint8_t *arr);
 GM_INTERNAL void gm_mem_maintain(gm_map *m);
 GM_INTERNAL void gm_mem_release_all(gm_map *m);
+GM_INTERNAL bool gm_map_gc_layout(gm_map *m);
 GM_INTERNAL void *gm_map_malloc(size_t n, size_t align);
-GM_INTERNAL void *gm_own_alloc(size_t n, size_t align);
+GM_INTERNAL void *gm_own_alloc(gm_map *m, size_t n, const gm_type *t);
 GM_INTERNAL void gm_own_free(gm_map *m, void *p, size_t align, bool published);
 GM_INTERNAL void gm_map_mfree(void *p);
 

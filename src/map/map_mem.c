@@ -29,6 +29,18 @@
  * an entry deleted while iterators are open is not freed at once: it is
  * chained through its header onto m->deferred and freed by later writes once
  * no iterator is open (DEFERRED_STEP per write), or by clear and free.
+ *
+ * GC MAPS (gm_map_new_gc).  The same structures live on the GC heap and none
+ * of the above bookkeeping is needed: the collector frees what nothing
+ * reaches.  An array is one object: precisely scanned through the bucket
+ * type's mask when keys or values hold pointers, else pointer-free.  Its
+ * header is a separate conservatively scanned object (a mask cannot describe
+ * a header followed by buckets) that lists every overflow block: for
+ * pointer-free buckets the chains are invisible to the collector, and the
+ * list is what keeps overflow buckets alive (Go's extra.overflow).  Iterators
+ * hold their snapshot's header for the same reason (Go's hiter.overflow).
+ * Retiring an array just drops the map's references; entry storage comes
+ * from gm_new / gm_alloc_noscan and is never freed by hand.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -67,8 +79,10 @@ void gm_map_mfree(void *p) { free(p); }
 
 static size_t own_hdr(size_t align) { return align > 16 ? align : 16; }
 
-void *gm_own_alloc(size_t n, size_t align)
+void *gm_own_alloc(gm_map *m, size_t n, const gm_type *t)
 {
+    if (m->gc) return t ? gm_new(t) : gm_alloc_noscan(n);
+    size_t align = t ? t->align : 1;
     size_t h = own_hdr(align);
     uint8_t *base = gm_map_malloc(h + n, align);
     return base ? base + h : NULL;
@@ -78,7 +92,7 @@ void *gm_own_alloc(size_t n, size_t align)
  * evacuated slot by an open iterator, so it waits (see ENTRY STORAGE). */
 void gm_own_free(gm_map *m, void *p, size_t align, bool published)
 {
-    if (p == NULL) return;
+    if (p == NULL || m->gc) return;
     uint8_t *base = (uint8_t *)p - own_hdr(align);
     if (published && atomic_load_explicit(&m->iters_open, memory_order_acquire) > 0) {
         memcpy(base, &m->deferred, sizeof(void *));
@@ -125,14 +139,44 @@ static void zfree(void *p, size_t bytes, bool mmapped)
 
 gm_barray *gm_arr_hdr(const gm_map *m, uint8_t *buckets)
 {
+    if (m->gc) return buckets == m->buckets ? m->hdr_cur : m->hdr_old;
     return (gm_barray *)(void *)(buckets - m->hdrsize);
 }
 
-uint8_t *gm_arr_new(gm_map *m, unsigned B)
+/* n buckets of GC memory: typed (precisely scanned) or pointer-free. */
+static uint8_t *gc_buckets(gm_map *m, size_t n)
+{
+    if (m->bscan) return gm_new_array(m->btype, n);
+    return gm_alloc_noscan(n * (size_t)m->bucketsize);
+}
+
+/* A GC map's new array and its separate header (*hdr). */
+static uint8_t *gc_arr_new(gm_map *m, unsigned B, gm_barray **hdr)
+{
+    size_t nb = (size_t)1 << B;
+    size_t extra = B >= 4 ? (size_t)1 << (B - 4) : 0;
+    gm_barray *a = gm_alloc_conservative(sizeof *a);
+    if (a == NULL) return NULL;
+    uint8_t *buckets = gc_buckets(m, nb + extra);
+    if (buckets == NULL) return NULL;
+    a->nbuckets = nb;
+    a->bytes = (nb + extra) * (size_t)m->bucketsize;
+    gm_store(&a->gc_buckets, buckets);
+    gm_store(&a->ovf_next, buckets + nb * m->bucketsize);
+    gm_store(&a->ovf_end, buckets + (nb + extra) * m->bucketsize);
+    m->bytes_held += a->bytes;
+    *hdr = a;
+    return buckets;
+}
+
+/* A new zeroed array of 2^B buckets; *hdr receives its header (on a GC map
+ * a separate object, to be installed with the array: gm_arr_install). */
+uint8_t *gm_arr_new(gm_map *m, unsigned B, gm_barray **hdr)
 {
     size_t nb = (size_t)1 << B;
     size_t extra = B >= 4 ? (size_t)1 << (B - 4) : 0;
     if (B >= 48) return NULL;
+    if (m->gc) return gc_arr_new(m, B, hdr);
     size_t bytes = m->hdrsize + (nb + extra) * (size_t)m->bucketsize;
     bool mm;
     uint8_t *base = zalloc(bytes, m->balign, &mm);
@@ -145,7 +189,43 @@ uint8_t *gm_arr_new(gm_map *m, unsigned B)
     a->ovf_next = buckets + nb * m->bucketsize;
     a->ovf_end = a->ovf_next + extra * m->bucketsize;
     m->bytes_held += bytes;
+    *hdr = a;
     return buckets;
+}
+
+/* Makes (buckets, hdr) the map's current array; the previous one becomes
+ * the old array when `grow`, else it is forgotten (the caller retires it). */
+void gm_arr_install(gm_map *m, uint8_t *buckets, gm_barray *hdr, bool grow)
+{
+    if (grow) {
+        hdr_store(m, &m->oldbuckets, m->buckets);
+        if (m->gc) hdr_store(m, &m->hdr_old, m->hdr_cur);
+    }
+    hdr_store(m, &m->buckets, buckets);
+    if (m->gc) hdr_store(m, &m->hdr_cur, hdr);
+}
+
+/* GC map: a new overflow block, recorded in the header's block list. */
+static bool gc_ovf_block(gm_map *m, gm_barray *a, size_t cnt)
+{
+    if (a->gc_nblocks == a->gc_cap) {
+        size_t cap = a->gc_cap ? 2 * a->gc_cap : 8;
+        void **v = gm_alloc_conservative(cap * sizeof *v);
+        if (v == NULL) return false;
+        for (size_t i = 0; i < a->gc_nblocks; i++) v[i] = a->gc_blocks[i]; /* v is new: no barrier needed */
+        gm_store(&a->gc_blocks, v);
+        a->gc_cap = cap;
+    }
+    uint8_t *blk = gc_buckets(m, cnt);
+    if (blk == NULL) return false;
+    gm_store(&a->gc_blocks[a->gc_nblocks], blk);
+    a->gc_nblocks++;
+    a->ovf_blocks_made++;
+    gm_store(&a->ovf_next, blk);
+    gm_store(&a->ovf_end, blk + cnt * m->bucketsize);
+    m->bytes_held += cnt * (size_t)m->bucketsize;
+    a->bytes += cnt * (size_t)m->bucketsize;
+    return true;
 }
 
 /* Makes sure `n` overflow buckets can be had from arr without allocating. */
@@ -157,6 +237,7 @@ bool gm_ovf_reserve(gm_map *m, uint8_t *arr, size_t n)
     size_t cnt = (size_t)8 << (a->ovf_blocks_made < 9 ? a->ovf_blocks_made : 9);
     if (cnt > OVF_BLOCK_MAX) cnt = OVF_BLOCK_MAX;
     if (cnt < n) cnt = n;
+    if (m->gc) return gc_ovf_block(m, a, cnt);
     size_t bytes = m->hdrsize + cnt * (size_t)m->bucketsize;
     bool mm;
     uint8_t *base = zalloc(bytes, m->balign, &mm);
@@ -179,13 +260,15 @@ uint8_t *gm_ovf_new(gm_map *m, uint8_t *arr)
     if (!gm_ovf_reserve(m, arr, 1)) return NULL;
     gm_barray *a = gm_arr_hdr(m, arr);
     uint8_t *b = a->ovf_next;
-    a->ovf_next += m->bucketsize;
+    if (m->gc) gm_store(&a->ovf_next, b + m->bucketsize);
+    else a->ovf_next += m->bucketsize;
     m->n_ovf++;
     return b;
 }
 
 void gm_arr_free_now(gm_map *m, gm_barray *a)
 {
+    if (m->gc) return; /* the collector's job */
     gm_ovf_block *blk = a->blocks;
     while (blk) {
         gm_ovf_block *next = blk->next;
@@ -201,6 +284,12 @@ void gm_arr_free_now(gm_map *m, gm_barray *a)
 void gm_arr_retire(gm_map *m, uint8_t *arr)
 {
     gm_barray *a = gm_arr_hdr(m, arr);
+    if (m->gc) {
+        /* Only ever the old array: iterators that still walk it hold it. */
+        m->bytes_held -= a->bytes;
+        hdr_store(m, &m->hdr_old, NULL);
+        return;
+    }
     if (atomic_load_explicit(&m->iters_open, memory_order_acquire) > 0) {
         a->next = m->retired;
         m->retired = a;
@@ -278,6 +367,15 @@ void gm_mem_release_all(gm_map *m)
 void gm_arr_reset(gm_map *m, uint8_t *arr)
 {
     gm_barray *a = gm_arr_hdr(m, arr);
+    if (m->gc) {
+        /* A fresh array; the old one goes with the stopped iterators. */
+        gm_barray *h;
+        uint8_t *fresh = gm_arr_new(m, m->B, &h);
+        if (fresh == NULL) gm_fatal("runtime: out of memory");
+        m->bytes_held -= a->bytes;
+        gm_arr_install(m, fresh, h, false);
+        return;
+    }
     gm_ovf_block *blk = a->blocks;
     while (blk) {
         gm_ovf_block *next = blk->next;

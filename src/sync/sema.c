@@ -148,6 +148,11 @@ static bool can_acquire(uint32_t *addr)
 
 /* ---- treap -------------------------------------------------------------- */
 
+static long check_tree(const sema_waiter *n, const sema_waiter *parent,
+                       uintptr_t lo, uintptr_t hi);
+/* Expensive-check builds verify a root's treap after every change. */
+#define CHECK_ROOT(r) GM_ASSERT_EXPENSIVE(check_tree((r)->tree, NULL, 0, UINTPTR_MAX) >= 0)
+
 static void set_child(sema_root *r, sema_waiter *parent, sema_waiter *old,
                       sema_waiter *new_)
 {
@@ -214,6 +219,7 @@ static void queue(sema_root *r, uint32_t *addr, sema_waiter *w, bool lifo)
             (head->tail ? head->tail : head)->next = w;
             head->tail = w;
         }
+        CHECK_ROOT(r);
         return;
     }
     sema_waiter *p = NULL, **link = &r->tree;
@@ -229,6 +235,7 @@ static void queue(sema_root *r, uint32_t *addr, sema_waiter *w, bool lifo)
         if (w->parent->left == w) rotate_right(r, w->parent);
         else rotate_left(r, w->parent);
     }
+    CHECK_ROOT(r);
 }
 
 /* Removes and returns the oldest waiter on addr, or NULL. */
@@ -251,6 +258,7 @@ static sema_waiter *dequeue(sema_root *r, const uint32_t *addr)
         set_child(r, head->parent, head, NULL);
     }
     head->next = head->tail = head->parent = head->left = head->right = NULL;
+    CHECK_ROOT(r);
     return head;
 }
 

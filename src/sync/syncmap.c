@@ -249,6 +249,11 @@ static enum lo_result entry_try_load_or_store(gm_syncmap *m, sm_entry *e,
 
 /* ---- dirty map management (under mu) ----------------------------------- */
 
+static const char *check_locked(gm_syncmap *m);
+/* Expensive-check builds verify the read/dirty invariants after every
+ * structural change. */
+#define CHECK_SYNCMAP(m) GM_ASSERT_EXPENSIVE(check_locked(m) == NULL)
+
 static void promote_locked(gm_syncmap *m)
 {
     sm_read *old = load_read(m);
@@ -269,6 +274,7 @@ static void promote_locked(gm_syncmap *m)
     m->dirty = NULL;
     m->misses = 0;
     GM_SYNC_COUNT(syncmap_promotions);
+    CHECK_SYNCMAP(m);
 }
 
 static void miss_locked(gm_syncmap *m)
@@ -311,6 +317,7 @@ static void add_new_locked(gm_syncmap *m, const void *key, void *box)
         gm_ebr_retire(read, free);
     }
     map_insert(m->dirty, key, new_entry(box));
+    CHECK_SYNCMAP(m);
 }
 
 /* Finds key's entry: in read without the lock; else, when read is amended,

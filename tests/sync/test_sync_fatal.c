@@ -134,3 +134,33 @@ TEST(fatal_inconsistent_mutex_state)
 {
     CHECK(expect_fatal(inconsistent_state, NULL, "sync: inconsistent mutex state"));
 }
+
+/* The state a too-early reuse leaves (a new count started before the woken
+ * waiter returned), made by hand: the waiter must report it. */
+static gm_waitgroup reuse_wg;
+
+static void *reuse_waiter(void *p)
+{
+    (void)p;
+    gm_waitgroup_wait(&reuse_wg);
+    return NULL;
+}
+
+static void wg_reused_early(void *p)
+{
+    (void)p;
+    pthread_t t;
+    gm_waitgroup_add(&reuse_wg, 1);
+    pthread_create(&t, NULL, reuse_waiter, NULL);
+    while (gm_sema_waiters(&reuse_wg.sema_a) < 1) sched_yield();
+    /* What Done then Add(1) would leave if the Add won the race. */
+    __atomic_store_n(&reuse_wg.state_a, (uint64_t)1 << 32, __ATOMIC_RELEASE);
+    gm_sema_release(&reuse_wg.sema_a);
+    pthread_join(t, NULL);
+}
+
+TEST(fatal_waitgroup_reused_before_wait_returned)
+{
+    CHECK(expect_fatal(wg_reused_early, NULL,
+                       "sync: WaitGroup is reused before previous Wait has returned"));
+}

@@ -11,6 +11,7 @@ typedef struct lab_opts {
 } lab_opts;
 
 typedef struct lab_scenario {
+    int order;           /* position in a full run: the story a newcomer reads */
     const char *name;
     const char *title;
     const char *about;   /* what question it answers, for `gomap-lab list` */

@@ -28,7 +28,7 @@ void lab_register(const lab_scenario *s)
 static int cmp_scn(const void *a, const void *b)
 {
     const lab_scenario *x = *(const lab_scenario *const *)a, *y = *(const lab_scenario *const *)b;
-    return strcmp(x->name, y->name);
+    return x->order != y->order ? x->order - y->order : strcmp(x->name, y->name);
 }
 
 uint64_t lab_now_ns(void)
@@ -188,7 +188,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    printf("gomap-lab: Go's classic map in C, measured.%s\n", o.quick ? " (quick mode)" : "");
+    printf("gomap-lab: Go's map and garbage collector in C, measured here.%s\n", o.quick ? " (quick mode)" : "");
     int ran = 0;
     for (int i = 0; i < nscn; i++) {
         bool sel = nnames == 0;

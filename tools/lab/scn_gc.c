@@ -74,7 +74,7 @@ static int run_scan_cost(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario scan_cost = { "gc-map-scan-cost", "A large map of pointers vs a pointer-free one",
+static const lab_scenario scan_cost = { 8, "gc-map-scan-cost", "A large map of pointers vs a pointer-free one",
     "GC pause of a full collection with a big map[uint64]*T vs map[uint64]uint64 on the heap (Go issue 9477).",
     run_scan_cost };
 LAB_SCENARIO(scan_cost)
@@ -141,7 +141,7 @@ static int run_bulk_delete(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario bulk = { "gc-bulk-delete", "Bulk delete from a large map while the GC runs",
+static const lab_scenario bulk = { 9, "gc-bulk-delete", "Bulk delete from a large map while the GC runs",
     "Deletes every entry of a big GC map while other allocation drives collections; with pointer values and without.",
     run_bulk_delete };
 LAB_SCENARIO(bulk)
@@ -207,7 +207,7 @@ static int run_finalizers(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario fins = { "gc-finalizers-in-map", "Finalizers on objects held by a growing map",
+static const lab_scenario fins = { 10, "gc-finalizers-in-map", "Finalizers on objects held by a growing map",
     "Objects with finalizers live in a map that is mid-growth; how many cycles until their finalizers run once deleted.",
     run_finalizers };
 LAB_SCENARIO(fins)

@@ -78,7 +78,7 @@ static int run_growth(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario growth = { "growth", "Map growth: incremental evacuation, one insert at a time",
+static const lab_scenario growth = { 1, "growth", "Map growth: incremental evacuation, one insert at a time",
     "Inserts N keys and shows every doubling: when it starts, how many inserts it takes to finish, and the slowest single insert.",
     run_growth };
 LAB_SCENARIO(growth)
@@ -136,7 +136,7 @@ static int run_iterate(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario iterate = { "iterate-while-growing",
+static const lab_scenario iterate = { 2, "iterate-while-growing",
     "Iteration while the map grows, with inserts and deletes",
     "Iterates a map while inserting two keys and deleting one per step, so it grows under the iterator; counts what the iterator returns.",
     run_iterate };
@@ -190,7 +190,7 @@ static int run_racers(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario racers = { "concurrent-writers", "Two writers, no lock",
+static const lab_scenario racers = { 5, "concurrent-writers", "Two writers, no lock",
     "Two threads write one map without a lock, in a child process: Go's detector stops the program with its fatal message.",
     run_racers };
 LAB_SCENARIO(racers)
@@ -244,7 +244,7 @@ static int run_sparse(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario sparse = { "sparse-after-delete", "A sparse map after deleting 99% of it",
+static const lab_scenario sparse = { 6, "sparse-after-delete", "A sparse map after deleting 99% of it",
     "Fills a map, deletes 99%, and compares memory and iteration cost with a dense map of the same length.",
     run_sparse };
 LAB_SCENARIO(sparse)
@@ -285,7 +285,7 @@ static int run_nan(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario nankeys = { "nan-keys", "NaN and -0 as map keys",
+static const lab_scenario nankeys = { 3, "nan-keys", "NaN and -0 as map keys",
     "NaN is never equal to itself: every insert adds an entry, no lookup or delete finds one, only clear removes them.",
     run_nan };
 LAB_SCENARIO(nankeys)
@@ -332,7 +332,7 @@ static int run_seeds(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario seeds = { "seeds", "Per-map hash seeds",
+static const lab_scenario seeds = { 4, "seeds", "Per-map hash seeds",
     "Each map has its own random seed, drawn again when it empties: orders differ and copying one map into another cannot cluster.",
     run_seeds };
 LAB_SCENARIO(seeds)

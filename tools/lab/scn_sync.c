@@ -105,7 +105,7 @@ static int run_syncmap(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario syncmap = { "syncmap-read-mostly", "sync.Map vs a mutex around a map",
+static const lab_scenario syncmap = { 7, "syncmap-read-mostly", "sync.Map vs a mutex around a map",
     "Read-mostly and mixed loads from 1 and 2 threads over 16K keys: what sync.Map's lock-free loads buy.",
     run_syncmap };
 LAB_SCENARIO(syncmap)

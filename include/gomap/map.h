@@ -64,10 +64,13 @@ typedef struct gm_map_iter {
     gm_map *m;
     void *buckets;          /* the bucket array snapshot at init */
     void *keep;             /* GC maps: the snapshot's header (keeps its overflow alive) */
+    void *keep_old;         /* GC maps: the header of an old array being walked */
+    void *shrink_new, *keep_new; /* shrinking: the new array of phase 3, and its header */
     void *bptr;             /* current bucket */
     size_t start_bucket, bucket, check_bucket;
     uint64_t clear_seq;
-    uint8_t offset, b, i, wrapped, counted, done;
+    size_t cur;             /* the iterator bucket being walked (shrink phases) */
+    uint8_t offset, b, i, wrapped, counted, done, phase, walked;
 } gm_map_iter;
 
 GM_API void gm_map_iter_init(gm_map_iter *it, gm_map *m);      /* mapiterinit */
@@ -94,6 +97,7 @@ typedef struct gm_map_stats {
     size_t noverflow;      /* overflow buckets in use by the current array (Go's estimate above b=15) */
     bool growing;          /* an old array is being evacuated */
     bool same_size_grow;
+    bool shrinking;        /* the table is being halved (beyond Go: see docs/map.md) */
     size_t old_nbuckets;   /* 0 unless growing */
     size_t nevacuate;      /* old buckets below this are evacuated */
     size_t bytes;          /* bucket arrays and overflow blocks held, retired ones included */
@@ -101,7 +105,7 @@ typedef struct gm_map_stats {
     const void *array;     /* current bucket array and its size in bytes */
     size_t array_bytes;
     /* work counters since creation */
-    uint64_t grows, same_size_grows, evacuated_buckets, moved_entries, overflow_allocs;
+    uint64_t grows, same_size_grows, shrinks, evacuated_buckets, moved_entries, overflow_allocs;
 } gm_map_stats;
 GM_API void gm_map_stats_get(const gm_map *m, gm_map_stats *out);
 

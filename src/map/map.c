@@ -198,6 +198,7 @@ static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, boo
      * makemap ignores it: the map starts small and grows. */
     if (hint > ((size_t)1 << 40) / m->bucketsize) hint = 0;
     while (over_load_factor(hint, m->B)) m->B++;
+    m->min_B = m->B;
     if (m->B != 0) {
         gm_barray *h;
         uint8_t *b = gm_arr_new(m, m->B, &h);
@@ -319,9 +320,31 @@ bool gm_map_hash_grow(gm_map *m)
     m->B = (uint8_t)(m->B + bigger);
     m->nevacuate = 0;
     m->noverflow = 0;
+    m->deletes_since_resize = 0;
     if (same) m->n_same_grows++;
     else m->n_grows++;
     return true;
+}
+
+/* Starts halving the table (see should_shrink).  The old, larger array is
+ * evacuated by later writes exactly as for growth: old buckets j and
+ * j + 2^B both drain into new bucket j.  Without memory for the smaller
+ * array nothing happens; a later delete tries again. */
+void gm_map_shrink_start(gm_map *m)
+{
+    gm_barray *hdr;
+    uint8_t *nb = gm_arr_new(m, m->B - 1, &hdr);
+    m->deletes_since_resize = 0;
+    if (nb == NULL) return;
+    uint8_t f = flags_load(m);
+    uint8_t nf = f & (uint8_t)~(F_ITERATOR | F_OLD_ITERATOR);
+    if (f & F_ITERATOR) nf |= F_OLD_ITERATOR;
+    flags_store(m, nf | F_SHRINK);
+    gm_arr_install(m, nb, hdr, true);
+    m->B--;
+    m->nevacuate = 0;
+    m->noverflow = 0;
+    m->n_shrinks++;
 }
 
 static void advance_evacuation_mark(gm_map *m, size_t newbit)
@@ -336,18 +359,35 @@ static void advance_evacuation_mark(gm_map *m, size_t newbit)
     if (m->nevacuate == newbit) {
         uint8_t *old = m->oldbuckets;
         hdr_store(m, &m->oldbuckets, NULL);
-        flags_store(m, flags_load(m) & (uint8_t)~F_SAME_SIZE);
+        flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
         gm_arr_retire(m, old);
     }
 }
 
 struct evac_dst { uint8_t *b; unsigned i; };
 
+/* GC maps: unless an iterator may still read an evacuated old bucket, drop
+ * its pointers and its overflow chain so the collector can free what only
+ * they held (Go does the same). */
+static void evacuated_cleanup(gm_map *m, size_t oldbucket)
+{
+    if (!m->bscan || (flags_load(m) & F_OLD_ITERATOR)) return;
+    uint8_t *ob = bucket_at(m, m->oldbuckets, oldbucket);
+    for (unsigned i = 0; i < BUCKET_CNT; i++) {
+        mw_clear_key(m, b_key(m, ob, i));
+        mw_clear_elem(m, b_elem(m, ob, i));
+    }
+    b_set_ovf(m, ob, NULL);
+}
+
 /* Moves every entry of old bucket `oldbucket` (and its chain) to the new
  * array.  False only if overflow buckets for the worst case could not be
  * reserved, in which case nothing was changed. */
+static bool evacuate_shrink(gm_map *m, size_t oldbucket);
+
 static bool evacuate(gm_map *m, size_t oldbucket)
 {
+    if (shrinking(m)) return evacuate_shrink(m, oldbucket);
     uint8_t *b = bucket_at(m, m->oldbuckets, oldbucket);
     size_t newbit = noldbuckets(m);
     bool same = same_size_grow(m);
@@ -397,19 +437,62 @@ static bool evacuate(gm_map *m, size_t oldbucket)
             }
         }
         m->n_evac_buckets++;
-        /* GC maps: unless an iterator may still read this old bucket, drop
-         * its pointers and its overflow chain so the collector can free
-         * what only they held (Go does the same). */
-        if (m->bscan && !(flags_load(m) & F_OLD_ITERATOR)) {
-            uint8_t *ob = bucket_at(m, m->oldbuckets, oldbucket);
-            for (unsigned i = 0; i < BUCKET_CNT; i++) {
-                mw_clear_key(m, b_key(m, ob, i));
-                mw_clear_elem(m, b_elem(m, ob, i));
-            }
-            b_set_ovf(m, ob, NULL);
-        }
+        evacuated_cleanup(m, oldbucket);
     }
     if (oldbucket == m->nevacuate) advance_evacuation_mark(m, newbit);
+    return true;
+}
+
+/* Shrinking: old bucket j drains into new bucket j mod 2^B, appended after
+ * whatever its sibling (j xor 2^B) already put there.  Nothing else can be
+ * in that new bucket yet: every write to it evacuates both siblings first,
+ * so the new chain is compact (no EMPTY_ONE) and its first EMPTY_REST is
+ * where the appending starts.  A NaN key's tophash records which sibling it
+ * came from (its low bit), for iterators; any tophash is as good as another
+ * for a key that lookups can never find. */
+static bool evacuate_shrink(gm_map *m, size_t oldbucket)
+{
+    uint8_t *b = bucket_at(m, m->oldbuckets, oldbucket);
+    size_t nnew = (size_t)1 << m->B;
+    if (!evacuated(b)) {
+        size_t chain = 0;
+        for (uint8_t *c = b_ovf(m, b); c; c = b_ovf(m, c)) chain++;
+        if (!gm_ovf_reserve(m, m->buckets, chain + 1)) return false;
+        struct evac_dst d;
+        d.b = bucket_at(m, m->buckets, oldbucket & (nnew - 1));
+        for (uint8_t *o; (o = b_ovf(m, d.b)) != NULL;) d.b = o;
+        d.i = 0;
+        while (d.i < BUCKET_CNT && d.b[d.i] != EMPTY_REST) d.i++;
+        unsigned src = oldbucket >= nnew;
+        for (; b; b = b_ovf(m, b)) {
+            for (unsigned i = 0; i < BUCKET_CNT; i++) {
+                uint8_t top = b[i];
+                if (is_empty(top)) {
+                    b[i] = EVAC_EMPTY;
+                    continue;
+                }
+                if (top < MIN_TOPHASH) gm_fatal("bad map state");
+                uint8_t *k = key_of(m, b, i);
+                if (!m->reflexive && !m->keyeq(k, k)) {
+                    top = (uint8_t)((top & ~1u) | src);
+                    if (top < MIN_TOPHASH) top = (uint8_t)(top + 2);
+                }
+                b[i] = EVAC_X;
+                if (d.i == BUCKET_CNT) {
+                    d.b = new_overflow(m, d.b); /* reserved: cannot fail */
+                    d.i = 0;
+                }
+                d.b[d.i] = top;
+                mw_key(m, b_key(m, d.b, d.i), b_key(m, b, i));
+                mw_elem(m, b_elem(m, d.b, d.i), b_elem(m, b, i));
+                d.i++;
+                m->n_moved++;
+            }
+        }
+        m->n_evac_buckets++;
+        evacuated_cleanup(m, oldbucket);
+    }
+    if (oldbucket == m->nevacuate) advance_evacuation_mark(m, noldbuckets(m));
     return true;
 }
 
@@ -417,7 +500,14 @@ static bool evacuate(gm_map *m, size_t oldbucket)
  * the first could not be done (out of memory); the map is unchanged then. */
 bool gm_map_grow_work(gm_map *m, size_t bucket)
 {
-    if (!evacuate(m, bucket & oldbucket_mask(m))) return false;
+    if (shrinking(m)) {
+        /* Both old buckets that drain into `bucket`, then one more: at most
+         * three per write while shrinking. */
+        if (!evacuate(m, bucket)) return false;
+        if (growing(m) && !evacuate(m, bucket + ((size_t)1 << m->B))) return false;
+    } else if (!evacuate(m, bucket & oldbucket_mask(m))) {
+        return false;
+    }
     if (growing(m)) (void)evacuate(m, m->nevacuate);
     return true;
 }
@@ -535,6 +625,7 @@ void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
     mw_clear_key(m, b_key(m, b, i));
     mw_clear_elem(m, b_elem(m, b, i));
     b[i] = EMPTY_ONE;
+    m->deletes_since_resize++;
     /* If nothing live follows, turn the trailing EMPTY_ONE run into
      * EMPTY_REST, walking backwards through the chain. */
     if (i == BUCKET_CNT - 1) {
@@ -604,9 +695,10 @@ void gm_map_clear(gm_map *m)
         a->next = m->release;
         m->release = a;
     }
-    flags_store(m, flags_load(m) & (uint8_t)~F_SAME_SIZE);
+    flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
     m->nevacuate = 0;
     m->noverflow = 0;
+    m->deletes_since_resize = 0;
     m->count = 0;
     m->seed = gm_rand64();
     gm_arr_reset(m, m->buckets);
@@ -670,6 +762,8 @@ void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
     out->array_bytes = m->buckets ? out->nbuckets * (size_t)m->bucketsize : 0;
     out->grows = m->n_grows;
     out->same_size_grows = m->n_same_grows;
+    out->shrinks = m->n_shrinks;
+    out->shrinking = growing(m) && shrinking(m);
     out->evacuated_buckets = m->n_evac_buckets;
     out->moved_entries = m->n_moved;
     out->overflow_allocs = m->n_ovf;

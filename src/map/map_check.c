@@ -69,6 +69,27 @@ static bool chain_pristine(const gm_map *m, uint8_t *b)
     return true;
 }
 
+/* Shrinking, old bucket j not evacuated: the new bucket it feeds may hold
+ * only entries drained from its sibling, and only if the sibling is
+ * evacuated; those entries form a compact run (no EMPTY_ONE). */
+static const char *check_shrink_target(const gm_map *m, size_t j, size_t nb)
+{
+    size_t nj = j & (nb - 1), sib = j ^ nb;
+    bool sib_evac = evacuated(bucket_at(m, m->oldbuckets, sib));
+    for (uint8_t *b = bucket_at(m, m->buckets, nj); b; b = b_ovf(m, b)) {
+        for (unsigned i = 0; i < BUCKET_CNT; i++) {
+            if (b[i] == EMPTY_ONE) FAIL("shrink target bucket %zu has a hole before both feeders drained", nj);
+            if (b[i] < MIN_TOPHASH) continue;
+            if (!sib_evac) FAIL("shrink target bucket %zu filled before its old buckets drained", nj);
+            uint8_t *k = key_of(m, b, i);
+            if (!m->reflexive && !m->keyeq(k, k)) continue;
+            if ((m->hasher(k, m->seed) & (2 * nb - 1)) != sib)
+                FAIL("shrink target bucket %zu holds a key from old bucket %zu, not yet drained", nj, j);
+        }
+    }
+    return NULL;
+}
+
 const char *gm_map_check(const gm_map *m)
 {
     if (m == NULL) return NULL;
@@ -81,7 +102,8 @@ const char *gm_map_check(const gm_map *m)
         return NULL;
     }
     bool grow = growing(m);
-    if (!grow && (f & F_SAME_SIZE)) FAIL("same-size flag set while not growing");
+    if (!grow && (f & (F_SAME_SIZE | F_SHRINK))) FAIL("same-size or shrink flag set while not growing");
+    if ((f & F_SAME_SIZE) && (f & F_SHRINK)) FAIL("same-size and shrink flags both set");
     struct tally t = { 0, 0 };
     size_t nb = (size_t)1 << m->B, mask = nb - 1;
     const char *err;
@@ -91,9 +113,10 @@ const char *gm_map_check(const gm_map *m)
     if (m->B < 16 && t.novf != m->noverflow)
         FAIL("noverflow %u but %zu overflow buckets are chained", m->noverflow, t.novf);
     if (grow) {
-        bool same = same_size_grow(m);
+        bool same = same_size_grow(m), shrink = shrinking(m);
         size_t onb = noldbuckets(m), omask = onb - 1;
-        if (!same && onb * 2 != nb) FAIL("old array has %zu buckets, new %zu", onb, nb);
+        if (!same && !shrink && onb * 2 != nb) FAIL("old array has %zu buckets, new %zu", onb, nb);
+        if (shrink && onb != nb * 2) FAIL("shrinking from %zu buckets to %zu", onb, nb);
         if (m->nevacuate > onb) FAIL("nevacuate %zu > %zu old buckets", m->nevacuate, onb);
         for (size_t j = 0; j < onb; j++) {
             uint8_t *ob = bucket_at(m, m->oldbuckets, j);
@@ -106,12 +129,16 @@ const char *gm_map_check(const gm_map *m)
             }
             if (j < m->nevacuate) FAIL("old bucket %zu < nevacuate %zu is not evacuated", j, m->nevacuate);
             if ((err = check_chain(m, ob, j, omask, true, &t)) != NULL) return err;
+            if (shrink) {
+                if ((err = check_shrink_target(m, j, nb)) != NULL) return err;
+                continue;
+            }
             if (!chain_pristine(m, bucket_at(m, m->buckets, j)) ||
                 (!same && !chain_pristine(m, bucket_at(m, m->buckets, j + onb))))
                 FAIL("new bucket fed by unevacuated old bucket %zu is not empty", j);
         }
     } else if (m->nevacuate != 0 && m->nevacuate != ((size_t)1 << (m->B ? m->B - 1 : 0)) &&
-               m->nevacuate != nb) {
+               m->nevacuate != nb && m->nevacuate != 2 * nb) {
         /* nevacuate keeps its final value after a grow; any other value while
          * not growing means a grow was abandoned half way. */
         FAIL("not growing but nevacuate = %zu", m->nevacuate);

@@ -97,8 +97,7 @@ GM_INLINE uint8_t *lookup_bucket(const gm_map *m, uint64_t h)
     size_t mask = bucket_mask(m->B);
     uint8_t *b = bucket_at(m, m->buckets, h & mask);
     if (GM_UNLIKELY(m->oldbuckets != NULL)) {
-        if (!same_size_grow(m)) mask >>= 1;
-        uint8_t *ob = bucket_at(m, m->oldbuckets, h & mask);
+        uint8_t *ob = bucket_at(m, m->oldbuckets, h & oldbucket_mask(m));
         if (!evacuated(ob)) b = ob;
     }
     return b;
@@ -136,6 +135,21 @@ static inline bool should_grow(const gm_map *m)
 {
     return !growing(m) && (over_load_factor(m->count + 1, m->B) ||
                            too_many_overflow(m->noverflow, m->B));
+}
+
+/* Shrink policy (beyond Go, Go issue 20135): a table of more than
+ * 2^SHRINK_MIN_B buckets halves once fewer than one entry per bucket is left
+ * (1/8 of its slots, 1/6.5 of its load limit) and it has seen at least one
+ * bucket-count of deletes since its last resize.  The gap between the grow
+ * threshold (6.5 per bucket) and this one (1 per bucket, 2 after halving)
+ * is the hysteresis: no sequence of single inserts and deletes can make it
+ * grow and shrink alternately.  A map never shrinks below the size its
+ * creation hint asked for. */
+static inline bool should_shrink(const gm_map *m)
+{
+    size_t nb = (size_t)1 << m->B;
+    return m->B > SHRINK_MIN_B && m->B > m->min_B && !growing(m) && m->count < nb &&
+           m->deletes_since_resize >= nb;
 }
 
 GM_INTERNAL bool gm_map_first_array(gm_map *m);
@@ -196,6 +210,7 @@ GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
             unsigned i = first_slot(mt);
             if (!kk_equal(m, kind, key, kk_key(m, kind, b, i))) continue;
             gm_map_delete_slot(m, borig, b, i);
+            if (GM_UNLIKELY(should_shrink(m))) gm_map_shrink_start(m);
             return true;
         }
         if (zero_bytes(w)) return false;

@@ -23,6 +23,7 @@
 #define RELEASE_STEP (1u << 20) /* bytes of retired arrays returned to the OS per write */
 #define OVF_BLOCK_MAX 4096      /* overflow buckets per block, at most */
 #define ZERO_BUF_SIZE 1024      /* values up to this size read as a shared zero */
+#define SHRINK_MIN_B 3          /* tables of 2^3 buckets or fewer never shrink */
 
 /* ---- tophash states ---- */
 enum {
@@ -40,6 +41,7 @@ enum {
     F_OLD_ITERATOR = 2, /* an iterator may be using oldbuckets */
     F_WRITING = 4,      /* a write is in progress (misuse detection) */
     F_SAME_SIZE = 8,    /* the current growth is same-size */
+    F_SHRINK = 16,      /* the current "growth" halves the table */
 };
 
 #define NO_CHECK ((size_t)1 << (sizeof(size_t) * 8 - 1))
@@ -103,7 +105,9 @@ struct gm_map {
 
     /* memory and work counters (gm_map_stats) */
     size_t bytes_held;
-    uint64_t n_grows, n_same_grows, n_evac_buckets, n_moved, n_ovf;
+    uint64_t n_grows, n_same_grows, n_evac_buckets, n_moved, n_ovf, n_shrinks;
+    size_t deletes_since_resize;        /* shrink policy: sustained deletes */
+    uint8_t min_B;                      /* never shrink below the size hinted at creation */
 };
 
 /* ---- bucket accessors ---- */
@@ -205,8 +209,15 @@ static inline void flags_store(gm_map *m, uint8_t f)
 { atomic_store_explicit(&m->flags, f, memory_order_relaxed); }
 static inline bool growing(const gm_map *m) { return m->oldbuckets != NULL; }
 static inline bool same_size_grow(const gm_map *m) { return flags_load(m) & F_SAME_SIZE; }
+static inline bool shrinking(const gm_map *m) { return flags_load(m) & F_SHRINK; }
 static inline size_t noldbuckets(const gm_map *m)
-{ unsigned ob = m->B; if (!same_size_grow(m)) ob--; return (size_t)1 << ob; }
+{
+    uint8_t f = flags_load(m);
+    unsigned ob = m->B;
+    if (f & F_SHRINK) ob++;
+    else if (!(f & F_SAME_SIZE)) ob--;
+    return (size_t)1 << ob;
+}
 static inline size_t oldbucket_mask(const gm_map *m) { return noldbuckets(m) - 1; }
 
 static inline bool over_load_factor(size_t count, unsigned B)
@@ -222,6 +233,7 @@ GM_INTERNAL void gm_map_begin_write(gm_map *m);
 GM_INTERNAL void gm_map_end_write(gm_map *m);
 GM_INTERNAL bool gm_map_grow_work(gm_map *m, size_t bucket);
 GM_INTERNAL bool gm_map_hash_grow(gm_map *m);
+GM_INTERNAL void gm_map_shrink_start(gm_map *m);
 GM_INTERNAL void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i);
 
 /* memory (map_mem.c) */

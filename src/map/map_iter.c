@@ -19,6 +19,13 @@
  *  - clear() bumps clear_seq; an iterator that sees a new clear_seq stops
  *    without touching any bucket (Go issue 59411).
  *
+ *  - Shrinking (beyond Go) started before init: new bucket j is fed by two
+ *    old buckets, j and j + 2^b.  The iterator walks the unevacuated ones
+ *    first (phases 1 and 2; it->walked remembers which), then new bucket j
+ *    (phase 3), skipping entries that came from an old bucket it walked:
+ *    their source is bit b of the hash, or for a NaN the low tophash bit
+ *    that evacuate_shrink stored.
+ *
  * The snapshot must stay readable while the iterator is open: map_mem.c keeps
  * retired arrays while m->iters_open > 0.  An iterator counts itself open from
  * init until it returns false or gm_map_iter_done is called.
@@ -57,6 +64,27 @@ void gm_map_iter_init(gm_map_iter *it, gm_map *m)
     it->done = 0;
 }
 
+/* The next chain for iterator bucket it->cur while the map shrinks: the
+ * unevacuated old buckets that feed it (phases 1 and 2), then the new bucket
+ * itself (phase 3). */
+static uint8_t *shrink_chain(gm_map_iter *it, gm_map *m)
+{
+    while (it->phase < 2) {
+        it->phase++;
+        if (!growing(m) || !shrinking(m) || m->buckets != it->shrink_new)
+            continue; /* that shrink finished meanwhile: nothing left in old buckets */
+        size_t ob = it->cur + (it->phase == 2 ? ((size_t)1 << m->B) : 0);
+        uint8_t *b = bucket_at(m, m->oldbuckets, ob);
+        if (!evacuated(b)) {
+            it->walked |= it->phase;
+            it->keep_old = m->hdr_old;
+            return b;
+        }
+    }
+    it->phase = 3;
+    return bucket_at(m, it->shrink_new, it->cur);
+}
+
 void gm_map_iter_done(gm_map_iter *it)
 {
     if (!it->done) iter_finish(it);
@@ -78,27 +106,38 @@ bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
     size_t nb = (size_t)1 << it->b;
     for (;;) {
         if (b == NULL) {
-            if (bucket == it->start_bucket && it->wrapped) {
-                iter_finish(it);
-                return false;
-            }
-            if (growing(m) && it->b == m->B) {
-                size_t ob = bucket & oldbucket_mask(m);
-                b = bucket_at(m, m->oldbuckets, ob);
-                if (!evacuated(b)) {
-                    check = bucket;
+            if (it->phase == 1 || it->phase == 2) {
+                b = shrink_chain(it, m);
+            } else {
+                if (bucket == it->start_bucket && it->wrapped) {
+                    iter_finish(it);
+                    return false;
+                }
+                it->cur = bucket;
+                it->phase = 0;
+                check = NO_CHECK;
+                if (growing(m) && it->b == m->B && shrinking(m)) {
+                    it->walked = 0;
+                    it->shrink_new = m->buckets;
+                    it->keep_new = m->gc ? m->hdr_cur : NULL;
+                    b = shrink_chain(it, m);
+                } else if (growing(m) && it->b == m->B) {
+                    size_t ob = bucket & oldbucket_mask(m);
+                    b = bucket_at(m, m->oldbuckets, ob);
+                    if (!evacuated(b)) {
+                        check = bucket;
+                        it->keep_old = m->hdr_old;
+                    } else {
+                        b = bucket_at(m, it->buckets, bucket);
+                    }
                 } else {
                     b = bucket_at(m, it->buckets, bucket);
-                    check = NO_CHECK;
                 }
-            } else {
-                b = bucket_at(m, it->buckets, bucket);
-                check = NO_CHECK;
-            }
-            bucket++;
-            if (bucket == nb) {
-                bucket = 0;
-                it->wrapped = 1;
+                bucket++;
+                if (bucket == nb) {
+                    bucket = 0;
+                    it->wrapped = 1;
+                }
             }
             i = 0;
         }
@@ -109,6 +148,11 @@ bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
             uint8_t *k = key_of(m, b, off);
             uint8_t *e = elem_of(m, b, off);
             bool self_equal = m->reflexive || m->keyeq(k, k);
+            if (it->phase == 3 && it->walked) {
+                /* Came from an old bucket walked in phase 1 or 2? */
+                unsigned src = self_equal ? (unsigned)(map_hash(m, k) >> it->b) & 1 : top & 1u;
+                if (it->walked & (src ? 2 : 1)) continue;
+            }
             if (check != NO_CHECK && !same_size_grow(m)) {
                 /* Old bucket read on behalf of new bucket `check`: only the
                  * keys that will go there. */

@@ -777,3 +777,63 @@ TEST(every_builtin_type_is_a_key)
         gm_map_free(m);
     }
 }
+
+/* Beyond Go (Go issue 20135): a map that stays sparse shrinks. */
+TEST(sparse_map_shrinks_and_returns_memory)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t i = 0; i < 100000; i++) putu(m, i, i);
+    gm_map_stats big, small;
+    gm_map_stats_get(m, &big);
+    for (uint64_t i = 1000; i < 100000; i++) {
+        CHECK(gm_map_delete(m, &i));
+        if (i % 9973 == 0) CHECK_MAP(m);
+    }
+    for (int round = 0; round < 3; round++)      /* later writes finish the work */
+        for (uint64_t i = 0; i < 1000; i++) putu(m, i, i + round);
+    gm_map_stats_get(m, &small);
+    CHECK_MSG(small.shrinks >= 3, "%llu shrinks", (unsigned long long)small.shrinks);
+    CHECK_MSG(small.nbuckets <= 2048 && small.nbuckets >= 128, "%zu buckets for 1000 entries (16384 before)", small.nbuckets);
+    CHECK_MSG(small.bytes * 8 < big.bytes, "%zu bytes held, %zu before", small.bytes, big.bytes);
+    for (uint64_t i = 0; i < 1000; i++) CHECK_EQ_U(getu(m, i, NULL), i + 2);
+    CHECK_MAP(m);
+    gm_map_free(m);
+}
+
+TEST(delete_all_then_refill_does_not_thrash)
+{
+    /* N deletes then N inserts, five times: shrinking and regrowing is
+     * allowed, but the work per operation stays bounded. */
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    uint64_t ops = 0;
+    for (int cycle = 0; cycle < 5; cycle++) {
+        for (uint64_t i = 0; i < 50000; i++, ops++) putu(m, i * 7 + (uint64_t)cycle, i);
+        for (uint64_t i = 0; i < 50000; i++, ops++) {
+            uint64_t k = i * 7 + (uint64_t)cycle;
+            CHECK(gm_map_delete(m, &k));
+        }
+        CHECK_MAP(m);
+    }
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    CHECK_MSG(st.moved_entries < 3 * ops, "%llu entries moved for %llu operations",
+              (unsigned long long)st.moved_entries, (unsigned long long)ops);
+    CHECK_MSG(st.grows + st.shrinks < 5 * 20, "%llu grows, %llu shrinks", (unsigned long long)st.grows,
+              (unsigned long long)st.shrinks);
+    gm_map_free(m);
+}
+
+TEST(a_hinted_map_keeps_its_size)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 50000);
+    gm_map_stats a, b;
+    gm_map_stats_get(m, &a);
+    for (int round = 0; round < 3; round++) {
+        for (uint64_t i = 0; i < 50000; i++) putu(m, i, i);
+        for (uint64_t i = 0; i < 50000; i++) gm_map_delete(m, &i);
+    }
+    gm_map_stats_get(m, &b);
+    CHECK_EQ_U(b.nbuckets, a.nbuckets);
+    CHECK_EQ_U(b.shrinks, 0);
+    gm_map_free(m);
+}

@@ -293,3 +293,85 @@ TEST(owned_keys_deleted_while_iterating_across_growth)
     for (int i = 0; i < 300; i++) *(uint64_t *)gm_map_assign_str(m, "x", 1) = 3; /* release deferred */
     gm_map_free(m); /* ASan: nothing leaked, nothing read after free */
 }
+
+/* Iterators started before, during and across shrinks (beyond Go). */
+static void shrink_iteration(bool start_mid_shrink, bool nan_keys, uint64_t seed)
+{
+    gm_map *m = gm_map_new(nan_keys ? &gm_type_f64 : &gm_type_u64, &gm_type_u64, 0);
+    enum { N = 20000, KEEP = 300 };
+    uint64_t one = 1;
+    for (uint64_t i = 0; i < N; i++) {
+        double d = (double)i;
+        if (nan_keys) gm_map_put(m, &d, &i);
+        else putu(m, i, i);
+    }
+    /* Delete down to KEEP keys (and a few NaNs), in random order. */
+    uint64_t s = seed;
+    uint8_t *deleted = calloc(N, 1);
+    size_t left = N;
+    while (left > KEEP) {
+        uint64_t k = test_rand(&s) % N;
+        if (deleted[k]) continue;
+        double d = (double)k;
+        CHECK(nan_keys ? gm_map_delete(m, &d) : gm_map_delete(m, &k));
+        deleted[k] = 1;
+        left--;
+        if (start_mid_shrink && left < 2 * KEEP && m->oldbuckets && (flags_load(m) & F_SHRINK)) break;
+    }
+    double nan = __builtin_nan("");
+    if (nan_keys)
+        for (int j = 0; j < 10; j++) gm_map_put(m, &nan, &one);
+    if (start_mid_shrink) CHECK(m->oldbuckets != NULL);
+    uint8_t *seen = calloc(N, 1);
+    uint8_t *touched = calloc(N, 1);
+    int nans = 0;
+    gm_map_iter it;
+    const void *kp;
+    gm_map_iter_init(&it, m);
+    while (gm_map_iter_next(&it, &kp, NULL)) {
+        uint64_t k;
+        if (nan_keys) {
+            double d = *(const double *)kp;
+            if (d != d) { nans++; continue; }
+            k = (uint64_t)d;
+        } else {
+            k = *(const uint64_t *)kp;
+        }
+        REQUIRE(k < N);
+        CHECK_MSG(!seen[k] || touched[k], "key %llu returned twice", (unsigned long long)k);
+        CHECK_MSG(!deleted[k], "deleted key %llu returned", (unsigned long long)k);
+        seen[k] = 1;
+        /* keep deleting while iterating: more shrinks under the iterator */
+        for (int j = 0; j < 3 && left > 20; j++) {
+            uint64_t d = test_rand(&s) % N;
+            if (deleted[d]) continue;
+            double dd = (double)d;
+            if (nan_keys ? gm_map_delete(m, &dd) : gm_map_delete(m, &d)) {
+                deleted[d] = 1;
+                touched[d] = 1;
+                left--;
+            }
+        }
+    }
+    for (size_t k = 0; k < N; k++)
+        if (!deleted[k]) CHECK_MSG(seen[k], "kept key %zu missed", k);
+    if (nan_keys) CHECK_EQ_U(nans, 10);
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    CHECK(st.shrinks >= 1);
+    const char *e = gm_map_check(m);
+    CHECK_MSG(e == NULL, "%s", e);
+    free(seen);
+    free(touched);
+    free(deleted);
+    gm_map_free(m);
+}
+
+TEST(iteration_across_shrinks)
+{
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        shrink_iteration(false, false, seed);
+        shrink_iteration(true, false, seed);
+        shrink_iteration(true, true, seed);
+    }
+}

@@ -164,7 +164,8 @@ static sweep_result sweep_span(gc_span *s)
                                            (unsigned long)s->base, marked, s->alloc_count);
     atomic_fetch_add_explicit(&gc_stats.nfree[s->sizeclass], freed, memory_order_relaxed);
     if (s->sizeclass == 0 && freed)
-        atomic_fetch_add_explicit(&gc_stats.large_free_bytes, s->elemsize, memory_order_relaxed);
+        atomic_fetch_add_explicit(&gc_stats.large_free_bytes, s->npages * GC_PAGE_SIZE,
+                                  memory_order_relaxed);
     uint64_t *t = s->alloc_bits;
     s->alloc_bits = s->mark_bits;
     s->mark_bits = t;
@@ -414,7 +415,7 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     s->divmul = 0;                      /* every offset is object 0 */
     s->limit = s->base + npages * GC_PAGE_SIZE;
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
-    if (s->needzero) memset((void *)s->base, 0, size);
+    if (s->needzero) memset((void *)s->base, 0, npages * GC_PAGE_SIZE);  /* the tail too: it is scanned */
     s->freeindex = 1;
     s->alloc_count = 1;
     if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF) gc_setbit(s->mark_bits, 0);

@@ -136,6 +136,18 @@ void gc_maybe_collect(void)
 
 /* ---- background sweeper -------------------------------------------------------- */
 
+/* Return free pages to the OS beyond goal + 10% (or the memory limit), as
+ * Go's background scavenger aims at. */
+static void scavenge_to_goal(void)
+{
+    uint64_t goal = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
+    uint64_t retain = goal == UINT64_MAX ? UINT64_MAX : goal + goal / 10;
+    pthread_mutex_lock(&pacer_mu);
+    if (mem_limit != INT64_MAX && (uint64_t)mem_limit < retain) retain = (uint64_t)mem_limit;
+    pthread_mutex_unlock(&pacer_mu);
+    gc_scavenge(retain);
+}
+
 static void *sweeper_main(void *arg)
 {
     (void)arg;
@@ -152,12 +164,7 @@ static void *sweeper_main(void *arg)
             gm_safepoint();
             if (++k % 64 == 0) sched_yield();   /* low priority, as Go's bgsweep */
         }
-        uint64_t goal = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
-        uint64_t retain = goal == UINT64_MAX ? UINT64_MAX : goal + goal / 10;
-        pthread_mutex_lock(&pacer_mu);
-        if (mem_limit != INT64_MAX && (uint64_t)mem_limit < retain) retain = (uint64_t)mem_limit;
-        pthread_mutex_unlock(&pacer_mu);
-        gc_scavenge(retain);
+        scavenge_to_goal();
     }
     return NULL;
 }
@@ -327,11 +334,9 @@ __attribute__((noinline)) void gc_collect(bool forced)
     /* our own roots: registers and everything above this frame */
     gc_save_regs(self->regs);
     self->saved_sp = gc_current_sp();
-    uint32_t before = num_gc;
     for (;;) {
         if (gc_stop_the_world("gc")) break;
         if (!forced) return;          /* someone else just collected */
-        (void)before;
     }
     uint64_t t_stop = gc_nanotime();
     if (!forced && atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed) <
@@ -343,9 +348,11 @@ __attribute__((noinline)) void gc_collect(bool forced)
     cycle(forced, t_stop);
     gc_start_the_world();
     wake_sweeper();
-    if (forced)          /* sweep it all; park if someone stops the world (no gcstress here) */
+    if (forced) {        /* sweep it all; park if someone stops the world (no gcstress here) */
         while (gc_sweep_one())
             if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
+        scavenge_to_goal();
+    }
 }
 
 /* Zeroes the stack just below the caller, where the collector's own frames

@@ -70,31 +70,34 @@ typedef struct gc_special gc_special;
  * mark_bits is the bitmap the current/last cycle marked into; sweeping makes
  * it the new alloc_bits and clears the other one. */
 typedef struct gc_span {
+    /* first cache line: everything gc_find_object and marking read */
     uintptr_t base;
-    size_t npages;
     uintptr_t limit;              /* base + nelems * elemsize */
-    struct gc_span *next, *prev;  /* list links (central, large, free lists) */
+    uint64_t *alloc_bits, *mark_bits;
+    uint32_t elemsize, divmul;
+    uint32_t freeindex;           /* allocation scans from here */
     uint8_t state;                /* SPAN_* */
-    uint8_t list;                 /* LIST_* */
     uint8_t sizeclass;            /* 0: large */
     uint8_t noscan;
-    uint8_t needzero;             /* memory may be dirty: zero on allocation */
     uint8_t conservative;         /* large: scan word by word */
-    uint32_t elemsize, nelems, divmul;
-    uint32_t freeindex;           /* allocation scans from here */
+    uint64_t *heap_bits;          /* scan small spans: 1 bit per word, set = pointer */
+    /* the rest */
+    uint32_t nelems;
     uint32_t alloc_count;
     uint32_t cache_count;         /* alloc_count when an mcache took the span */
     _Atomic uint32_t sweepgen;    /* == heap sweepgen: swept this cycle (stored last, release) */
     uint64_t alloc_cache;         /* ~alloc_bits from freeindex; bit j = index freeindex+j */
-    uint64_t *alloc_bits, *mark_bits;
-    uint64_t bits[2][GC_BITS_WORDS];
-    uint64_t *heap_bits;          /* scan small spans: 1 bit per word, set = pointer */
+    size_t npages;
+    struct gc_span *next, *prev;  /* list links (central, large, free lists) */
+    uint8_t list;                 /* LIST_* */
+    uint8_t needzero;             /* memory may be dirty: zero on allocation */
     size_t heap_bits_words;       /* capacity of heap_bits in uint64s */
     const gm_type *type;          /* large typed object */
     size_t count;                 /* large typed object: array length */
-    gc_special *specials;         /* sorted by offset; under special_mu */
+    gc_special *specials;         /* under special_mu */
     uint64_t freed_at;            /* free runs: cycle number when freed */
-} gc_span;
+    uint64_t bits[2][GC_BITS_WORDS];
+} __attribute__((aligned(64))) gc_span;
 
 /* ---- page heap (pageheap.c) ---------------------------------------------- */
 typedef struct gc_heapstats {

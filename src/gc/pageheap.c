@@ -93,7 +93,7 @@ static gc_span *span_struct_new(void)
     if (s) {
         span_pool = s->next;
     } else {
-        s = malloc(sizeof *s);
+        s = aligned_alloc(64, sizeof *s);
         if (!s) gm_fatal("runtime: out of memory (span)");
         if (nallspans == capallspans) {
             size_t nc = capallspans ? capallspans * 2 : 1024;

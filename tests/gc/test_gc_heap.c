@@ -307,6 +307,23 @@ TEST(large_objects_freed)
     CHECK_EQ_U(gm_heap_verify(), 0);
 }
 
+TEST(shrinking_heap_returns_memory)
+{
+    /* a 64 MiB live peak, then dropped: a collection returns what lies
+     * beyond goal + 10% to the OS (gm_gc scavenges once everything is swept) */
+    node **arr = gm_new_array(&ptr_type, 1 << 16);
+    for (int i = 0; i < (1 << 16); i++) arr[i] = gm_alloc_noscan(1000);
+    arr = NULL;
+    collect();
+    collect();
+    gm_memstats *m = stats();
+    CHECK_MSG(m->heap_sys - m->heap_released <= m->next_gc + m->next_gc / 10 + (1 << 20),
+              "retained %llu, goal %llu", (unsigned long long)(m->heap_sys - m->heap_released),
+              (unsigned long long)m->next_gc);
+    CHECK(m->heap_released >= ((uint64_t)32 << 20));
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
 TEST(free_os_memory_releases)
 {
     for (int i = 0; i < 64; i++) gm_alloc_noscan(1 << 20);

@@ -7,5 +7,6 @@
 #include "gomap/map.h"
 #include "gomap/gc.h"
 #include "gomap/sync.h"
+#include "gomap/trace.h"
 
 #endif

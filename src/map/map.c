@@ -58,6 +58,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "common/trace_internal.h"
 #include "map/map_impl.h"
 
 static const uint8_t zero_buf[ZERO_BUF_SIZE];
@@ -323,6 +324,9 @@ bool gm_map_hash_grow(gm_map *m)
     m->deletes_since_resize = 0;
     if (same) m->n_same_grows++;
     else m->n_grows++;
+    if (GM_UNLIKELY(gm_tracing_on()))
+        gm_trace_async_begin("map", same ? "map same-size grow" : "map grow", (uint64_t)(uintptr_t)m,
+                             "buckets", (int64_t)1 << m->B);
     return true;
 }
 
@@ -345,6 +349,15 @@ void gm_map_shrink_start(gm_map *m)
     m->nevacuate = 0;
     m->noverflow = 0;
     m->n_shrinks++;
+    if (GM_UNLIKELY(gm_tracing_on()))
+        gm_trace_async_begin("map", "map shrink", (uint64_t)(uintptr_t)m, "buckets", (int64_t)1 << m->B);
+}
+
+/* The trace name of the resize in progress (begin and end must match). */
+static const char *resize_name(const gm_map *m)
+{
+    uint8_t f = flags_load(m);
+    return (f & F_SHRINK) ? "map shrink" : (f & F_SAME_SIZE) ? "map same-size grow" : "map grow";
 }
 
 static void advance_evacuation_mark(gm_map *m, size_t newbit)
@@ -356,7 +369,10 @@ static void advance_evacuation_mark(gm_map *m, size_t newbit)
     if (stop > newbit) stop = newbit;
     while (m->nevacuate != stop && evacuated(bucket_at(m, m->oldbuckets, m->nevacuate)))
         m->nevacuate++;
+    if (GM_UNLIKELY(gm_tracing_on()) && (m->nevacuate % 1024 == 0 || m->nevacuate == newbit))
+        gm_trace_counter("map", "old buckets evacuated (%)", (int64_t)(100 * m->nevacuate / newbit));
     if (m->nevacuate == newbit) {
+        if (GM_UNLIKELY(gm_tracing_on())) gm_trace_async_end("map", resize_name(m), (uint64_t)(uintptr_t)m);
         uint8_t *old = m->oldbuckets;
         hdr_store(m, &m->oldbuckets, NULL);
         flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));

@@ -8,6 +8,8 @@
 
 typedef struct lab_opts {
     bool quick;          /* a few seconds per scenario */
+    const char *trace;   /* --trace FILE.json: Chrome trace events */
+    const char *svgdir;  /* --svg DIR: charts */
 } lab_opts;
 
 typedef struct lab_scenario {
@@ -30,6 +32,20 @@ void lab_table_begin(int ncols, const char *const *headers);
 void lab_table_row(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* cells split by '|' */
 void lab_table_end(void);
 void lab_verdict(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* SVG charts (svg.c). */
+typedef struct lab_series {
+    const char *label;
+    const double *x, *y;
+    size_t n;
+    bool restart_on_drop; /* a falling value starts a new line (e.g. a new map resize) */
+} lab_series;
+bool lab_svg_lines(const char *path, const char *title, const char *xl, const char *yl,
+                   const lab_series *s, int ns);
+bool lab_svg_bars(const char *path, const char *title, const char *xl, const char *yl,
+                  const char *const *labels, const double *v, size_t n);
+/* Writes the charts of the run into dir (charts.c). */
+int lab_write_charts(const char *dir);
 
 uint64_t lab_now_ns(void);
 size_t lab_rss_bytes(void);

@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "gomap/trace.h"
 #include "lab.h"
 
 #define MAX_SCN 32
@@ -158,8 +162,11 @@ void lab_verdict(bool ok, const char *fmt, ...)
 
 static void usage(void)
 {
-    printf("usage: gomap-lab [--quick] [list | NAME...]\n"
-           "Runs gomap's scenarios and reports what happens; with no NAME, all of them.\n");
+    printf("usage: gomap-lab [--quick] [--trace FILE.json] [--svg DIR] [list | NAME...]\n"
+           "Runs gomap's scenarios and reports what happens; with no NAME, all of them.\n"
+           "  --quick          a few seconds per scenario\n"
+           "  --trace F.json   Chrome trace events (chrome://tracing, ui.perfetto.dev)\n"
+           "  --svg DIR        charts: GC pauses, heap over time, map evacuation progress\n");
 }
 
 int main(int argc, char **argv)
@@ -171,6 +178,8 @@ int main(int argc, char **argv)
     qsort(scns, (size_t)nscn, sizeof scns[0], cmp_scn);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) o.quick = true;
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc) o.trace = argv[++i];
+        else if (!strcmp(argv[i], "--svg") && i + 1 < argc) o.svgdir = argv[++i];
         else if (!strcmp(argv[i], "list")) list = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
         else if (argv[i][0] == '-') { fprintf(stderr, "gomap-lab: unknown option %s\n", argv[i]); usage(); return 2; }
@@ -188,6 +197,19 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    char trace_path[4096];
+    const char *tp = o.trace;
+    if (o.svgdir) {
+        if (mkdir(o.svgdir, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "gomap-lab: cannot create %s: %s\n", o.svgdir, strerror(errno));
+            return 2;
+        }
+        if (!tp) {
+            snprintf(trace_path, sizeof trace_path, "%s/trace.json", o.svgdir);
+            tp = trace_path;
+        }
+    }
+    if (tp && !gm_trace_start(tp)) return 2;
     printf("gomap-lab: Go's map and garbage collector in C, measured here.%s\n", o.quick ? " (quick mode)" : "");
     int ran = 0;
     for (int i = 0; i < nscn; i++) {
@@ -198,6 +220,14 @@ int main(int argc, char **argv)
         printf("  %s\n\n", scns[i]->about);
         if (scns[i]->run(&o) != 0) verdict_failures++;
         ran++;
+    }
+    if (o.svgdir) {
+        printf("\ncharts:\n");
+        if (lab_write_charts(o.svgdir) != 0) verdict_failures++;
+    }
+    if (tp) {
+        if (gm_trace_stop()) printf("  wrote %s (open in chrome://tracing or ui.perfetto.dev)\n", tp);
+        else verdict_failures++;
     }
     printf("\n%d scenario%s run; %s\n", ran, ran == 1 ? "" : "s",
            verdict_failures ? "SOME CLAIMS DID NOT HOLD (see [FAIL] above)" : "every claim checked held.");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gomap/gomap.h"
+#include "gomap/trace.h"
 #include "lab.h"
 
 typedef struct box { uint64_t v; } box;
@@ -20,7 +21,9 @@ static double heap_mb(void)
 {
     gm_memstats ms;
     gm_read_memstats(&ms);
-    return (double)ms.heap_alloc / (1 << 20);
+    double mb = (double)ms.heap_alloc / (1 << 20);
+    gm_trace_counter("gc", "heap_alloc (MB)", (int64_t)mb);
+    return mb;
 }
 
 /* Best of three forced collections: the pause of a full mark. */

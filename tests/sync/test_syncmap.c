@@ -8,6 +8,7 @@
 #include "gomap/sync.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -613,4 +614,51 @@ TEST(syncmap_reclaims_replaced_values_and_dead_entries)
     gm_sync_stats st;
     gm_sync_stats_get(&st);
     CHECK(st.ebr_membarriers > 0);   /* Linux has membarrier: the fast fence */
+}
+
+/* A reader inside a call (here: a Range callback that waits) holds back the
+ * freeing of everything retired after it entered; once it leaves, all of
+ * it is freed. */
+typedef struct { int inside, release; } park_ctx;
+
+static bool parked_range_fn(const void *key, const void *val, void *arg)
+{
+    (void)key;
+    (void)val;
+    park_ctx *c = arg;
+    STORE(&c->inside, 1);
+    while (!LOAD(&c->release)) sched_yield();
+    return false;
+}
+
+typedef struct { gm_syncmap *m; park_ctx *c; } parked_arg;
+
+static void *parked_reader(void *p)
+{
+    parked_arg *a = p;
+    gm_syncmap_range(a->m, parked_range_fn, a->c);
+    return NULL;
+}
+
+TEST(syncmap_a_pinned_reader_holds_back_reclamation)
+{
+    gm_syncmap *m = new_u64();
+    uint64_t k = 1;
+    gm_syncmap_store(m, &k, &k);
+    park_ctx c = { 0, 0 };
+    parked_arg a = { m, &c };
+    pthread_t t;
+    pthread_create(&t, NULL, parked_reader, &a);
+    while (!LOAD(&c.inside)) sched_yield();
+    for (uint64_t i = 0; i < 1000; i++) gm_syncmap_store(m, &k, &i);   /* 1000 retired boxes */
+    gm_sync_reclaim();
+    gm_sync_stats st;
+    gm_sync_stats_get(&st);
+    CHECK(st.ebr_retired - st.ebr_freed >= 1000);
+    STORE(&c.release, 1);
+    pthread_join(t, NULL);
+    gm_sync_reclaim();
+    gm_sync_stats_get(&st);
+    CHECK_EQ_U(st.ebr_freed, st.ebr_retired);
+    gm_syncmap_free(m);
 }

@@ -6,9 +6,17 @@
 #include "gomap/sync.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "syncmap_stress.h"
+
+/* Also when the binary is run by hand: the fence is chosen at the first
+ * gm_syncmap call, after this runs. */
+__attribute__((constructor)) static void force_xchg_fence(void)
+{
+    setenv("GMDEBUG", "syncfence=xchg", 1);
+}
 
 TEST(xchg_readers_see_only_whole_current_values_during_writes)
 {

@@ -248,8 +248,28 @@ void gm_map_begin_write(gm_map *m)
     flags_store(m, f ^ F_WRITING);
 }
 
+/* Shrink policy (beyond Go, Go issue 20135).  A table of more than
+ * 2^SHRINK_MIN_B buckets is sparse while it holds fewer than a quarter entry
+ * per bucket (1/32 of its slots).  When it has stayed sparse for a whole
+ * bucket-count of writes in a row, it starts halving.  "In a row" is the
+ * hysteresis: deleting everything and filling up again spends at most half
+ * a bucket-count of writes sparse, so that pattern never shrinks (nor pays
+ * for shrinking); and after a halving the load is at most 0.5 per bucket,
+ * far below the 6.5 that grows it again.  A map never shrinks below the size
+ * its creation hint asked for, nor while empty. */
+static void shrink_policy(gm_map *m)
+{
+    size_t nb = (size_t)1 << m->B;
+    if (m->count == 0 || m->count >= nb / 4 || growing(m)) {
+        if (m->sparse_writes) m->sparse_writes = 0;
+        return;
+    }
+    if (++m->sparse_writes >= nb && m->B > SHRINK_MIN_B && m->B > m->min_B) gm_map_shrink_start(m);
+}
+
 void gm_map_end_write(gm_map *m)
 {
+    shrink_policy(m);
     if (GM_UNLIKELY(m->retired || m->release || m->deferred)) gm_mem_maintain(m);
     uint8_t f = flags_load(m);
     if (!(f & F_WRITING)) gm_fatal("concurrent map writes");
@@ -321,7 +341,7 @@ bool gm_map_hash_grow(gm_map *m)
     m->B = (uint8_t)(m->B + bigger);
     m->nevacuate = 0;
     m->noverflow = 0;
-    m->deletes_since_resize = 0;
+    m->sparse_writes = 0;
     if (same) m->n_same_grows++;
     else m->n_grows++;
     if (GM_UNLIKELY(gm_tracing_on()))
@@ -330,7 +350,7 @@ bool gm_map_hash_grow(gm_map *m)
     return true;
 }
 
-/* Starts halving the table (see should_shrink).  The old, larger array is
+/* Starts halving the table (see shrink_policy).  The old, larger array is
  * evacuated by later writes exactly as for growth: old buckets j and
  * j + 2^B both drain into new bucket j.  Without memory for the smaller
  * array nothing happens; a later delete tries again. */
@@ -338,7 +358,7 @@ void gm_map_shrink_start(gm_map *m)
 {
     gm_barray *hdr;
     uint8_t *nb = gm_arr_new(m, m->B - 1, &hdr);
-    m->deletes_since_resize = 0;
+    m->sparse_writes = 0;
     if (nb == NULL) return;
     uint8_t f = flags_load(m);
     uint8_t nf = f & (uint8_t)~(F_ITERATOR | F_OLD_ITERATOR);
@@ -360,6 +380,17 @@ static const char *resize_name(const gm_map *m)
     return (f & F_SHRINK) ? "map shrink" : (f & F_SAME_SIZE) ? "map same-size grow" : "map grow";
 }
 
+/* The last old bucket is evacuated (or nothing live is left in them). */
+static void finish_resize(gm_map *m)
+{
+    if (GM_UNLIKELY(gm_tracing_on())) gm_trace_async_end("map", resize_name(m), (uint64_t)(uintptr_t)m);
+    m->nevacuate = noldbuckets(m);
+    uint8_t *old = m->oldbuckets;
+    hdr_store(m, &m->oldbuckets, NULL);
+    flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
+    gm_arr_retire(m, old);
+}
+
 static void advance_evacuation_mark(gm_map *m, size_t newbit)
 {
     m->nevacuate++;
@@ -371,13 +402,7 @@ static void advance_evacuation_mark(gm_map *m, size_t newbit)
         m->nevacuate++;
     if (GM_UNLIKELY(gm_tracing_on()) && (m->nevacuate % 1024 == 0 || m->nevacuate == newbit))
         gm_trace_counter("map", "old buckets evacuated (%)", (int64_t)(100 * m->nevacuate / newbit));
-    if (m->nevacuate == newbit) {
-        if (GM_UNLIKELY(gm_tracing_on())) gm_trace_async_end("map", resize_name(m), (uint64_t)(uintptr_t)m);
-        uint8_t *old = m->oldbuckets;
-        hdr_store(m, &m->oldbuckets, NULL);
-        flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
-        gm_arr_retire(m, old);
-    }
+    if (m->nevacuate == newbit) finish_resize(m);
 }
 
 struct evac_dst { uint8_t *b; unsigned i; };
@@ -641,7 +666,6 @@ void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
     mw_clear_key(m, b_key(m, b, i));
     mw_clear_elem(m, b_elem(m, b, i));
     b[i] = EMPTY_ONE;
-    m->deletes_since_resize++;
     /* If nothing live follows, turn the trailing EMPTY_ONE run into
      * EMPTY_REST, walking backwards through the chain. */
     if (i == BUCKET_CNT - 1) {
@@ -664,7 +688,12 @@ void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
     }
 done:
     m->count--;
-    if (m->count == 0) m->seed = gm_rand64();
+    if (m->count == 0) {
+        m->seed = gm_rand64();
+        /* Nothing is left in unevacuated old buckets: a resize in progress
+         * is over.  (Iterators walking the old array keep it, as ever.) */
+        if (growing(m)) finish_resize(m);
+    }
 }
 
 bool gm_map_delete(gm_map *m, const void *key)
@@ -714,7 +743,7 @@ void gm_map_clear(gm_map *m)
     flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
     m->nevacuate = 0;
     m->noverflow = 0;
-    m->deletes_since_resize = 0;
+    m->sparse_writes = 0;
     m->count = 0;
     m->seed = gm_rand64();
     gm_arr_reset(m, m->buckets);

@@ -150,21 +150,6 @@ static inline bool should_grow(const gm_map *m)
                            too_many_overflow(m->noverflow, m->B));
 }
 
-/* Shrink policy (beyond Go, Go issue 20135): a table of more than
- * 2^SHRINK_MIN_B buckets halves once fewer than one entry per bucket is left
- * (1/8 of its slots, 1/6.5 of its load limit) and it has seen at least one
- * bucket-count of deletes since its last resize.  The gap between the grow
- * threshold (6.5 per bucket) and this one (1 per bucket, 2 after halving)
- * is the hysteresis: no sequence of single inserts and deletes can make it
- * grow and shrink alternately.  A map never shrinks below the size its
- * creation hint asked for. */
-static inline bool should_shrink(const gm_map *m)
-{
-    size_t nb = (size_t)1 << m->B;
-    return m->B > SHRINK_MIN_B && m->B > m->min_B && !growing(m) && m->count < nb &&
-           m->deletes_since_resize >= nb;
-}
-
 GM_INTERNAL bool gm_map_first_array(gm_map *m);
 GM_INTERNAL void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
                                     uint8_t *insertb, unsigned inserti, uint8_t *last);
@@ -224,7 +209,6 @@ GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
             unsigned i = first_slot(mt);
             if (!kk_equal(m, kind, key, kk_key(m, kind, b, i))) continue;
             gm_map_delete_slot(m, borig, b, i);
-            if (GM_UNLIKELY(should_shrink(m))) gm_map_shrink_start(m);
             return true;
         }
         if (zero_bytes(w)) return false;

@@ -106,7 +106,7 @@ struct gm_map {
     /* memory and work counters (gm_map_stats) */
     size_t bytes_held;
     uint64_t n_grows, n_same_grows, n_evac_buckets, n_moved, n_ovf, n_shrinks;
-    size_t deletes_since_resize;        /* shrink policy: sustained deletes */
+    size_t sparse_writes;               /* shrink policy: writes while sparse, in a row */
     uint8_t min_B;                      /* never shrink below the size hinted at creation */
 };
 

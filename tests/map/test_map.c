@@ -792,13 +792,13 @@ TEST(sparse_map_shrinks_and_returns_memory)
         CHECK(gm_map_delete(m, &i));
         if (i % 9973 == 0) CHECK_MAP(m);
     }
-    for (int round = 0; round < 3; round++)      /* later writes finish the work */
+    for (int round = 0; round < 80; round++)     /* the map stays sparse while used */
         for (uint64_t i = 0; i < 1000; i++) putu(m, i, i + round);
     gm_map_stats_get(m, &small);
     CHECK_MSG(small.shrinks >= 3, "%llu shrinks", (unsigned long long)small.shrinks);
     CHECK_MSG(small.nbuckets <= 2048 && small.nbuckets >= 128, "%zu buckets for 1000 entries (16384 before)", small.nbuckets);
     CHECK_MSG(small.bytes * 8 < big.bytes, "%zu bytes held, %zu before", small.bytes, big.bytes);
-    for (uint64_t i = 0; i < 1000; i++) CHECK_EQ_U(getu(m, i, NULL), i + 2);
+    for (uint64_t i = 0; i < 1000; i++) CHECK_EQ_U(getu(m, i, NULL), i + 79);
     CHECK_MAP(m);
     gm_map_free(m);
 }
@@ -821,8 +821,7 @@ TEST(delete_all_then_refill_does_not_thrash)
     gm_map_stats_get(m, &st);
     CHECK_MSG(st.moved_entries < 3 * ops, "%llu entries moved for %llu operations",
               (unsigned long long)st.moved_entries, (unsigned long long)ops);
-    CHECK_MSG(st.grows + st.shrinks < 5 * 20, "%llu grows, %llu shrinks", (unsigned long long)st.grows,
-              (unsigned long long)st.shrinks);
+    CHECK_MSG(st.shrinks == 0, "%llu shrinks", (unsigned long long)st.shrinks);
     gm_map_free(m);
 }
 

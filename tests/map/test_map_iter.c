@@ -294,18 +294,22 @@ TEST(owned_keys_deleted_while_iterating_across_growth)
     gm_map_free(m); /* ASan: nothing leaked, nothing read after free */
 }
 
-/* Iterators started before, during and across shrinks (beyond Go). */
+/* Iterators started before, during and across shrinks (beyond Go).  A
+ * shrink needs the map to stay sparse for a bucket-count of writes, so the
+ * test keeps updating the surviving keys. */
+static void upd(gm_map *m, bool nan_keys, uint64_t k)
+{
+    double d = (double)k;
+    if (nan_keys) gm_map_put(m, &d, &k);
+    else putu(m, k, k);
+}
+
 static void shrink_iteration(bool start_mid_shrink, bool nan_keys, uint64_t seed)
 {
     gm_map *m = gm_map_new(nan_keys ? &gm_type_f64 : &gm_type_u64, &gm_type_u64, 0);
     enum { N = 20000, KEEP = 300 };
     uint64_t one = 1;
-    for (uint64_t i = 0; i < N; i++) {
-        double d = (double)i;
-        if (nan_keys) gm_map_put(m, &d, &i);
-        else putu(m, i, i);
-    }
-    /* Delete down to KEEP keys (and a few NaNs), in random order. */
+    for (uint64_t i = 0; i < N; i++) upd(m, nan_keys, i);
     uint64_t s = seed;
     uint8_t *deleted = calloc(N, 1);
     size_t left = N;
@@ -316,12 +320,19 @@ static void shrink_iteration(bool start_mid_shrink, bool nan_keys, uint64_t seed
         CHECK(nan_keys ? gm_map_delete(m, &d) : gm_map_delete(m, &k));
         deleted[k] = 1;
         left--;
-        if (start_mid_shrink && left < 2 * KEEP && m->oldbuckets && (flags_load(m) & F_SHRINK)) break;
     }
     double nan = __builtin_nan("");
     if (nan_keys)
         for (int j = 0; j < 10; j++) gm_map_put(m, &nan, &one);
-    if (start_mid_shrink) CHECK(m->oldbuckets != NULL);
+    uint64_t kept[KEEP];
+    size_t nkept = 0;
+    for (uint64_t k = 0; k < N; k++)
+        if (!deleted[k] && nkept < KEEP) kept[nkept++] = k;
+    if (start_mid_shrink) {
+        for (int guard = 0; guard < 100000 && !(m->oldbuckets && (flags_load(m) & F_SHRINK)); guard++)
+            upd(m, nan_keys, kept[test_rand(&s) % nkept]);
+        REQUIRE(m->oldbuckets != NULL);
+    }
     uint8_t *seen = calloc(N, 1);
     uint8_t *touched = calloc(N, 1);
     int nans = 0;
@@ -341,15 +352,20 @@ static void shrink_iteration(bool start_mid_shrink, bool nan_keys, uint64_t seed
         CHECK_MSG(!seen[k] || touched[k], "key %llu returned twice", (unsigned long long)k);
         CHECK_MSG(!deleted[k], "deleted key %llu returned", (unsigned long long)k);
         seen[k] = 1;
-        /* keep deleting while iterating: more shrinks under the iterator */
-        for (int j = 0; j < 3 && left > 20; j++) {
-            uint64_t d = test_rand(&s) % N;
+        /* keep writing while iterating: updates (the map stays sparse, so it
+         * shrinks under the iterator) and a few deletes */
+        for (int j = 0; j < 40; j++) {
+            uint64_t d = kept[test_rand(&s) % nkept];
             if (deleted[d]) continue;
-            double dd = (double)d;
-            if (nan_keys ? gm_map_delete(m, &dd) : gm_map_delete(m, &d)) {
-                deleted[d] = 1;
-                touched[d] = 1;
-                left--;
+            if (j == 0 && left > 20) {
+                double dd = (double)d;
+                if (nan_keys ? gm_map_delete(m, &dd) : gm_map_delete(m, &d)) {
+                    deleted[d] = 1;
+                    touched[d] = 1;
+                    left--;
+                }
+            } else {
+                upd(m, nan_keys, d);
             }
         }
     }

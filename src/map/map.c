@@ -250,21 +250,29 @@ void gm_map_begin_write(gm_map *m)
 
 /* Shrink policy (beyond Go, Go issue 20135).  A table of more than
  * 2^SHRINK_MIN_B buckets is sparse while it holds fewer than a quarter entry
- * per bucket (1/32 of its slots).  When it has stayed sparse for a whole
- * bucket-count of writes in a row, it starts halving.  "In a row" is the
- * hysteresis: deleting everything and filling up again spends at most half
- * a bucket-count of writes sparse, so that pattern never shrinks (nor pays
- * for shrinking); and after a halving the load is at most 0.5 per bucket,
- * far below the 6.5 that grows it again.  A map never shrinks below the size
- * its creation hint asked for, nor while empty. */
+ * per bucket (1/32 of its slots).  It halves once it has stayed sparse and
+ * steady -- its count within 3/4..4/3 of where the streak began -- for an
+ * eighth of a bucket-count of writes in a row.  A map being emptied or
+ * filled keeps moving out of that band, so its streak keeps starting over:
+ * "delete everything, then fill up again" never shrinks and pays nothing for
+ * the feature; a map that stays small while it is used does.  After a halving
+ * the load is at most 0.5 per bucket, far below the 6.5 that grows it again:
+ * no sequence of inserts and deletes makes it grow and shrink alternately.
+ * A map never shrinks below the size its creation hint asked for, nor while
+ * empty. */
 static void shrink_policy(gm_map *m)
 {
     size_t nb = (size_t)1 << m->B;
-    if (m->count == 0 || m->count >= nb / 4 || growing(m)) {
+    if (GM_LIKELY(m->count >= nb / 4 || m->count == 0 || growing(m))) {
         if (m->sparse_writes) m->sparse_writes = 0;
         return;
     }
-    if (++m->sparse_writes >= nb && m->B > SHRINK_MIN_B && m->B > m->min_B) gm_map_shrink_start(m);
+    if (m->sparse_writes == 0 || m->count * 4 < m->sparse_base * 3 || m->count * 3 > m->sparse_base * 4) {
+        m->sparse_base = m->count; /* a new streak: just sparse, or still draining or filling */
+        m->sparse_writes = 1;
+        return;
+    }
+    if (++m->sparse_writes >= nb / 8 && m->B > SHRINK_MIN_B && m->B > m->min_B) gm_map_shrink_start(m);
 }
 
 void gm_map_end_write(gm_map *m)
@@ -542,13 +550,16 @@ static bool evacuate_shrink(gm_map *m, size_t oldbucket)
 bool gm_map_grow_work(gm_map *m, size_t bucket)
 {
     if (shrinking(m)) {
-        /* Both old buckets that drain into `bucket`, then one more: at most
-         * three per write while shrinking. */
+        /* Both old buckets that drain into `bucket`, then up to
+         * SHRINK_EVAC_PER_WRITE more: a sparse table's buckets are mostly
+         * empty and cheap to drain, and the memory comes back sooner. */
         if (!evacuate(m, bucket)) return false;
         if (growing(m) && !evacuate(m, bucket + ((size_t)1 << m->B))) return false;
-    } else if (!evacuate(m, bucket & oldbucket_mask(m))) {
-        return false;
+        for (int i = 0; i < SHRINK_EVAC_PER_WRITE && growing(m) && shrinking(m); i++)
+            if (!evacuate(m, m->nevacuate)) break;
+        return true;
     }
+    if (!evacuate(m, bucket & oldbucket_mask(m))) return false;
     if (growing(m)) (void)evacuate(m, m->nevacuate);
     return true;
 }

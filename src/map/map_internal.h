@@ -24,6 +24,7 @@
 #define OVF_BLOCK_MAX 4096      /* overflow buckets per block, at most */
 #define ZERO_BUF_SIZE 1024      /* values up to this size read as a shared zero */
 #define SHRINK_MIN_B 3          /* tables of 2^3 buckets or fewer never shrink */
+#define SHRINK_EVAC_PER_WRITE 8 /* old buckets nevacuate drains per write while shrinking */
 
 /* ---- tophash states ---- */
 enum {
@@ -106,7 +107,8 @@ struct gm_map {
     /* memory and work counters (gm_map_stats) */
     size_t bytes_held;
     uint64_t n_grows, n_same_grows, n_evac_buckets, n_moved, n_ovf, n_shrinks;
-    size_t sparse_writes;               /* shrink policy: writes while sparse, in a row */
+    size_t sparse_writes;               /* shrink policy: writes while sparse and steady, in a row */
+    size_t sparse_base;                 /* count when that streak began */
     uint8_t min_B;                      /* never shrink below the size hinted at creation */
 };
 

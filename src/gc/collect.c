@@ -298,7 +298,7 @@ static void cycle(bool forced, uint64_t t_stop)
     atomic_store_explicit(&gc_phase_a, GC_MARK, memory_order_relaxed);
     gc_marked_bytes = 0;
     gc_mark_roots();
-    gc_mark_drain();
+    gc_mark_drain_parallel();
     uint64_t t2 = gc_nanotime();
 
     /* 3. mark termination */

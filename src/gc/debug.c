@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 gc_options gc_opt = { .stoptimeout_ms = 20000 };
 int gc_env_percent = 100;
@@ -29,6 +30,7 @@ static const struct option {
     { "clobberfree", &gc_opt.clobberfree, 0, 1 },
     { "gccheckmark", &gc_opt.gccheckmark, 0, 1 },
     { "stoptimeout", &gc_opt.stoptimeout_ms, 0, INT_MAX },
+    { "gcworkers", &gc_opt.gcworkers, 0, 8 },
 };
 
 static bool parse_int(const char *s, size_t n, long long *out)
@@ -104,6 +106,8 @@ static bool parse_memlimit(const char *s, int64_t *out)
 
 void gc_options_init(void)
 {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    gc_opt.gcworkers = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (int)ncpu;
     const char *d = getenv("GMDEBUG");
     if (d) parse_gmdebug(d);
     const char *g = getenv("GMGC");

@@ -238,7 +238,12 @@ GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread *
 /* The mark work queue: a stack of grey objects.  Issue 5 turns it into
  * per-worker buffers feeding a global list (Go's gcWork / work.full); every
  * producer goes through gc_shade / gc_grey_object already. */
-typedef struct gc_workbuf { uintptr_t *buf; size_t n, cap; } gc_workbuf;
+typedef struct gc_workbuf {
+    uintptr_t *buf;
+    size_t n, cap;
+    uint64_t marked;   /* bytes this worker marked */
+    bool shared;       /* other workers mark at the same time: atomic mark bits */
+} gc_workbuf;
 extern gc_workbuf gc_work;
 extern uint64_t gc_marked_bytes;     /* bytes of objects marked this cycle */
 extern uint64_t gc_scan_roots_bytes; /* stack + globals bytes scanned this cycle */
@@ -247,6 +252,7 @@ extern uint64_t gc_scan_stack_bytes, gc_scan_global_bytes;
 GM_INTERNAL void gc_mark_init(void);
 GM_INTERNAL void gc_mark_roots(void);    /* stacks, registers, root ranges, specials, queues */
 GM_INTERNAL void gc_mark_drain(void);
+GM_INTERNAL void gc_mark_drain_parallel(void);  /* the cycle's main drain, gcworkers threads */
 GM_INTERNAL void gc_shade(uintptr_t p);  /* grey the object p points into, if any */
 GM_INTERNAL void gc_scan_range_conservative(uintptr_t lo, uintptr_t hi);
 GM_INTERNAL void gc_scan_object_referents(uintptr_t base, gc_span *s); /* push what obj points to */
@@ -303,6 +309,7 @@ GM_INTERNAL size_t gc_special_verify(void);
 typedef struct gc_options {
     int gctrace, gcstress, clobberfree, gccheckmark;
     int stoptimeout_ms;
+    int gcworkers;           /* mark threads during a stop-the-world mark */
 } gc_options;
 extern gc_options gc_opt;
 GM_INTERNAL void gc_options_init(void);

@@ -119,6 +119,30 @@ TEST(tree_survives)
     CHECK_EQ_U(count, (1L << depth) - 1);
 }
 
+TEST(parallel_mark_big_graph)
+{
+    /* a live heap over 8 MiB is marked by several workers (GMDEBUG gcworkers) */
+    bool stress = stats()->debug_gc;            /* gcstress: a small graph will do */
+    int depth = stress ? 8 : test_scale() < 0.5 ? 15 : 18, n = stress ? 500 : 50000;
+    uint64_t id = 0;
+    node *t = tree(depth, &id);
+    node **arr = gm_new_array(&ptr_type, (size_t)n);
+    for (int i = 0; i < n; i++) arr[i] = new_node(t, NULL, (uint64_t)i);
+    long count = 0;
+    uint64_t sum = tree_sum(t, &count);
+    for (int i = 0; i < 3; i++) {
+        garbage(scaled(300000));
+        collect();
+    }
+    long count2 = 0;
+    CHECK_EQ_U(tree_sum(t, &count2), sum);
+    CHECK_EQ_U(count2, (1L << depth) - 1);
+    bool ok = true;
+    for (int i = 0; i < n; i++) ok &= arr[i]->val == (uint64_t)i && arr[i]->left == t;
+    CHECK(ok);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
 TEST(array_of_pointers_survives)
 {
     long n = scaled(20000);
@@ -311,8 +335,10 @@ TEST(shrinking_heap_returns_memory)
 {
     /* a 64 MiB live peak, then dropped: a collection returns what lies
      * beyond goal + 10% to the OS (gm_gc scavenges once everything is swept) */
-    node **arr = gm_new_array(&ptr_type, 1 << 16);
-    for (int i = 0; i < (1 << 16); i++) arr[i] = gm_alloc_noscan(1000);
+    bool stress = stats()->debug_gc;      /* gcstress: a small peak will do */
+    int n = stress ? 1024 : 1 << 16;
+    node **arr = gm_new_array(&ptr_type, (size_t)n);
+    for (int i = 0; i < n; i++) arr[i] = gm_alloc_noscan(1000);
     arr = NULL;
     collect();
     collect();
@@ -320,7 +346,7 @@ TEST(shrinking_heap_returns_memory)
     CHECK_MSG(m->heap_sys - m->heap_released <= m->next_gc + m->next_gc / 10 + (1 << 20),
               "retained %llu, goal %llu", (unsigned long long)(m->heap_sys - m->heap_released),
               (unsigned long long)m->next_gc);
-    CHECK(m->heap_released >= ((uint64_t)32 << 20));
+    if (!stress) CHECK(m->heap_released >= ((uint64_t)32 << 20));
     CHECK_EQ_U(gm_heap_verify(), 0);
 }
 

@@ -104,6 +104,20 @@ bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
     unsigned i = it->i;
     size_t check = it->check_bucket;
     size_t nb = (size_t)1 << it->b;
+    if (GM_LIKELY(b != NULL && check == NO_CHECK && it->buckets == m->buckets && !growing(m) && it->phase == 0)) {
+        /* The common case: walking the map's current array, which is not
+         * being resized, so its slots are live or empty, never moved. */
+        for (; i < BUCKET_CNT; i++) {
+            unsigned off = (i + it->offset) & (BUCKET_CNT - 1);
+            if (b[off] < MIN_TOPHASH) continue;
+            it->i = (uint8_t)(i + 1);
+            if (keyp) *keyp = key_of(m, b, off);
+            if (valp) *valp = elem_of(m, b, off);
+            return true;
+        }
+        b = b_ovf(m, b);
+        i = 0;
+    }
     for (;;) {
         if (b == NULL) {
             if (it->phase == 1 || it->phase == 2) {

@@ -391,3 +391,31 @@ TEST(iteration_across_shrinks)
         shrink_iteration(true, true, seed);
     }
 }
+
+/* An iterator that entered an old bucket on behalf of a new one (the map was
+ * growing) must still return that bucket's moved entries after the grow
+ * completes under it. */
+TEST(grow_completes_while_iterator_is_inside_an_old_bucket)
+{
+    for (int trial = 0; trial < 60; trial++) {
+        gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        uint64_t n = 0;
+        while (n < 200 || m->oldbuckets == NULL) { putu(m, n, n); n++; }
+        uint8_t *seen = calloc(n, 1);
+        gm_map_iter it;
+        const void *kp;
+        gm_map_iter_init(&it, m);
+        REQUIRE(gm_map_iter_next(&it, &kp, NULL));
+        seen[*(const uint64_t *)kp]++;
+        for (uint64_t k = 0; m->oldbuckets != NULL; k = (k + 1) % n) putu(m, k, k); /* finish the grow */
+        while (gm_map_iter_next(&it, &kp, NULL)) {
+            uint64_t k = *(const uint64_t *)kp;
+            REQUIRE(k < n);
+            seen[k]++;
+        }
+        for (uint64_t k = 0; k < n; k++) CHECK_MSG(seen[k] == 1, "trial %d: key %llu seen %u times", trial, (unsigned long long)k, seen[k]);
+        free(seen);
+        gm_map_free(m);
+        if (check_failures) break;
+    }
+}

@@ -16,7 +16,11 @@
  *             rcu_read_lock, stores by cds_lfht_replace + call_rcu
  * Every configuration runs R times, implementations interleaved within each
  * repetition so that machine noise hits all alike; the table shows medians.
- * Throughput is total operations per second over all threads.
+ * Throughput is total operations per second over all threads.  The last
+ * columns give each thread's CPU time per operation (CLOCK_THREAD_CPUTIME_ID):
+ * on a shared machine they show what contention costs even when the wall
+ * clock cannot (a lock waiter asleep in the kernel is not counted, so for
+ * the locked peers they understate).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +41,13 @@
 
 #define NKEYS 1024
 #define MAXT 2
+
+static double thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + ts.tv_nsec;
+}
 
 static double now_s(void)
 {
@@ -77,6 +88,7 @@ struct run {
     int read_pct;
     int nthreads;
     int ready, go;   /* atomic */
+    double cpu_ns[MAXT];   /* CPU time each worker used */
 };
 
 typedef struct { run *r; int tid; } targ;
@@ -88,15 +100,20 @@ static void *thread_main(void *p)
     rcu_register_thread();
     __atomic_add_fetch(&a->r->ready, 1, __ATOMIC_ACQ_REL);
     while (!__atomic_load_n(&a->r->go, __ATOMIC_ACQUIRE)) {}
+    double c0 = thread_cpu_ns();
     a->r->fn(a->r, a->tid);
+    a->r->cpu_ns[a->tid] = thread_cpu_ns() - c0;
     rcu_unregister_thread();
     return NULL;
 }
 
-/* Returns million operations per second, all threads together. */
-static double run_threads(worker_fn fn, void *impl, int nthreads, long ops, int read_pct)
+/* Returns million operations per second, all threads together; *cpu_op gets
+ * the CPU time per operation of one thread (mean over threads), which
+ * another process's load does not inflate. */
+static double run_threads(worker_fn fn, void *impl, int nthreads, long ops, int read_pct,
+                          double *cpu_op)
 {
-    run r = { fn, impl, ops, read_pct, nthreads, 0, 0 };
+    run r = { fn, impl, ops, read_pct, nthreads, 0, 0, { 0 } };
     pthread_t th[MAXT];
     targ args[MAXT];
     for (int i = 0; i < nthreads; i++) {
@@ -108,6 +125,9 @@ static double run_threads(worker_fn fn, void *impl, int nthreads, long ops, int 
     __atomic_store_n(&r.go, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
     double dt = now_s() - t0;
+    double cpu = 0;
+    for (int i = 0; i < nthreads; i++) cpu += r.cpu_ns[i];
+    if (cpu_op) *cpu_op = cpu / nthreads / (double)ops;
     return (double)ops * nthreads / dt / 1e6;
 }
 
@@ -332,8 +352,8 @@ int main(int argc, char **argv)
     double mres[2][2][99];   /* [impl][threads-1][rep] */
     for (int rep = 0; rep < reps; rep++)
         for (int t = 1; t <= 2; t++) {
-            mres[0][t - 1][rep] = run_threads(w_gm_mutex, NULL, t, mutex_ops, 0);
-            mres[1][t - 1][rep] = run_threads(w_pthread_mutex, NULL, t, mutex_ops, 0);
+            mres[0][t - 1][rep] = run_threads(w_gm_mutex, NULL, t, mutex_ops, 0, NULL);
+            mres[1][t - 1][rep] = run_threads(w_pthread_mutex, NULL, t, mutex_ops, 0, NULL);
         }
     printf("mutex: lock + counter++ + unlock, median of %d interleaved runs\n", reps);
     printf("  %-14s %8s %12s %10s\n", "impl", "threads", "Mops/s", "ns/op");
@@ -350,6 +370,7 @@ int main(int argc, char **argv)
     /* Part 2. */
     enum { NW = 3 };
     static double res[NW][2][NIMPL][99];   /* [workload][threads-1][impl][rep] */
+    static double cpu[NW][2][NIMPL][99];   /* CPU ns per op per thread */
     const int read_pct[NW] = { 100, 99, 90 };
     const char *wname[NW] = { "100/0", "99/1", "90/10" };
     for (int rep = 0; rep < reps; rep++)
@@ -357,20 +378,21 @@ int main(int argc, char **argv)
             for (int t = 1; t <= 2; t++)
                 for (int k = 0; k < NIMPL; k++) {
                     int kk = (k + rep) % NIMPL;   /* rotate the order too */
-                    res[w][t - 1][kk][rep] =
-                        run_threads(impl_fns[kk], impls[kk], t, map_ops, read_pct[w]);
+                    res[w][t - 1][kk][rep] = run_threads(impl_fns[kk], impls[kk], t, map_ops,
+                                                         read_pct[w], &cpu[w][t - 1][kk][rep]);
                 }
     printf("maps: %d stable u64 keys, median Mops/s (all threads) of %d interleaved runs\n",
            NKEYS, reps);
-    printf("  %-12s %-8s %10s %10s %10s %12s\n", "impl", "load", "1 thread", "2 threads",
-           "scaling", "vs mutex+map@2");
+    printf("  %-12s %-8s %10s %10s %10s %12s   %s\n", "impl", "load", "1 thread", "2 threads",
+           "scaling", "vs mutex+map@2", "cpu ns/op/thread @1 @2");
     double target_ratio = 0, target_scaling = 0;
     for (int w = 0; w < NW; w++) {
         double base2 = median(res[w][1][IMPL_MUTEX_MAP], reps);
         for (int k = 0; k < NIMPL; k++) {
             double m1 = median(res[w][0][k], reps), m2 = median(res[w][1][k], reps);
-            printf("  %-12s %-8s %10.1f %10.1f %9.2fx %11.2fx\n", impl_names[k],
-                   wname[w], m1, m2, m2 / m1, m2 / base2);
+            printf("  %-12s %-8s %10.1f %10.1f %9.2fx %11.2fx   %6.1f %6.1f\n", impl_names[k],
+                   wname[w], m1, m2, m2 / m1, m2 / base2, median(cpu[w][0][k], reps),
+                   median(cpu[w][1][k], reps));
             if (w == 1 && k == IMPL_SYNCMAP) {
                 target_ratio = m2 / base2;
                 target_scaling = m2 / m1;

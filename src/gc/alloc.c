@@ -246,7 +246,11 @@ void gc_ensure_swept(gc_span *s)
         return;
     }
     pthread_mutex_unlock(mu);
-    while (atomic_load_explicit(&s->sweepgen, memory_order_acquire) != sg) sched_yield();
+    /* someone else is sweeping it; it may even free it (then the caller's
+     * pointer was to a dead object, and its lookup will fail) */
+    while (atomic_load_explicit(&s->sweepgen, memory_order_acquire) != sg &&
+           __atomic_load_n(&s->state, __ATOMIC_RELAXED) == SPAN_INUSE)
+        sched_yield();
 }
 
 size_t gc_unswept_count(void)
@@ -399,6 +403,25 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
 
 enum { K_NOSCAN, K_TYPED, K_CONSERVATIVE };
 
+/* Small objects are zeroed with plain stores: a memset call (or the
+ * "rep stos" a compiler makes of a loop) costs more than the stores. */
+#define FALLTHROUGH __attribute__((fallthrough))
+static inline void zero_object(uintptr_t p, size_t n)
+{
+    uint64_t *w = (uint64_t *)p;
+    switch (n >> 3) {
+    case 8: w[7] = 0; FALLTHROUGH;
+    case 7: w[6] = 0; FALLTHROUGH;
+    case 6: w[5] = 0; FALLTHROUGH;
+    case 5: w[4] = 0; FALLTHROUGH;
+    case 4: w[3] = 0; FALLTHROUGH;
+    case 3: w[2] = 0; FALLTHROUGH;
+    case 2: w[1] = 0; FALLTHROUGH;
+    case 1: w[0] = 0; break;
+    default: memset(w, 0, n);
+    }
+}
+
 static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
 {
     gc_maybe_collect();
@@ -444,7 +467,7 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
         if (idx < 0) gm_fatal("gc: refilled span has no free slot");
     }
     uintptr_t p = s->base + (uintptr_t)idx * s->elemsize;
-    if (s->needzero) memset((void *)p, 0, s->elemsize);
+    if (s->needzero) zero_object(p, s->elemsize);
     if (kind != K_NOSCAN) write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
     /* allocate black while a mark is running (issue 5; never true under STW) */
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF))

@@ -53,7 +53,12 @@ typedef struct gc_class {
 extern gc_class gc_classes[GC_NUM_CLASSES];
 extern int gc_nclasses;
 GM_INTERNAL void gc_classes_init(void);
-GM_INTERNAL unsigned gc_size_to_class(size_t size);
+extern uint8_t gc_class_by_8[], gc_class_by_128[];
+static inline unsigned gc_size_to_class(size_t size)   /* 0 < size <= GC_MAX_SMALL */
+{
+    if (size <= 1024) return gc_class_by_8[(size + 7) >> 3];
+    return gc_class_by_128[(size - 1024 + 127) >> 7];
+}
 
 /* ---- spans --------------------------------------------------------------- */
 enum { SPAN_DEAD = 0, SPAN_FREE = 1, SPAN_INUSE = 2 };

@@ -16,8 +16,8 @@
 
 gc_class gc_classes[GC_NUM_CLASSES];
 int gc_nclasses;
-static uint8_t class_by_8[1024 / 8 + 1];            /* size <= 1024 */
-static uint8_t class_by_128[(GC_MAX_SMALL - 1024) / 128 + 1];
+uint8_t gc_class_by_8[1024 / 8 + 1];            /* size <= 1024 */
+uint8_t gc_class_by_128[(GC_MAX_SMALL - 1024) / 128 + 1];
 
 static uint32_t pages_for(uint32_t size)
 {
@@ -74,17 +74,11 @@ void gc_classes_init(void)
     int c = 1;
     for (uint32_t s = 0; s <= 1024; s += 8) {
         while (gc_classes[c].size < s) c++;
-        class_by_8[s / 8] = (uint8_t)c;
+        gc_class_by_8[s / 8] = (uint8_t)c;
     }
     for (uint32_t s = 1024; s <= GC_MAX_SMALL; s += 128) {
         while (gc_classes[c].size < s) c++;
-        class_by_128[(s - 1024) / 128] = (uint8_t)c;
+        gc_class_by_128[(s - 1024) / 128] = (uint8_t)c;
     }
-    class_by_8[0] = 1;
-}
-
-unsigned gc_size_to_class(size_t size)
-{
-    if (size <= 1024) return class_by_8[(size + 7) >> 3];
-    return class_by_128[(size - 1024 + 127) >> 7];
+    gc_class_by_8[0] = 1;
 }

@@ -121,7 +121,8 @@ TEST(tree_survives)
 
 TEST(parallel_mark_big_graph)
 {
-    /* a live heap over 8 MiB is marked by several workers (GMDEBUG gcworkers) */
+    /* a live heap over 8 MiB: marked by several workers under GMDEBUG=gcworkers=2
+     * (the test_gc_heap.parallel_mark_2workers variant) */
     bool stress = stats()->debug_gc;            /* gcstress: a small graph will do */
     int depth = stress ? 8 : test_scale() < 0.5 ? 15 : 18, n = stress ? 500 : 50000;
     uint64_t id = 0;

@@ -7,7 +7,9 @@
  *     dirty   -> gm_map, or NULL                       only under mu;
  *     both map a key to an sm_entry *, one entry per key shared by the two
  *     maps; an entry holds p_a, a pointer to an immutable box holding the
- *     value bytes, so Load copies a value out with no lock.
+ *     value bytes, so Load copies a value out with no lock.  The first value
+ *     of a key is stored in the entry itself (sm_entry.first), later ones in
+ *     boxes of their own.
  *
  * ENTRY STATES (p_a):
  *     box       the key is present with that value;
@@ -61,7 +63,14 @@
 #include "gomap/map.h"
 
 typedef struct sm_read { gm_map *m; bool amended; } sm_read;
-typedef struct sm_entry { void *p_a; } sm_entry;
+/* An entry, and room for the value it was created with: a key that is
+ * written once and read many times (sync.Map's first use case) keeps its
+ * value on the entry's own cache line.  p_a == first means that value;
+ * first is never written again, and lives as long as the entry. */
+typedef struct sm_entry {
+    void *p_a;
+    _Alignas(16) unsigned char first[];
+} sm_entry;
 
 struct gm_syncmap {
     gm_mutex mu;
@@ -96,10 +105,16 @@ static void *new_box(gm_syncmap *m, const void *val)
     return b;
 }
 
-static sm_entry *new_entry(void *box)
+static sm_entry *new_entry(gm_syncmap *m, const void *val)
 {
-    sm_entry *e = sm_alloc(sizeof *e);
-    e->p_a = box;
+    if (m->vtype->align > 16) {          /* too strict for first[]: a box */
+        sm_entry *e = sm_alloc(sizeof *e);
+        e->p_a = new_box(m, val);
+        return e;
+    }
+    sm_entry *e = sm_alloc(sizeof *e + m->vsize);
+    if (m->vsize) memcpy(e->first, val, m->vsize);
+    e->p_a = e->first;
     return e;
 }
 
@@ -107,7 +122,7 @@ static void free_entry(void *p)
 {
     sm_entry *e = p;
     void *box = at_load_relaxed(&e->p_a);   /* nobody else can reach e now */
-    if (is_box(box)) free(box);
+    if (is_box(box) && box != (void *)e->first) free(box);
     free(e);
 }
 
@@ -118,7 +133,11 @@ static void free_read(void *p)
     free(r);
 }
 
-static void sm_retire_box(void *box) { gm_ebr_retire(box, free); }
+/* A value box of e that was just replaced; e's own first value goes with e. */
+static void sm_retire_box(sm_entry *e, void *box)
+{
+    if (box != (void *)e->first) gm_ebr_retire(box, free);
+}
 static void sm_retire_entry(sm_entry *e) { gm_ebr_retire(e, free_entry); }
 static void sm_retire_read(sm_read *r) { gm_ebr_retire(r, free_read); }
 
@@ -218,7 +237,7 @@ static void *entry_delete(sm_entry *e)
     for (;;) {
         if (!is_box(p)) return NULL;
         if (at_cas_acqrel(&e->p_a, &p, NULL)) {
-            sm_retire_box(p);   /* still readable by us: we are pinned */
+            sm_retire_box(e, p);   /* still readable by us: we are pinned */
             return p;
         }
     }
@@ -306,7 +325,7 @@ static void dirty_locked(gm_syncmap *m)
 }
 
 /* A new key: into dirty, marking read amended if it was not. */
-static void add_new_locked(gm_syncmap *m, const void *key, void *box)
+static void add_new_locked(gm_syncmap *m, const void *key, const void *val)
 {
     sm_read *read = load_read(m);
     if (!read->amended) {
@@ -316,7 +335,7 @@ static void add_new_locked(gm_syncmap *m, const void *key, void *box)
          * only. */
         gm_ebr_retire(read, free);
     }
-    map_insert(m->dirty, key, new_entry(box));
+    map_insert(m->dirty, key, new_entry(m, val));
     CHECK_SYNCMAP(m);
 }
 
@@ -412,10 +431,15 @@ bool gm_syncmap_load(gm_syncmap *m, const void *key, void *val_out)
 bool gm_syncmap_swap(gm_syncmap *m, const void *key, const void *val, void *prev_out)
 {
     gm_ebr_rec *pin = gm_ebr_pin();
-    void *box = new_box(m, val), *old = NULL;
+    void *box = NULL, *old = NULL;
     sm_read *read = load_read(m);
     sm_entry *e = map_find(m, read->m, key);
-    if (e == NULL || !entry_try_swap(e, box, &old)) {
+    bool done = false;
+    if (e != NULL) {
+        box = new_box(m, val);
+        done = entry_try_swap(e, box, &old);
+    }
+    if (!done) {
         gm_mutex_lock(&m->mu);
         read = load_read(m);
         if ((e = map_find(m, read->m, key)) != NULL) {
@@ -423,11 +447,14 @@ bool gm_syncmap_swap(gm_syncmap *m, const void *key, const void *val, void *prev
                 map_insert(m->dirty, key, e);
                 m->expunged_n--;
             }
+            if (box == NULL) box = new_box(m, val);
             old = at_xchg_acqrel(&e->p_a, box);
         } else if ((e = map_find(m, m->dirty, key)) != NULL) {
+            if (box == NULL) box = new_box(m, val);
             old = at_xchg_acqrel(&e->p_a, box);
         } else {
-            add_new_locked(m, key, box);
+            free(box);                   /* a new key keeps its value inline */
+            add_new_locked(m, key, val);
             old = NULL;
         }
         gm_mutex_unlock(&m->mu);
@@ -435,7 +462,7 @@ bool gm_syncmap_swap(gm_syncmap *m, const void *key, const void *val, void *prev
     bool loaded = is_box(old);
     if (loaded) {
         copy_out(m, prev_out, old);
-        sm_retire_box(old);
+        sm_retire_box(e, old);
     } else {
         zero_out(m, prev_out);
     }
@@ -470,9 +497,7 @@ bool gm_syncmap_load_or_store(gm_syncmap *m, const void *key, const void *val,
             res = entry_try_load_or_store(m, e, val, &newbox, &loaded);
             miss_locked(m);
         } else {
-            if (newbox == NULL) newbox = new_box(m, val);
-            add_new_locked(m, key, newbox);
-            newbox = NULL;
+            add_new_locked(m, key, val);
             res = LO_STORED;
         }
         gm_mutex_unlock(&m->mu);
@@ -511,7 +536,7 @@ static bool entry_try_cas(gm_syncmap *m, sm_entry *e, const void *old,
         }
         if (box == NULL) box = new_box(m, new_);
         if (at_cas_acqrel(&e->p_a, &p, box)) {
-            sm_retire_box(p);
+            sm_retire_box(e, p);
             return true;
         }
     }
@@ -550,7 +575,7 @@ bool gm_syncmap_compare_and_delete(gm_syncmap *m, const void *key, const void *o
         void *p = at_load_acquire(&e->p_a);
         while (is_box(p) && values_equal(m, p, old)) {
             if (at_cas_acqrel(&e->p_a, &p, NULL)) {
-                sm_retire_box(p);
+                sm_retire_box(e, p);
                 deleted = true;
                 break;
             }

@@ -12,9 +12,11 @@
  *   barrier.c    gm_store / gm_typed_memmove / gm_typed_memclr
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
  *
- * Lock order (outer first): world_mu -> special_mu -> central[i].lock ->
- * heap_lock.  No lock is ever held across a safepoint, and a thread never
- * parks while holding one.  Fields named *_a are accessed atomically.
+ * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
+ * central[i].lock / large_lock -> heap_lock.  world_mu, roots_mu, bg_mu,
+ * stats_mu and the mark pool's locks are never held with another.  No lock
+ * is held across a safepoint, and a thread never parks while holding one.
+ * Fields named *_a are accessed atomically.
  */
 #ifndef GOMAP_GC_INTERNAL_H
 #define GOMAP_GC_INTERNAL_H

@@ -43,7 +43,7 @@
  * is what lets retire get by with a plain load: no cache line that every
  * reader reads is ever written by a Store.)
  *
- * BOUNDS.  A thread tries to advance E every ADVANCE_EVERY (128) retirements and
+ * BOUNDS.  A thread tries to advance E every ADVANCE_EVERY (512) retirements and
  * then frees its bags that became safe; a bag slot about to be reused for tag
  * t held tag <= t-3, safe since E >= t-1.  Counters (retired, freed) are
  * per record, written by the owner only, summed by gm_sync_stats_get.  Garbage is unbounded
@@ -60,7 +60,7 @@
 #include <unistd.h>
 #include <string.h>
 
-#define ADVANCE_EVERY 128
+#define ADVANCE_EVERY 512
 
 gm_ebr_globals gm_ebr_global = { 1, GM_EBR_FENCE_UNKNOWN };
 _Thread_local gm_ebr_rec *gm_ebr_self;

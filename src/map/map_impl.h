@@ -93,13 +93,17 @@ GM_INLINE uint8_t *kk_key(const gm_map *m, int kind, uint8_t *b, unsigned i)
 }
 
 /* A bucket spans several cache lines: tophash and keys first, values after.
- * Asking for all of them as soon as the bucket is known lets the value line
- * arrive in parallel with the tophash line instead of after the key compare
- * Measured at 10M u64 entries (medians of 5 interleaved runs): hits 1.36x
- * and inserts 1.10x faster, misses 0.84x (the extra lines cost bandwidth),
- * deletes 0.92x -- so lookups and assigns prefetch, deletes do not. */
+ * In an array too big for the caches, asking for all of them as soon as the
+ * bucket is known lets the value line arrive in parallel with the tophash
+ * line instead of after the key compare.  Measured at 10M u64 entries
+ * (medians of 5 interleaved runs): hits 1.36x and inserts 1.10x faster,
+ * misses 0.84x (the extra lines cost bandwidth); at 100K, where the array
+ * mostly fits in cache, misses lost more than hits gained -- so only arrays
+ * of PREFETCH_MIN_BYTES or more do it (m->prefetch, set at install), and
+ * deletes never do. */
 GM_INLINE void prefetch_bucket(const gm_map *m, const uint8_t *b)
 {
+    if (!m->prefetch) return;
     for (uint32_t off = 64; off < m->bucketsize; off += 64) __builtin_prefetch(b + off);
 }
 

@@ -23,6 +23,7 @@
 #define RELEASE_STEP (1u << 20) /* bytes of retired arrays returned to the OS per write */
 #define OVF_BLOCK_MAX 4096      /* overflow buckets per block, at most */
 #define ZERO_BUF_SIZE 1024      /* values up to this size read as a shared zero */
+#define PREFETCH_MIN_BYTES (8u << 20) /* arrays at least this big prefetch whole buckets */
 #define SHRINK_MIN_B 3          /* tables of 2^3 buckets or fewer never shrink */
 #define SHRINK_EVAC_PER_WRITE 8 /* old buckets nevacuate drains per write while shrinking */
 
@@ -102,6 +103,7 @@ struct gm_map {
     const gm_type *btype;               /* GC map: the bucket's type (precise scan mask) */
     gm_barray *hdr_cur, *hdr_old;       /* GC map: headers of buckets / oldbuckets */
     bool owns_storage;                  /* entries own allocations (indirect or owned keys) */
+    bool prefetch;                      /* the array is too big for the caches: prefetch buckets */
     uint8_t *zero;                      /* zero value for get_or_zero if > ZERO_BUF_SIZE */
 
     /* memory and work counters (gm_map_stats) */

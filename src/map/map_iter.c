@@ -90,7 +90,9 @@ void gm_map_iter_done(gm_map_iter *it)
     if (!it->done) iter_finish(it);
 }
 
-bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
+/* Everything but the common case: resizes under way or since, shrink
+ * phases, re-lookups. */
+__attribute__((noinline)) static bool iter_next_slow(gm_map_iter *it, const void **keyp, void **valp)
 {
     if (it->done) return false;
     gm_map *m = it->m;
@@ -104,20 +106,6 @@ bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
     unsigned i = it->i;
     size_t check = it->check_bucket;
     size_t nb = (size_t)1 << it->b;
-    if (GM_LIKELY(b != NULL && check == NO_CHECK && it->buckets == m->buckets && !growing(m) && it->phase == 0)) {
-        /* The common case: walking the map's current array, which is not
-         * being resized, so its slots are live or empty, never moved. */
-        for (; i < BUCKET_CNT; i++) {
-            unsigned off = (i + it->offset) & (BUCKET_CNT - 1);
-            if (b[off] < MIN_TOPHASH) continue;
-            it->i = (uint8_t)(i + 1);
-            if (keyp) *keyp = key_of(m, b, off);
-            if (valp) *valp = elem_of(m, b, off);
-            return true;
-        }
-        b = b_ovf(m, b);
-        i = 0;
-    }
     for (;;) {
         if (b == NULL) {
             if (it->phase == 1 || it->phase == 2) {
@@ -191,6 +179,48 @@ bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
             it->check_bucket = check;
             if (keyp) *keyp = k;
             if (valp) *valp = e;
+            return true;
+        }
+        b = b_ovf(m, b);
+        i = 0;
+    }
+}
+
+bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
+{
+    if (it->done) return false;
+    gm_map *m = it->m;
+    if (it->clear_seq != m->clear_seq || (flags_load(m) & F_WRITING) || it->check_bucket != NO_CHECK ||
+        it->buckets != m->buckets || growing(m) || it->phase != 0)
+        return iter_next_slow(it, keyp, valp);
+    /* The common case: walking the map's current array, which is not being
+     * resized, so its slots are live or empty, never moved, and every bucket
+     * index maps to its own chain. */
+    size_t bucket = it->bucket, nb = (size_t)1 << it->b;
+    uint8_t *b = it->bptr;
+    unsigned i = it->i;
+    for (;;) {
+        if (b == NULL) {
+            if (bucket == it->start_bucket && it->wrapped) {
+                iter_finish(it);
+                return false;
+            }
+            b = bucket_at(m, it->buckets, bucket);
+            it->cur = bucket;
+            if (++bucket == nb) {
+                bucket = 0;
+                it->wrapped = 1;
+            }
+            i = 0;
+        }
+        for (; i < BUCKET_CNT; i++) {
+            unsigned off = (i + it->offset) & (BUCKET_CNT - 1);
+            if (b[off] < MIN_TOPHASH) continue;
+            it->bucket = bucket;
+            it->bptr = b;
+            it->i = (uint8_t)(i + 1);
+            if (keyp) *keyp = key_of(m, b, off);
+            if (valp) *valp = elem_of(m, b, off);
             return true;
         }
         b = b_ovf(m, b);

@@ -211,6 +211,7 @@ void gm_arr_install(gm_map *m, uint8_t *buckets, gm_barray *hdr, bool grow)
     }
     hdr_store(m, &m->buckets, buckets);
     if (m->gc) hdr_store(m, &m->hdr_cur, hdr);
+    m->prefetch = hdr->nbuckets * (size_t)m->bucketsize >= PREFETCH_MIN_BYTES;
 }
 
 /* GC map: a new overflow block, recorded in the header's block list. */

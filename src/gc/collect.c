@@ -185,6 +185,14 @@ static void wake_sweeper(void)
     pthread_mutex_unlock(&bg_mu);
 }
 
+/* fork: the sweeper does not exist in the child */
+void gc_collect_fork_child(void)
+{
+    bg_started = false;
+    bg_work = false;
+    pthread_cond_init(&bg_cv, NULL);
+}
+
 /* ---- init ------------------------------------------------------------------------ */
 
 static void init_once_fn(void)
@@ -200,6 +208,7 @@ static void init_once_fn(void)
     mem_limit = gc_env_memlimit;
     pacer_set_goal();
     if (gc_opt.gcstress > 0) atomic_fetch_or(&gc_poll_a, POLL_STRESS);
+    gc_thread_fork_init();
     atomic_store_explicit(&gc_inited_a, 1, memory_order_release);
 }
 

@@ -240,6 +240,10 @@ GM_INTERNAL size_t gc_thread_count(void);
 GM_INTERNAL void gc_save_regs(uintptr_t regs[GC_NREGS]);
 GM_INTERNAL uintptr_t gc_current_sp(void);
 GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread */
+GM_INTERNAL void gc_thread_fork_init(void);         /* pthread_atfork handlers */
+GM_INTERNAL void gc_special_fork(int phase);        /* 0 prepare, 1 parent, 2 child */
+GM_INTERNAL void gc_collect_fork_child(void);
+GM_INTERNAL void gc_mark_fork_child(void);
 
 /* ---- mark (mark.c) ------------------------------------------------------- */
 /* The mark work queue: a stack of grey objects.  Issue 5 turns it into

@@ -344,6 +344,15 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
+/* fork: the helpers do not exist in the child */
+void gc_mark_fork_child(void)
+{
+    nhelpers_started = 0;
+    helpers_running = 0;
+    pthread_cond_init(&helpers_cv, NULL);
+    pthread_cond_init(&helpers_done_cv, NULL);
+}
+
 static int start_helpers(int want)
 {
     if (want > MAX_HELPERS) want = MAX_HELPERS;

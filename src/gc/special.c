@@ -305,6 +305,7 @@ void gc_special_mark_done(void)
     if (q) pthread_cond_signal(&finq_cv);
     pthread_mutex_unlock(&finq_mu);
     pthread_mutex_unlock(&gc_special_mu);
+    if (q) gc_finq_start_thread();    /* normally running already; not after a fork */
 }
 
 size_t gc_special_verify(void)
@@ -384,6 +385,25 @@ static void *finalizer_main(void *arg)
 }
 
 static pthread_once_t finq_once = PTHREAD_ONCE_INIT;
+
+/* fork: 0 prepare (take the locks), 1 parent, 2 child (the finalizer
+ * thread is gone: start a new one when there is work) */
+void gc_special_fork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&gc_special_mu);
+        pthread_mutex_lock(&finq_mu);
+        return;
+    }
+    pthread_mutex_unlock(&finq_mu);
+    pthread_mutex_unlock(&gc_special_mu);
+    if (phase == 2 && finq_thread_started) {
+        finq_thread_started = false;
+        finq_once = (pthread_once_t)PTHREAD_ONCE_INIT;
+        pthread_cond_init(&finq_cv, NULL);
+        pthread_cond_init(&finq_done_cv, NULL);
+    }
+}
 static void start_thread(void)
 {
     pthread_t th;
@@ -401,6 +421,7 @@ void gc_finq_start_thread(void) { pthread_once(&finq_once, start_thread); }
 void gm_finalizers_wait(void)
 {
     gc_ensure_init();
+    gc_finq_start_thread();
     gm_blocking_begin();
     pthread_mutex_lock(&finq_mu);
     while (finq_pending) pthread_cond_wait(&finq_done_cv, &finq_mu);

@@ -152,9 +152,9 @@ static void detach(gc_thread *t)
      * to their centrals before the next stop can see them missing. */
     gc_mcache_release_all(&t->cache);
     pthread_mutex_lock(&world_mu);
+    t->saved_sp = t->stack_hi;              /* nothing of ours is live any more */
     while (stw_requested && stw_owner != t) {
         atomic_store_explicit(&t->state_a, TH_PARKED, memory_order_release);
-        t->saved_sp = t->stack_hi;          /* nothing of ours is live any more */
         pthread_cond_broadcast(&stopped_cv);
         pthread_cond_wait(&resume_cv, &world_mu);
     }
@@ -294,7 +294,14 @@ static void report_late(const char *why, uint64_t waited)
     }
 }
 
-bool gc_stop_the_world(const char *why)
+/* 1: the world is stopped; 0: another thread was stopping it and we parked
+ * until it finished; -1: (fatal false) not every thread stopped within
+ * timeout ms, and the request was withdrawn. */
+static int stop_world(const char *why, int timeout, bool fatal);
+
+bool gc_stop_the_world(const char *why) { return stop_world(why, gc_opt.stoptimeout_ms, true) == 1; }
+
+static int stop_world(const char *why, int timeout, bool fatal)
 {
     gc_thread *self = gc_self;
     pthread_once(&key_once, make_key);
@@ -308,13 +315,12 @@ bool gc_stop_the_world(const char *why)
             while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
             pthread_mutex_unlock(&world_mu);
         }
-        return false;
+        return 0;
     }
     stw_requested = true;
     stw_owner = self;
     atomic_fetch_or_explicit(&gc_poll_a, POLL_STW, memory_order_seq_cst);
     uint64_t start = mono_ms();
-    int timeout = gc_opt.stoptimeout_ms;
     for (;;) {
         bool all = true;
         for (gc_thread *t = threads; t; t = t->next)
@@ -330,12 +336,20 @@ bool gc_stop_the_world(const char *why)
         pthread_cond_timedwait(&stopped_cv, &world_mu, &ts);
         uint64_t waited = mono_ms() - start;
         if (timeout > 0 && waited >= (uint64_t)timeout) {
+            if (!fatal) {
+                stw_requested = false;
+                stw_owner = NULL;
+                atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STW, memory_order_seq_cst);
+                pthread_cond_broadcast(&resume_cv);
+                pthread_mutex_unlock(&world_mu);
+                return -1;
+            }
             report_late(why, waited);
             gm_fatal("stop the world: a thread did not reach a safepoint");
         }
     }
     pthread_mutex_unlock(&world_mu);
-    return true;
+    return 1;
 }
 
 void gc_start_the_world(void)
@@ -347,6 +361,83 @@ void gc_start_the_world(void)
     pthread_cond_broadcast(&resume_cv);
     pthread_mutex_unlock(&world_mu);
 }
+
+/* ---- fork ------------------------------------------------------------------ */
+
+/* Only the forking thread exists in a child.  The prepare handler stops the
+ * world (every other mutator parks at a safepoint, so none is caught in the
+ * middle of an allocation or a sweep) and takes the heap's locks in lock
+ * order;
+ * the child keeps the forking thread attached (if it was), forgets every
+ * other thread and any stop in progress, and restarts the library's threads
+ * (sweeper, finalizer, mark helpers) when they are next needed. */
+static bool fork_stopped;
+
+static void fork_prepare(void)
+{
+    /* no mutator mid-allocation; but a fork must not hang on a thread that
+     * ignores safepoints: after 1 s, fork anyway (the child may then find
+     * that thread's cached spans inconsistent) */
+    int r;
+    while ((r = stop_world("fork", 1000, false)) == 0) {}
+    fork_stopped = r == 1;
+    gc_special_fork(0);
+    for (int i = 0; i < GC_NUM_SPANCLASSES; i++) pthread_mutex_lock(&gc_centrals[i].lock);
+    pthread_mutex_lock(&gc_large_lock);
+    gc_heap_lock();
+    pthread_mutex_lock(&world_mu);
+}
+
+static void fork_release(void)
+{
+    pthread_mutex_unlock(&world_mu);
+    gc_heap_unlock();
+    pthread_mutex_unlock(&gc_large_lock);
+    for (int i = GC_NUM_SPANCLASSES; i-- > 0;) pthread_mutex_unlock(&gc_centrals[i].lock);
+}
+
+static void fork_parent(void)
+{
+    fork_release();
+    gc_special_fork(1);
+    if (fork_stopped) gc_start_the_world();
+}
+
+static void fork_child(void)
+{
+    gc_thread *self = gc_self, *gone = NULL;
+    for (gc_thread *t = threads, *nx; t; t = nx) {   /* unlink every other thread */
+        nx = t->next;
+        if (t == self) continue;
+        t->next = gone;
+        gone = t;
+    }
+    threads = NULL;
+    nthreads = 0;
+    if (self) {
+        self->next = self->prev = NULL;
+        threads = self;
+        nthreads = 1;
+    }
+    stw_requested = false;
+    stw_owner = NULL;
+    atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STW, memory_order_relaxed);
+    pthread_cond_init(&stopped_cv, NULL);
+    pthread_cond_init(&resume_cv, NULL);
+    fork_release();
+    /* the spans cached by threads that do not exist here go back */
+    while (gone) {
+        gc_thread *t = gone;
+        gone = t->next;
+        gc_mcache_release_all(&t->cache);
+        free(t);
+    }
+    gc_special_fork(2);
+    gc_collect_fork_child();
+    gc_mark_fork_child();
+}
+
+void gc_thread_fork_init(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
 
 /* The world is stopped by the caller: the list is stable. */
 void gc_for_each_thread(void (*fn)(gc_thread *t, void *arg), void *arg)

@@ -21,7 +21,8 @@ run_ctest() { # stage-name build-dir [ctest args...]
   local log="$dir/ctest.log"
   (cd "$dir" && ctest --output-on-failure -j "$JOBS" "$@") >"$log" 2>&1
   local rc=$?
-  tail -n 3 "$log"
+  grep -E "tests passed, [0-9]+ tests failed out of" "$log" | tail -n 1
+  grep -E "^Total Test time" "$log" | tail -n 1
   if [ $rc -ne 0 ]; then grep -E "^\s*[0-9]+ - |Failed|\*\*\*" "$log" | tail -n 40; fi
   local line n f
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -n 1)

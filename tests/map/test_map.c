@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -838,4 +839,30 @@ TEST(a_hinted_map_keeps_its_size)
     CHECK_EQ_U(b.nbuckets, a.nbuckets);
     CHECK_EQ_U(b.shrinks, 0);
     gm_map_free(m);
+}
+
+/* Seeds come from getrandom in batches per thread; a forked child must not
+ * reuse the batch its parent will use next. */
+TEST(forked_child_draws_its_own_seeds)
+{
+    gm_map *warm = gm_map_new(&gm_type_u64, &gm_type_u64, 0); /* fills this thread's batch */
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        gm_map *c = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        ssize_t w = write(fds[1], &c->seed, sizeof c->seed);
+        _exit(w == sizeof c->seed ? 0 : 1);
+    }
+    gm_map *p = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    uint64_t child_seed = 0;
+    CHECK(read(fds[0], &child_seed, sizeof child_seed) == (ssize_t)sizeof child_seed);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(child_seed != p->seed && child_seed != warm->seed);
+    close(fds[0]);
+    close(fds[1]);
+    gm_map_free(p);
+    gm_map_free(warm);
 }

@@ -329,64 +329,59 @@ static uint8_t *new_overflow(gm_map *m, uint8_t *b)
     return o;
 }
 
-bool gm_map_hash_grow(gm_map *m)
-{
-    unsigned bigger = 1;
-    bool same = false;
-    if (!over_load_factor(m->count + 1, m->B)) {
-        bigger = 0;
-        same = true;
-    }
-    gm_barray *hdr;
-    uint8_t *nb = gm_arr_new(m, m->B + bigger, &hdr);
-    if (nb == NULL) return false;
-    uint8_t f = flags_load(m);
-    uint8_t nf = f & (uint8_t)~(F_ITERATOR | F_OLD_ITERATOR);
-    if (f & F_ITERATOR) nf |= F_OLD_ITERATOR;
-    if (same) nf |= F_SAME_SIZE;
-    flags_store(m, nf);
-    gm_arr_install(m, nb, hdr, true);
-    m->B = (uint8_t)(m->B + bigger);
-    m->nevacuate = 0;
-    m->noverflow = 0;
-    m->sparse_writes = 0;
-    if (same) m->n_same_grows++;
-    else m->n_grows++;
-    if (GM_UNLIKELY(gm_tracing_on()))
-        gm_trace_async_begin("map", same ? "map same-size grow" : "map grow", (uint64_t)(uintptr_t)m,
-                             "buckets", (int64_t)1 << m->B);
-    return true;
-}
-
-/* Starts halving the table (see shrink_policy).  The old, larger array is
- * evacuated by later writes exactly as for growth: old buckets j and
- * j + 2^B both drain into new bucket j.  Without memory for the smaller
- * array nothing happens; a later delete tries again. */
-void gm_map_shrink_start(gm_map *m)
-{
-    gm_barray *hdr;
-    uint8_t *nb = gm_arr_new(m, m->B - 1, &hdr);
-    m->sparse_writes = 0;
-    if (nb == NULL) return;
-    uint8_t f = flags_load(m);
-    uint8_t nf = f & (uint8_t)~(F_ITERATOR | F_OLD_ITERATOR);
-    if (f & F_ITERATOR) nf |= F_OLD_ITERATOR;
-    flags_store(m, nf | F_SHRINK);
-    gm_arr_install(m, nb, hdr, true);
-    m->B--;
-    m->nevacuate = 0;
-    m->noverflow = 0;
-    m->n_shrinks++;
-    if (GM_UNLIKELY(gm_tracing_on()))
-        gm_trace_async_begin("map", "map shrink", (uint64_t)(uintptr_t)m, "buckets", (int64_t)1 << m->B);
-}
-
 /* The trace name of the resize in progress (begin and end must match). */
 static const char *resize_name(const gm_map *m)
 {
     uint8_t f = flags_load(m);
     return (f & F_SHRINK) ? "map shrink" : (f & F_SAME_SIZE) ? "map same-size grow" : "map grow";
 }
+
+/* Makes (nb, hdr), of 2^newB buckets, the current array and the current one
+ * the old array: the start of every grow and shrink.  `kind` is F_SAME_SIZE,
+ * F_SHRINK or 0 (doubling).  An iterator on the current array now reads an
+ * old one (F_ITERATOR becomes F_OLD_ITERATOR). */
+static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, uint8_t kind)
+{
+    uint8_t f = flags_load(m);
+    uint8_t nf = f & (uint8_t)~(F_ITERATOR | F_OLD_ITERATOR);
+    if (f & F_ITERATOR) nf |= F_OLD_ITERATOR;
+    flags_store(m, nf | kind);
+    gm_arr_install(m, nb, hdr, true);
+    m->B = (uint8_t)newB;
+    m->nevacuate = 0;
+    m->noverflow = 0;
+    m->sparse_writes = 0;
+    if (GM_UNLIKELY(gm_tracing_on()))
+        gm_trace_async_begin("map", resize_name(m), (uint64_t)(uintptr_t)m, "buckets", (int64_t)1 << m->B);
+}
+
+bool gm_map_hash_grow(gm_map *m)
+{
+    bool same = !over_load_factor(m->count + 1, m->B);
+    unsigned newB = m->B + (same ? 0 : 1);
+    gm_barray *hdr;
+    uint8_t *nb = gm_arr_new(m, newB, &hdr);
+    if (nb == NULL) return false;
+    begin_resize(m, nb, hdr, newB, same ? F_SAME_SIZE : 0);
+    if (same) m->n_same_grows++;
+    else m->n_grows++;
+    return true;
+}
+
+/* Starts halving the table (see shrink_policy).  The old, larger array is
+ * evacuated by later writes exactly as for growth: old buckets j and
+ * j + 2^B both drain into new bucket j.  Without memory for the smaller
+ * array nothing happens; a later streak of writes tries again. */
+void gm_map_shrink_start(gm_map *m)
+{
+    gm_barray *hdr;
+    uint8_t *nb = gm_arr_new(m, m->B - 1u, &hdr);
+    m->sparse_writes = 0;
+    if (nb == NULL) return;
+    begin_resize(m, nb, hdr, m->B - 1u, F_SHRINK);
+    m->n_shrinks++;
+}
+
 
 /* The last old bucket is evacuated (or nothing live is left in them). */
 static void finish_resize(gm_map *m)
@@ -745,12 +740,7 @@ void gm_map_clear(gm_map *m)
         hdr_store(m, &m->oldbuckets, NULL);
         gm_arr_retire(m, old);
     }
-    while (m->retired) {
-        gm_barray *a = m->retired;
-        m->retired = a->next;
-        a->next = m->release;
-        m->release = a;
-    }
+    gm_mem_unpin_retired(m);
     flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
     m->nevacuate = 0;
     m->noverflow = 0;

@@ -250,6 +250,7 @@ GM_INTERNAL void gm_arr_retire(gm_map *m, uint8_t *arr);
 GM_INTERNAL void gm_arr_free_now(gm_map *m, gm_barray *a);
 GM_INTERNAL void gm_arr_reset(gm_map *m, uint8_t *arr);
 GM_INTERNAL void gm_mem_maintain(gm_map *m);
+GM_INTERNAL void gm_mem_unpin_retired(gm_map *m);
 GM_INTERNAL void gm_mem_release_all(gm_map *m);
 GM_INTERNAL bool gm_map_gc_layout(gm_map *m);
 GM_INTERNAL void *gm_map_malloc(size_t n, size_t align);

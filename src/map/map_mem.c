@@ -340,17 +340,22 @@ static void release_step(gm_map *m)
     zfree(a, a->bytes, a->mmapped);
 }
 
+/* No iterator can read the retired arrays any more: queue them for release. */
+void gm_mem_unpin_retired(gm_map *m)
+{
+    while (m->retired) {
+        gm_barray *a = m->retired;
+        m->retired = a->next;
+        a->next = m->release;
+        m->release = a;
+    }
+}
+
 /* Runs at the end of every write: bounded work. */
 void gm_mem_maintain(gm_map *m)
 {
-    if (m->retired && atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0) {
-        while (m->retired) {
-            gm_barray *a = m->retired;
-            m->retired = a->next;
-            a->next = m->release;
-            m->release = a;
-        }
-    }
+    if (m->retired && atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0)
+        gm_mem_unpin_retired(m);
     if (m->release) release_step(m);
     if (m->deferred && atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0)
         deferred_release(m, DEFERRED_STEP);

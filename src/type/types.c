@@ -58,41 +58,23 @@ static uint64_t nan_hash(uint64_t seed)
     return gm_hash_finish(gm_rand64(), seed);
 }
 
-static uint64_t f32_hash(const void *v, uint64_t seed)
-{
-    float f;
-    memcpy(&f, v, sizeof f);
-    if (f != f) return nan_hash(seed);
-    if (f == 0) f = 0; /* -0 hashes as +0 */
-    return gm_hash_mem(&f, sizeof f, seed);
-}
-static bool f32_equal(const void *a, const void *b)
-{
-    float x, y;
-    memcpy(&x, a, sizeof x);
-    memcpy(&y, b, sizeof y);
-    return x == y;
-}
-const gm_type gm_type_f32 = { 4, 4, f32_hash, f32_equal, NULL,
-    GM_TYPE_IRREFLEXIVE | GM_TYPE_KEY_UPDATE, "float32" };
+/* Go's float keys: NaN hashes at random, -0 hashes as +0, == compares. */
+#define FLOAT_TYPE(name, ctype, label)                                         \
+    static uint64_t name##_hash(const void *v, uint64_t seed)                  \
+    {                                                                          \
+        ctype f;                                                               \
+        memcpy(&f, v, sizeof f);                                               \
+        if (f != f) return nan_hash(seed);                                     \
+        if (f == 0) f = 0;                                                     \
+        return gm_hash_mem(&f, sizeof f, seed);                                \
+    }                                                                          \
+    static bool name##_equal(const void *a, const void *b)                     \
+    { ctype x, y; memcpy(&x, a, sizeof x); memcpy(&y, b, sizeof y); return x == y; } \
+    const gm_type gm_type_##name = { sizeof(ctype), _Alignof(ctype), name##_hash, \
+        name##_equal, NULL, GM_TYPE_IRREFLEXIVE | GM_TYPE_KEY_UPDATE, label }
 
-static uint64_t f64_hash(const void *v, uint64_t seed)
-{
-    double f;
-    memcpy(&f, v, sizeof f);
-    if (f != f) return nan_hash(seed);
-    if (f == 0) f = 0;
-    return gm_hash_mem(&f, sizeof f, seed);
-}
-static bool f64_equal(const void *a, const void *b)
-{
-    double x, y;
-    memcpy(&x, a, sizeof x);
-    memcpy(&y, b, sizeof y);
-    return x == y;
-}
-const gm_type gm_type_f64 = { 8, 8, f64_hash, f64_equal, NULL,
-    GM_TYPE_IRREFLEXIVE | GM_TYPE_KEY_UPDATE, "float64" };
+FLOAT_TYPE(f32, float, "float32");
+FLOAT_TYPE(f64, double, "float64");
 
 static uint64_t ptr_hash(const void *v, uint64_t seed)
 {

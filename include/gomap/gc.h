@@ -56,6 +56,11 @@ GM_API void *gm_alloc_conservative(size_t size);       /* every aligned word may
 GM_API void gm_store(void *slot, void *ptr);            /* *(void **)slot = ptr, with the write barrier */
 GM_API void gm_typed_memmove(const gm_type *t, void *dst, const void *src); /* typedmemmove */
 GM_API void gm_typed_memclr(const gm_type *t, void *dst);                   /* memclrHasPointers */
+/* Atomic pointer slots (Go's atomic.Pointer / StorePointer): the same barrier,
+ * then a sequentially consistent store, exchange or compare-and-swap. */
+GM_API void  gm_atomic_store(void *slot, void *ptr);
+GM_API void *gm_atomic_swap(void *slot, void *ptr);            /* returns the old pointer */
+GM_API bool  gm_atomic_cas(void *slot, void *old, void *ptr);  /* true if *slot was old */
 
 /* ---- roots -------------------------------------------------------------- */
 GM_API void gm_root_add(void *start, size_t len);     /* a global or malloc'd range holding GC pointers */

@@ -52,3 +52,33 @@ void gm_typed_memclr(const gm_type *t, void *dst)
         wb_bulk(t, dst, NULL);
     memset(dst, 0, t->size);
 }
+
+/* The atomic variants read the old value atomically for the barrier: another
+ * thread may be storing into the slot at the same time.  Shading a value that
+ * a racing store then replaces is harmless (one more object kept this cycle). */
+static void wb_atomic(void *slot, void *ptr)
+{
+    gc_shade((uintptr_t)atomic_load_explicit((_Atomic(void *) *)slot, memory_order_relaxed));
+    gc_shade((uintptr_t)ptr);
+}
+
+void gm_atomic_store(void *slot, void *ptr)
+{
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
+        wb_atomic(slot, ptr);
+    atomic_store((_Atomic(void *) *)slot, ptr);
+}
+
+void *gm_atomic_swap(void *slot, void *ptr)
+{
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
+        wb_atomic(slot, ptr);
+    return atomic_exchange((_Atomic(void *) *)slot, ptr);
+}
+
+bool gm_atomic_cas(void *slot, void *old, void *ptr)
+{
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
+        wb_atomic(slot, ptr);
+    return atomic_compare_exchange_strong((_Atomic(void *) *)slot, &old, ptr);
+}

@@ -457,6 +457,22 @@ TEST(store_and_typed_copy)
     CHECK_EQ_U(c->left->val, 2);
 }
 
+TEST(atomic_slots)
+{
+    node *a = new_node(NULL, NULL, 1), *b = new_node(NULL, NULL, 2), *c = new_node(NULL, NULL, 3);
+    gm_atomic_store(&a->left, b);
+    CHECK(a->left == b);
+    CHECK(gm_atomic_swap(&a->left, c) == b);
+    CHECK(!gm_atomic_cas(&a->left, b, b));
+    CHECK(a->left == c);
+    CHECK(gm_atomic_cas(&a->right, NULL, b));
+    b = c = NULL;
+    garbage(scaled(50000));
+    collect();
+    CHECK_EQ_U(a->left->val, 3);
+    CHECK_EQ_U(a->right->val, 2);
+}
+
 TEST(verify_after_mixed_workload)
 {
     uint64_t seed = 1;

@@ -11,17 +11,33 @@
  * never points to a white one".
  */
 #include "gc/gc_internal.h"
+#include "gc/gc_fault.h"
 
 #include <string.h>
 
+#ifdef GOMAP_FAULT_INJECTION
+static _Thread_local int wb_dropped;
+int gm_gc_fault_drop_barrier(int on)
+{
+    int old = wb_dropped;
+    wb_dropped = on;
+    return old;
+}
+#define WB_DROPPED() GM_UNLIKELY(wb_dropped)
+#else
+#define WB_DROPPED() 0
+#endif
+
 static void wb_slot(void *slot, void *ptr)
 {
+    if (WB_DROPPED()) return;
     gc_shade(*(uintptr_t *)slot);
     gc_shade((uintptr_t)ptr);
 }
 
 static void wb_bulk(const gm_type *t, void *dst, const void *src)
 {
+    if (WB_DROPPED()) return;
     size_t tw = t->size / WORD_SIZE;
     for (size_t j = 0; j < tw; j++) {
         if (!((t->ptrmask[j / 8] >> (j % 8)) & 1)) continue;
@@ -58,6 +74,7 @@ void gm_typed_memclr(const gm_type *t, void *dst)
  * a racing store then replaces is harmless (one more object kept this cycle). */
 static void wb_atomic(void *slot, void *ptr)
 {
+    if (WB_DROPPED()) return;
     gc_shade((uintptr_t)atomic_load_explicit((_Atomic(void *) *)slot, memory_order_relaxed));
     gc_shade((uintptr_t)ptr);
 }

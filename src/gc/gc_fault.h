@@ -1,0 +1,21 @@
+/* gc_fault.h - test-only fault switches of the collector.
+ *
+ * Present only in builds with GOMAP_FAULT_INJECTION (development and test
+ * builds; release builds leave it out).  They exist so that tests can show
+ * that the checks which guard the collector do fire: a test that drops the
+ * write barrier while marking runs must see gccheckmark report the object
+ * the barrier would have saved. */
+#ifndef GOMAP_GC_FAULT_H
+#define GOMAP_GC_FAULT_H
+
+#include "gomap/config.h"
+
+#ifdef GOMAP_FAULT_INJECTION
+/* While on (non-zero), gm_store / gm_typed_memmove / gm_typed_memclr and the
+ * atomic slot operations called by this thread store without shading
+ * anything.  Per thread, so a test can drop the barrier around one kind of
+ * operation only.  Returns the previous setting. */
+GM_API int gm_gc_fault_drop_barrier(int on);
+#endif
+
+#endif

@@ -25,7 +25,7 @@ static inline node *new_node(node *l, node *r, uint64_t v)
 /* Overwrite dead stack below the caller so that stale copies of pointers
  * left by earlier calls do not keep objects alive (the stack is scanned
  * conservatively). */
-__attribute__((noinline, no_sanitize("address"))) static void scrub_stack(void)
+__attribute__((noinline, unused, no_sanitize("address"))) static void scrub_stack(void)
 {
     volatile char buf[64 * 1024];
     memset((char *)buf, 0, sizeof buf);

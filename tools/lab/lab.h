@@ -21,6 +21,21 @@ typedef struct lab_scenario {
 } lab_scenario;
 
 void lab_register(const lab_scenario *s);
+
+/* A piece of a scenario that must run in a fresh process (a fatal error is
+ * the expected outcome, or it needs its own GMDEBUG): gomap-lab re-executes
+ * itself with a hidden `--child NAME`. */
+typedef struct lab_child {
+    const char *name;
+    int (*run)(void);    /* the child's exit status */
+} lab_child;
+void lab_register_child(const lab_child *c);
+#define LAB_CHILD(var) \
+    __attribute__((constructor)) static void lab_regc_##var(void) { lab_register_child(&var); }
+/* Runs child NAME with GMDEBUG set to gmdebug (NULL: unset) and collects its
+ * stderr into buf; *status gets waitpid's status.  False if it could not
+ * be started. */
+bool lab_run_child(const char *name, const char *gmdebug, char *buf, size_t n, int *status);
 #define LAB_SCENARIO(var) \
     __attribute__((constructor)) static void lab_reg_##var(void) { lab_register(&var); }
 

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "gomap/trace.h"
 #include "lab.h"
@@ -27,6 +28,49 @@ static int nscn;
 void lab_register(const lab_scenario *s)
 {
     if (nscn < MAX_SCN) scns[nscn++] = s;
+}
+
+#define MAX_CHILD 16
+static const lab_child *childs[MAX_CHILD];
+static int nchild;
+
+void lab_register_child(const lab_child *c)
+{
+    if (nchild < MAX_CHILD) childs[nchild++] = c;
+}
+
+bool lab_run_child(const char *name, const char *gmdebug, char *buf, size_t n, int *status)
+{
+    int fds[2];
+    if (n == 0 || pipe(fds) != 0) return false;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        if (gmdebug) setenv("GMDEBUG", gmdebug, 1);
+        else unsetenv("GMDEBUG");
+        execl("/proc/self/exe", "gomap-lab", "--child", name, (char *)NULL);
+        fprintf(stderr, "gomap-lab: cannot re-execute itself: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    char sink[512];
+    while ((r = read(fds[0], got < n - 1 ? buf + got : sink, got < n - 1 ? n - 1 - got : sizeof sink)) > 0)
+        if (got < n - 1) got += (size_t)r;
+    buf[got] = 0;
+    close(fds[0]);
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {}
+    return true;
 }
 
 static int cmp_scn(const void *a, const void *b)
@@ -176,6 +220,12 @@ int main(int argc, char **argv)
     int nnames = 0;
     bool list = false;
     qsort(scns, (size_t)nscn, sizeof scns[0], cmp_scn);
+    if (argc == 3 && !strcmp(argv[1], "--child")) {
+        for (int i = 0; i < nchild; i++)
+            if (!strcmp(childs[i]->name, argv[2])) return childs[i]->run();
+        fprintf(stderr, "gomap-lab: no child part named '%s'\n", argv[2]);
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) o.quick = true;
         else if (!strcmp(argv[i], "--trace") && i + 1 < argc) o.trace = argv[++i];

@@ -144,7 +144,7 @@ static int run_bulk_delete(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario bulk = { 9, "gc-bulk-delete", "Bulk delete from a large map while the GC runs",
+static const lab_scenario bulk = { 10, "gc-bulk-delete", "Bulk delete from a large map while the GC runs",
     "Deletes every entry of a big GC map while other allocation drives collections; with pointer values and without.",
     run_bulk_delete };
 LAB_SCENARIO(bulk)
@@ -210,7 +210,7 @@ static int run_finalizers(const lab_opts *o)
     return 0;
 }
 
-static const lab_scenario fins = { 10, "gc-finalizers-in-map", "Finalizers on objects held by a growing map",
+static const lab_scenario fins = { 11, "gc-finalizers-in-map", "Finalizers on objects held by a growing map",
     "Objects with finalizers live in a map that is mid-growth; how many cycles until their finalizers run once deleted.",
     run_finalizers };
 LAB_SCENARIO(fins)

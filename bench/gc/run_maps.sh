@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# run_maps.sh - the map-heavy GC workload (mh_common.h): two mutator threads
+# churning maps of pointers to records, on gomap (GC maps), Boehm GC (default
+# and GC_enable_incremental) and Go 1.19, at two live-heap sizes.  Peers run
+# interleaved RUNS times (default 3); medians and ratios to Boehm are printed.
+#
+#   bench/gc/run_maps.sh                      # ~100 MiB and ~1 GiB live
+#   RUNS=5 SIZES="550000" bench/gc/run_maps.sh
+#
+# SIZES: records per thread (550000 ~ 100 MiB live on gomap, 5500000 ~ 1 GiB).
+# MH_OPS: operations per thread (default 8,000,000).
+# Figures per peer: wall time, GC count, max and p99 stop-the-world pause,
+# peak RSS, GC CPU fraction (gomap and Go report it; Boehm does not).
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+RUNS="${RUNS:-3}"
+SIZES="${SIZES:-550000 5500000}"
+export MH_OPS="${MH_OPS:-8000000}"
+OUT="$ROOT/build/bench-gc"
+
+bash "$ROOT/scripts/deps.sh" build-essential cmake pkg-config libxxhash-dev libgc-dev golang-go
+
+mkdir -p "$OUT"
+cmake -S "$ROOT" -B "$OUT/gomap" -DCMAKE_BUILD_TYPE=Release -DGOMAP_TESTS=OFF \
+      -DGOMAP_TOOLS=OFF -DGOMAP_DEV=OFF -DGOMAP_FAULT_INJECTION=OFF >/dev/null
+cmake --build "$OUT/gomap" -j "$(nproc)" --target gomap_static >/dev/null
+CFLAGS=(-O2 -march=native -I"$ROOT/include" -I"$HERE")
+cc "${CFLAGS[@]}" "$HERE/mh_gomap.c" "$OUT/gomap/libgomap.a" -lpthread -lm -o "$OUT/mh_gomap"
+cc "${CFLAGS[@]}" "$HERE/mh_boehm.c" -lgc -lpthread -o "$OUT/mh_boehm"
+(cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/mh_go" mh_go.go)
+
+run_peer() { # peer
+  case "$1" in
+    gomap) "$OUT/mh_gomap" ;;
+    boehm) MH_INCREMENTAL=0 "$OUT/mh_boehm" ;;
+    boehm-incr) MH_INCREMENTAL=1 "$OUT/mh_boehm" ;;
+    go) "$OUT/mh_go" ;;
+  esac
+}
+
+median() { # file peer field
+  awk -v p="$2" -v f="$3" '$2==p { for(i=3;i<=NF;i++){ split($i,kv,"="); if (kv[1]==f) print kv[2] } }' "$1" |
+    sort -g | awk '{a[NR]=$1} END { if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
+}
+
+PEERS=(gomap boehm boehm-incr go)
+for live in $SIZES; do
+  export MH_LIVE="$live"
+  RES="$OUT/maps-$live.txt"
+  : >"$RES"
+  echo "map-heavy workload: 2 threads x $live live records, $MH_OPS ops each; $RUNS interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  for r in $(seq 1 "$RUNS"); do
+    for p in "${PEERS[@]}"; do
+      line=$(run_peer "$p" | grep '^RESULT')
+      echo "$line" >>"$RES"
+      echo "  round $r: $line"
+    done
+  done
+  checks=$(awk '{for(i=3;i<=NF;i++) if ($i ~ /^check=/) print $i}' "$RES" | sort -u | wc -l)
+  [ "$checks" -eq 1 ] || { echo "checksums differ between peers!"; exit 1; }
+  printf "\n%-11s %9s %6s %13s %13s %8s %7s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms rss_mb gc_cpu vs_boehm
+  bt=$(median "$RES" boehm time_s)
+  for p in "${PEERS[@]}"; do
+    t=$(median "$RES" "$p" time_s)
+    printf "%-11s %9.2f %6.0f %13.3f %13.3f %8.1f %7s %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
+      "$(median "$RES" "$p" max_pause_ms)" "$(median "$RES" "$p" p99_pause_ms)" "$(median "$RES" "$p" rss_mb)" \
+      "$(median "$RES" "$p" gc_cpu)" "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
+  done
+  echo "(medians over $RUNS rounds; vs_boehm = time / Boehm default's time)"
+  echo
+done

@@ -364,6 +364,12 @@ int gm_gc_fault_hold_mark(int on)
     gc_ensure_init();
     return atomic_exchange(&hold_mark_a, on);
 }
+
+int gm_gc_fault_marking(void)
+{
+    return atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK &&
+           atomic_load_explicit(&cycle_active_a, memory_order_relaxed);
+}
 #endif
 
 /* Sweep termination and mark setup (Go's gcStart): finish sweeping while the

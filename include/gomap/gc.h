@@ -123,6 +123,10 @@ typedef struct gm_memstats {
     double   gc_cpu_fraction;
     bool     enable_gc, debug_gc;
     struct { uint32_t size; uint64_t mallocs, frees; } by_size[GM_NUM_SIZE_CLASSES];
+    /* not in Go: concurrent-mark work, in bytes of objects scanned */
+    uint64_t gc_assist_work;   /* by mark assists of allocating threads */
+    uint64_t gc_bg_work;       /* by the background mark worker */
+    uint64_t gc_num_assists;   /* assists that did scan work */
 } gm_memstats;
 
 GM_API void gm_read_memstats(gm_memstats *out);  /* runtime.ReadMemStats */

@@ -134,10 +134,13 @@ static void span_init_small(gc_span *s, unsigned spc)
     s->elemsize = gc_classes[cl].size;
     s->nelems = gc_classes[cl].nelems;
     s->divmul = gc_classes[cl].divmul;
-    s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (!s->noscan) gc_heap_bits_reserve(s);
     refresh_cache(s);
+    /* a concurrent marker that looks the span up sees limit 0 (no object)
+     * until the geometry and the heap bits are in place */
+    atomic_thread_fence(memory_order_release);
+    s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
 }
 
 typedef enum { SWEPT_FREED, SWEPT_PARTIAL, SWEPT_FULL } sweep_result;
@@ -336,6 +339,8 @@ static gc_span *refill(gc_thread *th, unsigned spc)
     if (old != &gc_empty_span) cache_release(old);
     gc_maybe_collect();
     gc_span *s = central_take(spc);
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK))
+        gc_assist_alloc(th, (uint64_t)(s->nelems - s->alloc_count) * s->elemsize);
     s->list = LIST_CACHE;
     s->cache_count = s->alloc_count;
     atomic_fetch_add_explicit(&gc_heap_live_a, (uint64_t)(s->nelems - s->alloc_count) * s->elemsize,
@@ -427,6 +432,8 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     gc_maybe_collect();
     size_t npages = (size + GC_PAGE_SIZE - 1) >> GC_PAGE_SHIFT;
     if (npages == 0 || npages > ((size_t)1 << 40)) gm_fatal("runtime: out of memory");
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK) && gc_self)
+        gc_assist_alloc(gc_self, npages * GC_PAGE_SIZE);
     gc_span *s = gc_heap_alloc_span(npages);
     s->sizeclass = 0;
     s->noscan = kind == K_NOSCAN;
@@ -436,12 +443,14 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     s->elemsize = (uint32_t)(npages * GC_PAGE_SIZE > UINT32_MAX ? 0 : npages * GC_PAGE_SIZE);
     s->nelems = 1;
     s->divmul = 0;                      /* every offset is object 0 */
+    atomic_thread_fence(memory_order_release);   /* see span_init_small */
     s->limit = s->base + npages * GC_PAGE_SIZE;
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (s->needzero) memset((void *)s->base, 0, npages * GC_PAGE_SIZE);  /* the tail too: it is scanned */
     s->freeindex = 1;
     s->alloc_count = 1;
-    if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF) gc_setbit(s->mark_bits, 0);
+    if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF)
+        __atomic_fetch_or(&s->mark_bits[0], (uint64_t)1, __ATOMIC_RELAXED);   /* black */
     atomic_fetch_add_explicit(&gc_heap_live_a, npages * GC_PAGE_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc_stats.nmalloc[0], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc_stats.large_alloc_bytes, npages * GC_PAGE_SIZE, memory_order_relaxed);
@@ -469,9 +478,10 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     uintptr_t p = s->base + (uintptr_t)idx * s->elemsize;
     if (s->needzero) zero_object(p, s->elemsize);
     if (kind != K_NOSCAN) write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
-    /* allocate black while a mark is running (issue 5; never true under STW) */
+    /* allocate black while a mark is running: markers set bits in the same
+     * word at the same time, hence the atomic OR */
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF))
-        gc_setbit(s->mark_bits, (uint32_t)idx);
+        __atomic_fetch_or(&s->mark_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
     return (void *)p;
 }
 

@@ -1,14 +1,29 @@
-/* barrier.c - the write barrier's entry points.
+/* barrier.c - the write barrier (Go's hybrid barrier, design 17503).
  *
- * Every store of a GC pointer into the heap that the library or a user makes
- * through gomap goes through gm_store, gm_typed_memmove or gm_typed_memclr.
- * With the world stopped for the whole mark (this version) no barrier is
- * needed and gc_wb_enabled_a is always false, so each is a plain store plus
- * one relaxed load.  Issue 5 turns the flag on during concurrent mark and
- * fills in wb_slot / wb_bulk with Go's hybrid barrier: shade(*slot) and
- * shade(ptr) before the store (bulk: every pointer word being overwritten
- * and every one being copied), through gc_shade, keeping "a black object
- * never points to a white one".
+ * Every store of a GC pointer into the heap or into a registered root range
+ * goes through gm_store, gm_typed_memmove, gm_typed_memclr or gm_atomic_*
+ * (the contract in docs/gc.md).  There is no exception for initialising
+ * stores: an object allocated while marking is black, so a pointer written
+ * into it with a plain store may become the only reference to a white
+ * object that nothing will ever scan.  Outside a mark the barrier is one relaxed load of
+ * gc_wb_enabled_a and a predictable branch.  While marking:
+ *
+ *     shade(*slot); shade(ptr); *slot = ptr
+ *
+ * shade(*slot), the deletion half, keeps a white object that loses a heap
+ * reference grey if a scanned stack may still hold it; shade(ptr), the
+ * insertion half, greys a pointer taken from a not-yet-scanned stack into a
+ * black object.  mark.c states the whole correctness argument.  Bulk forms
+ * shade every pointer word being overwritten and every one being copied.
+ *
+ * BUFFER.  Shading is deferred: the two values are appended to the calling
+ * thread's buffer (GC_WBBUF = 256 entries, as Go's wbBuf), filtered to
+ * addresses inside the heap reservation; a full buffer is flushed (each
+ * value greyed, the grey objects published to the global queue).  Mark
+ * termination flushes every thread's buffer with the world stopped before it
+ * looks for remaining grey objects.  Deferring is safe because the values
+ * are themselves a root set until flushed, and the collector never ends the
+ * mark before flushing them.  A thread that is not attached shades at once.
  */
 #include "gc/gc_internal.h"
 #include "gc/gc_fault.h"
@@ -28,11 +43,38 @@ int gm_gc_fault_drop_barrier(int on)
 #define WB_DROPPED() 0
 #endif
 
+static inline bool in_heap(uintptr_t p)
+{
+    return p - gc_arena_start < atomic_load_explicit(&gc_arena_used_a, memory_order_relaxed);
+}
+
+__attribute__((noinline)) static void wb_flush_self(gc_thread *t)
+{
+    gc_workbuf *w = gc_cur_work();
+    gc_wb_flush(t, w);
+    if (w != &gc_work) gc_work_publish(w);
+}
+
+/* Records the values to shade (before the store happens). */
+static void wb_record(uintptr_t a, uintptr_t b)
+{
+    gc_thread *t = gc_self;
+    if (GM_UNLIKELY(!t)) {
+        gc_workbuf *w = gc_cur_work();
+        gc_shade_into(w, a);
+        gc_shade_into(w, b);
+        if (w != &gc_work) gc_work_publish(w);
+        return;
+    }
+    if (GM_UNLIKELY(t->wbn + 2 > GC_WBBUF)) wb_flush_self(t);
+    if (in_heap(a)) t->wb[t->wbn++] = a;
+    if (in_heap(b)) t->wb[t->wbn++] = b;
+}
+
 static void wb_slot(void *slot, void *ptr)
 {
     if (WB_DROPPED()) return;
-    gc_shade(*(uintptr_t *)slot);
-    gc_shade((uintptr_t)ptr);
+    wb_record(*(uintptr_t *)slot, (uintptr_t)ptr);
 }
 
 static void wb_bulk(const gm_type *t, void *dst, const void *src)
@@ -41,8 +83,7 @@ static void wb_bulk(const gm_type *t, void *dst, const void *src)
     size_t tw = t->size / WORD_SIZE;
     for (size_t j = 0; j < tw; j++) {
         if (!((t->ptrmask[j / 8] >> (j % 8)) & 1)) continue;
-        gc_shade(((uintptr_t *)dst)[j]);
-        if (src) gc_shade(((const uintptr_t *)src)[j]);
+        wb_record(((uintptr_t *)dst)[j], src ? ((const uintptr_t *)src)[j] : 0);
     }
 }
 
@@ -75,8 +116,8 @@ void gm_typed_memclr(const gm_type *t, void *dst)
 static void wb_atomic(void *slot, void *ptr)
 {
     if (WB_DROPPED()) return;
-    gc_shade((uintptr_t)atomic_load_explicit((_Atomic(void *) *)slot, memory_order_relaxed));
-    gc_shade((uintptr_t)ptr);
+    wb_record((uintptr_t)atomic_load_explicit((_Atomic(void *) *)slot, memory_order_relaxed),
+              (uintptr_t)ptr);
 }
 
 void gm_atomic_store(void *slot, void *ptr)

@@ -21,6 +21,7 @@
  * mark the trigger is the goal itself.
  */
 #include "gc/gc_internal.h"
+#include "common/trace_internal.h"
 
 #include <limits.h>
 #include <math.h>
@@ -45,6 +46,9 @@ static int64_t mem_limit = INT64_MAX;        /* under pacer_mu */
 static uint64_t last_marked;                 /* under pacer_mu */
 static uint64_t last_roots;
 static _Atomic uint64_t next_gc_a;
+static _Atomic uint64_t sweep_id_a;          /* trace id of the current sweep span */
+static double trigger_frac = 0.7;            /* under pacer_mu: where in the runway to start */
+static long gc_nproc = 1;                    /* processors online */
 
 /* cycle records, written with the world stopped */
 static uint32_t num_gc, num_forced_gc;
@@ -100,7 +104,28 @@ static void pacer_set_goal(void)
         if (lim < goal) goal = lim;
     }
     atomic_store_explicit(&next_gc_a, goal, memory_order_relaxed);
-    atomic_store_explicit(&gc_trigger_a, goal, memory_order_relaxed);
+    /* A concurrent mark must start before the goal, so that it ends near it
+     * while the mutators go on allocating: at trigger_frac of the runway
+     * from the live heap to the goal (pacer_feedback tunes it). */
+    uint64_t trigger = goal;
+    if (goal != UINT64_MAX && !gc_opt.gcstoptheworld && goal > last_marked)
+        trigger = last_marked + (uint64_t)((double)(goal - last_marked) * trigger_frac);
+    atomic_store_explicit(&gc_trigger_a, trigger, memory_order_relaxed);
+}
+
+/* pacer_mu held.  After a concurrent cycle: the heap reached `peak` while
+ * marking; aim the next trigger so that the peak lands just under the goal
+ * (a proportional step, as Go's pre-1.18 trigger controller). */
+static void pacer_feedback(uint64_t peak, uint64_t goal)
+{
+    if (goal == UINT64_MAX || gc_opt.gcstoptheworld || goal <= last_marked) return;
+    double runway = (double)(goal - last_marked);
+    double used = peak > last_marked ? (double)(peak - last_marked) / runway : 0;
+    /* used > 1: the goal was overshot, start earlier; used < 0.9: later */
+    if (used > 1.0) trigger_frac -= 0.1 * (used - 1.0 > 1.0 ? 1.0 : used - 1.0) + 0.02;
+    else if (used < 0.9) trigger_frac += 0.02;
+    if (trigger_frac < 0.4) trigger_frac = 0.4;
+    if (trigger_frac > 0.95) trigger_frac = 0.95;
 }
 
 int gm_gc_percent(int percent)
@@ -127,12 +152,6 @@ int64_t gm_memory_limit(int64_t bytes)
     return old;
 }
 
-void gc_maybe_collect(void)
-{
-    if (atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed) >=
-        atomic_load_explicit(&gc_trigger_a, memory_order_relaxed))
-        gc_collect(false);
-}
 
 /* ---- background sweeper -------------------------------------------------------- */
 
@@ -164,6 +183,7 @@ static void *sweeper_main(void *arg)
             gm_safepoint();
             if (++k % 64 == 0) sched_yield();   /* low priority, as Go's bgsweep */
         }
+        if (GM_UNLIKELY(gm_tracing_on())) gm_trace_async_end("gc", "sweep", atomic_load_explicit(&sweep_id_a, memory_order_relaxed));
         scavenge_to_goal();
     }
     return NULL;
@@ -185,19 +205,13 @@ static void wake_sweeper(void)
     pthread_mutex_unlock(&bg_mu);
 }
 
-/* fork: the sweeper does not exist in the child */
-void gc_collect_fork_child(void)
-{
-    bg_started = false;
-    bg_work = false;
-    pthread_cond_init(&bg_cv, NULL);
-}
-
 /* ---- init ------------------------------------------------------------------------ */
 
 static void init_once_fn(void)
 {
     start_ns = gc_nanotime();
+    gc_nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    if (gc_nproc < 1) gc_nproc = 1;
     gc_options_init();
     gc_classes_init();
     gc_pageheap_init();
@@ -222,23 +236,37 @@ static void release_cache(gc_thread *t, void *arg)
     gc_mcache_release_all(&t->cache);
 }
 
-static void record_pause(uint64_t ns, uint64_t end_unix)
+static void reset_credit(gc_thread *t, void *arg)
+{
+    (void)arg;
+    t->assist_credit = 0;
+}
+
+static unsigned pause_bucket(uint64_t ns)
+{
+    if (ns < 16) return (unsigned)ns;
+    unsigned e = 63u - (unsigned)__builtin_clzll(ns);       /* ns in [2^e, 2^(e+1)) */
+    unsigned sub = (unsigned)((ns >> (e - 4)) & 15);
+    unsigned b = (e - 4 + 1) * 16 + sub;
+    return b >= GM_PAUSE_BUCKETS ? GM_PAUSE_BUCKETS - 1 : b;
+}
+
+/* One stop-the-world pause (the histogram holds every pause). */
+static void record_stw(uint64_t ns)
 {
     pthread_mutex_lock(&stats_mu);
-    pause_ns[num_gc % 256] = ns;
+    pause_hist[pause_bucket(ns)]++;
+    gc_busy_ns += ns * (uint64_t)gc_nproc;
+    pthread_mutex_unlock(&stats_mu);
+}
+
+/* The end of a cycle: PauseNs holds the cycle's total pause, as Go's. */
+static void record_cycle(uint64_t pause, uint64_t end_unix)
+{
+    pthread_mutex_lock(&stats_mu);
+    pause_ns[num_gc % 256] = pause;
     pause_end[num_gc % 256] = end_unix;
-    pause_total_ns += ns;
-    gc_busy_ns += ns;
-    unsigned b = 0;
-    if (ns >= 16) {
-        unsigned e = 63u - (unsigned)__builtin_clzll(ns);       /* ns in [2^e, 2^(e+1)) */
-        unsigned sub = (unsigned)((ns >> (e - 4)) & 15);
-        b = (e - 4 + 1) * 16 + sub;
-        if (b >= GM_PAUSE_BUCKETS) b = GM_PAUSE_BUCKETS - 1;
-    } else {
-        b = (unsigned)ns;
-    }
-    pause_hist[b]++;
+    pause_total_ns += pause;
     num_gc++;
     last_gc_unix = end_unix;
     pthread_mutex_unlock(&stats_mu);
@@ -275,72 +303,405 @@ uint64_t gm_pause_quantile_ns(double q)
     return UINT64_MAX;
 }
 
-static void gctrace(uint32_t n, uint64_t t0, uint64_t sweepterm, uint64_t mark, uint64_t markterm,
-                    uint64_t heap0, uint64_t marked, uint64_t goal, bool forced)
+/* What gctrace prints about one cycle. */
+typedef struct cycle_info {
+    uint64_t t_start;                 /* when sweep termination stopped the world */
+    uint64_t sweepterm, mark, markterm;   /* clock ns of the three phases */
+    uint64_t assist_ns, bg_ns;        /* CPU ns of the concurrent mark */
+    uint64_t heap0, heap1, marked, goal;
+    bool forced;
+} cycle_info;
+
+static void gctrace(uint32_t n, const cycle_info *ci)
 {
-    double since = (double)(t0 - start_ns) / 1e9;
+    double since = (double)(ci->t_start - start_ns) / 1e9;
     uint64_t now = gc_nanotime();
-    int pct = now > start_ns ? (int)(100.0 * (double)gc_busy_ns / (double)(now - start_ns)) : 0;
-    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    if (nproc < 1) nproc = 1;
-    double a = sweepterm / 1e6, b = mark / 1e6, c = markterm / 1e6;
+    int pct = now > start_ns ? (int)(100.0 * (double)gc_busy_ns / ((double)(now - start_ns) * gc_nproc)) : 0;
+    double a = ci->sweepterm / 1e6, b = ci->mark / 1e6, c = ci->markterm / 1e6;
     fprintf(stderr,
-            "gc %u @%.3fs %d%%: %.3g+%.3g+%.3g ms clock, %.3g+0/%.3g/0+%.3g ms cpu, "
+            "gc %u @%.3fs %d%%: %.3g+%.3g+%.3g ms clock, %.3g+%.3g/%.3g/0+%.3g ms cpu, "
             "%llu->%llu->%llu MB, %llu MB goal, %llu MB stacks, %llu MB globals, %ld P%s\n",
-            n, since, pct, a, b, c, a, b, c,
-            (unsigned long long)(heap0 >> 20), (unsigned long long)(heap0 >> 20),
-            (unsigned long long)(marked >> 20),
-            (unsigned long long)(goal == UINT64_MAX ? 0 : goal >> 20),
+            n, since, pct, a, b, c, a * gc_nproc, ci->assist_ns / 1e6, ci->bg_ns / 1e6, c * gc_nproc,
+            (unsigned long long)(ci->heap0 >> 20), (unsigned long long)(ci->heap1 >> 20),
+            (unsigned long long)(ci->marked >> 20),
+            (unsigned long long)(ci->goal == UINT64_MAX ? 0 : ci->goal >> 20),
             (unsigned long long)(gc_scan_stack_bytes >> 20),
-            (unsigned long long)(gc_scan_global_bytes >> 20), nproc, forced ? " (forced)" : "");
+            (unsigned long long)(gc_scan_global_bytes >> 20), gc_nproc, ci->forced ? " (forced)" : "");
 }
 
-static void cycle(bool forced, uint64_t t_stop)
+static void trace_counters(void)
 {
-    /* 1. sweep termination */
+    if (GM_LIKELY(!gm_tracing_on())) return;
+    gm_trace_counter("gc", "heap live", (int64_t)atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed));
+    uint64_t g = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
+    gm_trace_counter("gc", "heap goal", g == UINT64_MAX ? 0 : (int64_t)g);
+}
+
+#define TRACE_BEGIN(name) do { if (GM_UNLIKELY(gm_tracing_on())) gm_trace_begin("gc", name); } while (0)
+#define TRACE_END(name)   do { if (GM_UNLIKELY(gm_tracing_on())) gm_trace_end("gc", name); } while (0)
+
+/* ---- concurrent cycle state ---------------------------------------------------------- */
+
+static pthread_mutex_t cycle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cycle_cv = PTHREAD_COND_INITIALIZER;   /* a cycle started or ended */
+static _Atomic bool cycle_active_a;        /* between mark setup and the end of mark termination */
+static uint64_t cycles_started, cycles_done; /* under cycle_mu */
+static _Atomic int sync_waiters_a;         /* threads waiting for a cycle (gm_gc, gcstress) */
+static bool worker_started;                /* under cycle_mu */
+static cycle_info cur;                     /* the running cycle; written by its STW phases */
+static uint64_t cur_heap_live0;            /* heap_live after sweep termination */
+static uint64_t cur_mark_start;            /* when the world restarted after mark setup */
+static uint64_t cur_expected_work;         /* scan work the cycle is expected to need */
+static _Atomic uint64_t bg_credit_a;       /* scan work the worker did that assists may claim */
+static _Atomic uint64_t cyc_assist_ns_a, cyc_bg_ns_a;
+static _Atomic uint64_t total_assist_work_a, total_bg_work_a, total_assists_a;
+static _Atomic int hold_mark_a;            /* fault injection: the worker waits before marking */
+
+#ifdef GOMAP_FAULT_INJECTION
+#include "gc/gc_fault.h"
+int gm_gc_fault_hold_mark(int on)
+{
+    gc_ensure_init();
+    return atomic_exchange(&hold_mark_a, on);
+}
+
+int gm_gc_fault_marking(void)
+{
+    return atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK &&
+           atomic_load_explicit(&cycle_active_a, memory_order_relaxed);
+}
+#endif
+
+/* Sweep termination and mark setup (Go's gcStart): finish sweeping while the
+ * world runs, stop it, sweep the remainder, take back the mcaches, turn on
+ * the barrier and black allocation, ask for stack scans, restart the world
+ * and wake the mark worker.  Returns false if no cycle was started (one is
+ * running, or the trigger is no longer reached and `always` is false). */
+static void wake_worker(void);
+static bool start_cycle(bool always, bool forced)
+{
+    gc_thread *self = gc_self;
+    while (gc_sweep_one())
+        if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
+    gc_save_regs(self->regs);
+    self->saved_sp = gc_current_sp();
+    if (!gc_stop_the_world("gc")) return false;
+    uint64_t t0 = gc_nanotime();
+    if (atomic_load_explicit(&cycle_active_a, memory_order_relaxed) ||
+        (!always && atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed) <
+                        atomic_load_explicit(&gc_trigger_a, memory_order_relaxed))) {
+        gc_start_the_world();
+        return false;
+    }
+    TRACE_BEGIN("STW sweep termination");
     while (gc_sweep_one()) {}
     gc_for_each_thread(release_cache, NULL);
-    uint64_t heap0 = atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed);
-    uint64_t t1 = gc_nanotime();
-
-    /* 2. mark */
-    atomic_store_explicit(&gc_phase_a, GC_MARK, memory_order_relaxed);
+    gc_for_each_thread(reset_credit, NULL);
+    memset(&cur, 0, sizeof cur);
+    cur.t_start = t0;
+    cur.forced = forced;
+    cur.heap0 = cur_heap_live0 = atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed);
+    pthread_mutex_lock(&pacer_mu);
+    cur_expected_work = last_marked + last_roots;
+    pthread_mutex_unlock(&pacer_mu);
     gc_marked_bytes = 0;
-    gc_mark_roots();
-    gc_mark_drain_parallel();
-    uint64_t t2 = gc_nanotime();
+    gc_scan_stack_bytes = 0;
+    atomic_store_explicit(&gc_marked_bytes_a, 0, memory_order_relaxed);
+    atomic_store_explicit(&gc_scan_work_a, 0, memory_order_relaxed);
+    atomic_store_explicit(&bg_credit_a, 0, memory_order_relaxed);
+    atomic_store_explicit(&cyc_assist_ns_a, 0, memory_order_relaxed);
+    atomic_store_explicit(&cyc_bg_ns_a, 0, memory_order_relaxed);
+    atomic_store_explicit(&gc_phase_a, GC_MARK, memory_order_relaxed);
+    atomic_store_explicit(&gc_mark_concurrent_a, true, memory_order_relaxed);
+    atomic_store_explicit(&gc_wb_enabled_a, true, memory_order_relaxed);
+    gc_request_stack_scans();
+    pthread_mutex_lock(&cycle_mu);
+    atomic_store_explicit(&cycle_active_a, true, memory_order_relaxed);
+    cycles_started++;
+    pthread_mutex_unlock(&cycle_mu);
+    TRACE_END("STW sweep termination");
+    uint64_t t1 = gc_nanotime();
+    cur.sweepterm = t1 - t0;
+    cur_mark_start = t1;
+    record_stw(t1 - t0);
+    if (GM_UNLIKELY(gm_tracing_on())) {
+        trace_counters();
+        gm_trace_async_begin("gc", "concurrent mark", cycles_started, NULL, 0);
+    }
+    gc_start_the_world();
+    wake_worker();
+    return true;
+}
 
-    /* 3. mark termination */
+/* Mark termination, the world stopped and no grey object left (Go's
+ * gcMarkTermination): checkmark, specials, flip to sweeping, pacer. */
+static void mark_termination(uint64_t t0, uint64_t pause_start, uint64_t pause_total_prev)
+{
     atomic_store_explicit(&gc_phase_a, GC_MARKTERM, memory_order_relaxed);
+    atomic_store_explicit(&gc_wb_enabled_a, false, memory_order_relaxed);
+    if (gc_opt.gccheckmark) gc_checkmark();
+    gc_for_each_thread(release_cache, NULL);
+    uint64_t heap1 = atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed);
+    gc_marked_bytes = atomic_load_explicit(&gc_marked_bytes_a, memory_order_relaxed);
     gc_special_mark_done();
     atomic_store_explicit(&gc_phase_a, GC_OFF, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc_sweepgen_a, 2, memory_order_relaxed);
     gc_sweep_prepare();
-    uint64_t marked = gc_marked_bytes;
+    /* objects allocated during the mark were black: live too */
+    uint64_t marked = gc_marked_bytes + (heap1 > cur_heap_live0 ? heap1 - cur_heap_live0 : 0);
     atomic_store_explicit(&gc_heap_live_a, marked, memory_order_relaxed);
+    uint64_t old_goal = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
     pthread_mutex_lock(&pacer_mu);
+    pacer_feedback(heap1, old_goal);
     last_marked = marked;
-    last_roots = gc_scan_roots_bytes;
+    last_roots = gc_scan_stack_bytes + gc_scan_global_bytes;
     pacer_set_goal();
     pthread_mutex_unlock(&pacer_mu);
-    if (forced) num_forced_gc++;
+    if (cur.forced) num_forced_gc++;
     if (gc_opt.gccheckmark) {
         size_t bad = gc_verify_stopped();
         if (bad) gm_fatalf("gccheckmark: heap verification found %zu problems", bad);
     }
-    uint64_t t3 = gc_nanotime();
-    uint32_t n = num_gc + 1;
-    record_pause(t3 - t_stop, unix_ns());
-    if (gc_opt.gctrace)
-        gctrace(n, t_stop, t1 - t_stop, t2 - t1, t3 - t2, heap0, marked,
-                atomic_load_explicit(&next_gc_a, memory_order_relaxed), forced);
+    uint64_t t1 = gc_nanotime();
+    cur.markterm = t1 - t0;
+    cur.heap1 = heap1;
+    cur.marked = marked;
+    cur.goal = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
+    cur.assist_ns = atomic_load_explicit(&cyc_assist_ns_a, memory_order_relaxed);
+    cur.bg_ns = atomic_load_explicit(&cyc_bg_ns_a, memory_order_relaxed);
+    record_stw(t1 - pause_start);
+    pthread_mutex_lock(&stats_mu);
+    gc_busy_ns += cur.assist_ns + cur.bg_ns;
+    pthread_mutex_unlock(&stats_mu);
+    record_cycle(pause_total_prev + (t1 - pause_start), unix_ns());
+    uint32_t n = num_gc;
+    pthread_mutex_lock(&cycle_mu);
+    atomic_store_explicit(&cycle_active_a, false, memory_order_relaxed);
+    cycles_done++;
+    pthread_cond_broadcast(&cycle_cv);
+    pthread_mutex_unlock(&cycle_mu);
+    if (gc_opt.gctrace) gctrace(n, &cur);
 }
 
-__attribute__((noinline)) void gc_collect(bool forced)
+#define STW_MARK_BUDGET ((uint64_t)16 << 10)   /* scan work tried in a termination pause */
+#define STW_TRIES 4                            /* then mark termination drains it all */
+
+/* One attempt at mark termination; false if grey objects were left after a
+ * bounded drain (they go back to the queue and concurrent marking goes on). */
+static bool try_terminate(int attempt)
 {
     gc_thread *self = gc_self;
-    if (!self) self = gc_thread_auto();
-    /* our own roots: registers and everything above this frame */
+    gc_save_regs(self->regs);
+    self->saved_sp = gc_current_sp();
+    if (!gc_stop_the_world("gc mark termination")) return false;
+    uint64_t t0 = gc_nanotime();
+    TRACE_BEGIN("STW mark termination");
+    atomic_store_explicit(&gc_mark_concurrent_a, false, memory_order_relaxed);
+    gc_work.shared = false;
+    gc_stacks_finish(&gc_work);
+    gc_mark_root_ranges(&gc_work);
+    gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
+    if (!gc_wq_empty()) {
+        atomic_store_explicit(&gc_mark_concurrent_a, true, memory_order_relaxed);
+        TRACE_END("STW mark termination");
+        uint64_t t1 = gc_nanotime();
+        cur.markterm += t1 - t0;
+        record_stw(t1 - t0);
+        gc_start_the_world();
+        return false;
+    }
+    cur.mark = t0 - cur_mark_start;
+    if (GM_UNLIKELY(gm_tracing_on())) gm_trace_async_end("gc", "concurrent mark", cycles_started);
+    mark_termination(t0, t0, cur.sweepterm + cur.markterm);
+    TRACE_END("STW mark termination");
+    if (GM_UNLIKELY(gm_tracing_on())) {
+        trace_counters();
+        atomic_store_explicit(&sweep_id_a, num_gc, memory_order_relaxed);
+        gm_trace_async_begin("gc", "sweep", num_gc, NULL, 0);
+    }
+    gc_start_the_world();
+    return true;
+}
+
+/* ---- the mark worker ----------------------------------------------------------------- */
+
+#define BG_STEP ((uint64_t)64 << 10)     /* scan work between safepoints of the worker */
+
+static void worker_nap(unsigned us)
+{
+    gm_blocking_begin();
+    usleep(us);
+    gm_blocking_end();
+}
+
+/* Marks one cycle to its end.  The worker's share of the CPU is Go's: 25%
+ * of the processors, as one thread that idles when it is ahead (with 2
+ * processors: half of one), unless someone waits for the cycle (gm_gc),
+ * when it runs flat out.  Assists make up for what it does not do. */
+static void mark_cycle(void)
+{
+    while (atomic_load_explicit(&hold_mark_a, memory_order_relaxed)) worker_nap(200);
+    double share = 0.25 * (double)gc_nproc;
+    if (share > 1) share = 1;
+    uint64_t t0 = gc_nanotime(), busy = 0;
+    gc_workbuf *w = gc_cur_work();
+    gc_mark_root_ranges(w);
+    gc_special_mark_roots();
+    gc_work_publish(w);
+    busy += gc_nanotime() - t0;
+    for (int attempt = 0;;) {
+        uint64_t a = gc_nanotime();
+        size_t pending = gc_scan_stacks_step();
+        uint64_t did = gc_mark_drain_some_mine(BG_STEP);
+        uint64_t b = gc_nanotime();
+        busy += b - a;
+        atomic_fetch_add_explicit(&cyc_bg_ns_a, b - a, memory_order_relaxed);
+        atomic_fetch_add_explicit(&bg_credit_a, did, memory_order_relaxed);
+        atomic_fetch_add_explicit(&total_bg_work_a, did, memory_order_relaxed);
+        gm_safepoint();
+        if (did == 0 && pending == 0 && gc_wq_empty()) {
+            if (try_terminate(attempt++)) {
+                wake_sweeper();
+                return;
+            }
+            continue;
+        }
+        if (did == 0) {                    /* waiting for threads to scan their stacks */
+            worker_nap(50);
+            continue;
+        }
+        if (!atomic_load_explicit(&sync_waiters_a, memory_order_relaxed) &&
+            (double)busy > share * (double)(b - t0))
+            worker_nap(100);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    gc_thread_register_internal();
+    uint64_t seen = 0;
+    for (;;) {
+        gm_blocking_begin();
+        pthread_mutex_lock(&cycle_mu);
+        while (!(atomic_load_explicit(&cycle_active_a, memory_order_relaxed) && cycles_started != seen))
+            pthread_cond_wait(&cycle_cv, &cycle_mu);
+        seen = cycles_started;
+        pthread_mutex_unlock(&cycle_mu);
+        gm_blocking_end();
+        mark_cycle();
+    }
+    return NULL;
+}
+
+static void wake_worker(void)
+{
+    pthread_mutex_lock(&cycle_mu);
+    if (!worker_started) {
+        pthread_t th;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &a, worker_main, NULL) != 0)
+            gm_fatal("runtime: cannot start the mark worker");
+        pthread_attr_destroy(&a);
+        worker_started = true;
+    }
+    pthread_cond_broadcast(&cycle_cv);
+    pthread_mutex_unlock(&cycle_mu);
+}
+
+/* ---- mark assists --------------------------------------------------------------------- */
+
+#define ASSIST_MIN_WORK ((uint64_t)64 << 10)   /* Go's gcOverAssistWork */
+
+/* GC CPU of this cycle so far (worker + assists) over the processors' time
+ * since mark start: the limiter turns assists off above 50%. */
+static bool cpu_limited(void)
+{
+    uint64_t el = gc_nanotime() - cur_mark_start;
+    uint64_t gc = atomic_load_explicit(&cyc_assist_ns_a, memory_order_relaxed) +
+                  atomic_load_explicit(&cyc_bg_ns_a, memory_order_relaxed);
+    return el > 1000000 && (double)gc > 0.5 * (double)el * (double)gc_nproc;
+}
+
+/* Assist work per byte = remaining expected scan work / remaining heap to the
+ * goal (Go's assistWorkPerByte), 16.16 fixed point, at least 1/16. */
+static uint64_t assist_ratio_fp(void)
+{
+    uint64_t done = atomic_load_explicit(&gc_scan_work_a, memory_order_relaxed);
+    uint64_t work = cur_expected_work > done ? cur_expected_work - done : 0;
+    if (work < ASSIST_MIN_WORK) work = ASSIST_MIN_WORK;
+    uint64_t live = atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed);
+    uint64_t goal = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
+    uint64_t room = goal > live ? goal - live : 0;
+    if (room < (goal >> 6) + 1) room = (goal >> 6) + 1;     /* past the goal: assist hard */
+    uint64_t r = (uint64_t)(((unsigned __int128)work << 16) / room);
+    return r < 4096 ? 4096 : r;
+}
+
+void gc_assist_alloc(gc_thread *t, uint64_t bytes)
+{
+    if (t->internal) return;
+    t->assist_credit -= (int64_t)bytes;
+    if (t->assist_credit >= 0) return;
+    uint64_t ratio = assist_ratio_fp();
+    uint64_t debt = (uint64_t)(((unsigned __int128)(uint64_t)-t->assist_credit * ratio) >> 16);
+    /* the worker's surplus first */
+    uint64_t bg = atomic_load_explicit(&bg_credit_a, memory_order_relaxed);
+    while (bg) {
+        uint64_t take = bg < debt ? bg : debt;
+        if (atomic_compare_exchange_weak_explicit(&bg_credit_a, &bg, bg - take, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            debt -= take;
+            break;
+        }
+    }
+    if (debt == 0 || cpu_limited()) {
+        t->assist_credit = 0;
+        return;
+    }
+    if (debt < ASSIST_MIN_WORK) debt = ASSIST_MIN_WORK;
+    TRACE_BEGIN("assist");
+    uint64_t a = gc_nanotime();
+    uint64_t did = gc_mark_drain_some_mine(debt);
+    uint64_t ns = gc_nanotime() - a;
+    TRACE_END("assist");
+    atomic_fetch_add_explicit(&cyc_assist_ns_a, ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&total_assist_work_a, did, memory_order_relaxed);
+    atomic_fetch_add_explicit(&total_assists_a, 1, memory_order_relaxed);
+    /* paid (with some over-assist to spare), or nothing grey right now */
+    t->assist_credit = did ? t->assist_credit + (int64_t)(((unsigned __int128)did << 16) / ratio) : 0;
+    if (t->assist_credit < 0) t->assist_credit = 0;
+}
+
+/* ---- stop-the-world cycle (GMDEBUG=gcstoptheworld=1) ------------------------------------ */
+
+static void cycle_stw(bool forced, uint64_t t_stop)
+{
+    memset(&cur, 0, sizeof cur);
+    cur.t_start = t_stop;
+    cur.forced = forced;
+    while (gc_sweep_one()) {}
+    gc_for_each_thread(release_cache, NULL);
+    cur.heap0 = cur_heap_live0 = atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed);
+    uint64_t t1 = gc_nanotime();
+    cur.sweepterm = t1 - t_stop;
+    atomic_store_explicit(&gc_phase_a, GC_MARK, memory_order_relaxed);
+    gc_marked_bytes = 0;
+    atomic_store_explicit(&gc_marked_bytes_a, 0, memory_order_relaxed);
+    gc_mark_roots();
+    gc_mark_drain_parallel();
+    atomic_store_explicit(&gc_marked_bytes_a, gc_marked_bytes, memory_order_relaxed);
+    uint64_t t2 = gc_nanotime();
+    cur.mark = t2 - t1;
+    cur_mark_start = t1;
+    mark_termination(t2, t_stop, 0);
+}
+
+static void collect_stw(bool forced)
+{
+    gc_thread *self = gc_self;
     gc_save_regs(self->regs);
     self->saved_sp = gc_current_sp();
     for (;;) {
@@ -354,8 +715,68 @@ __attribute__((noinline)) void gc_collect(bool forced)
         gc_start_the_world();          /* a cycle finished while we waited */
         return;
     }
-    cycle(forced, t_stop);
+    pthread_mutex_lock(&cycle_mu);
+    atomic_store_explicit(&cycle_active_a, true, memory_order_relaxed);
+    cycles_started++;
+    pthread_mutex_unlock(&cycle_mu);
+    cycle_stw(forced, t_stop);
     gc_start_the_world();
+}
+
+/* ---- entry points ---------------------------------------------------------------------- */
+
+void gc_maybe_collect(void)
+{
+    if (atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed) >=
+            atomic_load_explicit(&gc_trigger_a, memory_order_relaxed) &&
+        !atomic_load_explicit(&cycle_active_a, memory_order_relaxed))
+        gc_collect(false);
+}
+
+/* Waits, as a blocking section, for a whole cycle that starts after the call. */
+static void collect_sync(bool forced)
+{
+    pthread_mutex_lock(&cycle_mu);
+    uint64_t want = cycles_started + 1;
+    pthread_mutex_unlock(&cycle_mu);
+    atomic_fetch_add_explicit(&sync_waiters_a, 1, memory_order_relaxed);
+    for (;;) {
+        pthread_mutex_lock(&cycle_mu);
+        bool done = cycles_done >= want, active = atomic_load(&cycle_active_a);
+        pthread_mutex_unlock(&cycle_mu);
+        if (done) break;
+        if (!active) {
+            start_cycle(true, forced);
+            continue;
+        }
+        wake_worker();                 /* after a fork the worker must be started again */
+        gm_blocking_begin();
+        pthread_mutex_lock(&cycle_mu);
+        while (cycles_done < want && atomic_load(&cycle_active_a)) pthread_cond_wait(&cycle_cv, &cycle_mu);
+        pthread_mutex_unlock(&cycle_mu);
+        gm_blocking_end();
+    }
+    atomic_fetch_sub_explicit(&sync_waiters_a, 1, memory_order_relaxed);
+}
+
+__attribute__((noinline)) void gc_collect(bool forced)
+{
+    gc_thread *self = gc_self;
+    if (!self) self = gc_thread_auto();
+    if (gc_opt.gcstoptheworld) {
+        collect_stw(forced);
+        pthread_mutex_lock(&cycle_mu);
+        if (atomic_load(&cycle_active_a)) {
+            atomic_store_explicit(&cycle_active_a, false, memory_order_relaxed);
+            cycles_done = cycles_started;
+        }
+        pthread_mutex_unlock(&cycle_mu);
+    } else if (forced || gc_opt.gcstress > 0) {
+        collect_sync(forced);
+    } else {
+        start_cycle(false, false);
+        return;
+    }
     wake_sweeper();
     if (forced) {        /* sweep it all; park if someone stops the world (no gcstress here) */
         while (gc_sweep_one())
@@ -443,7 +864,10 @@ void gm_read_memstats(gm_memstats *m)
     m->num_gc = num_gc;
     m->num_forced_gc = num_forced_gc;
     uint64_t now = gc_nanotime();
-    m->gc_cpu_fraction = now > start_ns ? (double)gc_busy_ns / (double)(now - start_ns) : 0;
+    m->gc_cpu_fraction = now > start_ns ? (double)gc_busy_ns / ((double)(now - start_ns) * gc_nproc) : 0;
+    m->gc_assist_work = atomic_load_explicit(&total_assist_work_a, memory_order_relaxed);
+    m->gc_bg_work = atomic_load_explicit(&total_bg_work_a, memory_order_relaxed);
+    m->gc_num_assists = atomic_load_explicit(&total_assists_a, memory_order_relaxed);
     pthread_mutex_unlock(&stats_mu);
     pthread_mutex_lock(&pacer_mu);
     m->enable_gc = gc_percent >= 0 || mem_limit != INT64_MAX;
@@ -451,3 +875,15 @@ void gm_read_memstats(gm_memstats *m)
     m->debug_gc = gc_opt.gcstress > 0;
     gc_start_the_world();
 }
+
+/* fork: the sweeper does not exist in the child */
+void gc_collect_fork_child(void)
+{
+    worker_started = false;            /* collect_sync starts it again if a cycle runs */
+    pthread_mutex_init(&cycle_mu, NULL);
+    pthread_cond_init(&cycle_cv, NULL);
+    bg_started = false;
+    bg_work = false;
+    pthread_cond_init(&bg_cv, NULL);
+}
+

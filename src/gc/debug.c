@@ -30,6 +30,7 @@ static const struct option {
     { "gccheckmark", &gc_opt.gccheckmark, 0, 1 },
     { "stoptimeout", &gc_opt.stoptimeout_ms, 0, INT_MAX },
     { "gcworkers", &gc_opt.gcworkers, 0, 8 },
+    { "gcstoptheworld", &gc_opt.gcstoptheworld, 0, 1 },
 };
 
 static bool parse_int(const char *s, size_t n, long long *out)
@@ -159,7 +160,7 @@ static size_t verify_span(gc_span *s, uint32_t sweepgen)
                   s->sweepgen, sweepgen, s->list);
         bad++;
     }
-    if (!unswept) {
+    if (!unswept && atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_OFF) {
         for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++)
             if (s->mark_bits[w]) {
                 gm_errorf("verify: swept span %#lx has mark bits set outside a cycle",

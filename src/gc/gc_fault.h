@@ -16,6 +16,16 @@
  * anything.  Per thread, so a test can drop the barrier around one kind of
  * operation only.  Returns the previous setting. */
 GM_API int gm_gc_fault_drop_barrier(int on);
+
+/* While on, a concurrent mark that has started (the world restarted after
+ * mark setup: barrier on, allocation black, stack scans requested) marks
+ * nothing in the background: the mark worker waits before scanning any root.
+ * Threads still scan their own stacks at safepoints and assists still work.
+ * Lets a test force an interleaving.  Returns the previous setting. */
+GM_API int gm_gc_fault_hold_mark(int on);
+/* 1 while a concurrent mark is in progress (between mark setup and mark
+ * termination), else 0. */
+GM_API int gm_gc_fault_marking(void);
 #endif
 
 #endif

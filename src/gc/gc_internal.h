@@ -104,6 +104,7 @@ typedef struct gc_span {
     gc_special *specials;         /* under special_mu */
     uint64_t freed_at;            /* free runs: cycle number when freed */
     uint64_t bits[2][GC_BITS_WORDS];
+    uint64_t ckbits[GC_BITS_WORDS]; /* gccheckmark's separate mark bits (debug.c) */
 } __attribute__((aligned(64))) gc_span;
 
 /* ---- page heap (pageheap.c) ---------------------------------------------- */
@@ -200,7 +201,25 @@ GM_INTERNAL void gc_ensure_swept(gc_span *s);
 
 /* ---- threads (thread.c) --------------------------------------------------- */
 enum { TH_RUNNING = 0, TH_PARKED = 1, TH_BLOCKING = 2 };
+/* stack scan of the current cycle (stack_state, transitions under world_mu):
+ * DONE (or no cycle), PENDING (to be scanned this cycle), SCANNING (someone
+ * is reading it now: the collector for a parked/blocking thread, or the
+ * thread itself at a safepoint; a blocking thread waits before it runs again) */
+enum { STK_DONE = 0, STK_PENDING = 1, STK_SCANNING = 2 };
 #define GC_NREGS 16
+#define GC_WBBUF 256           /* write-barrier buffer entries per thread (Go: 256) */
+
+/* A grey-object stack owned by one thread (see mark.c). */
+typedef struct gc_workbuf {
+    uintptr_t *buf;
+    size_t n, cap;
+    uint64_t marked;   /* bytes this worker marked (not yet added to the total) */
+    uint64_t scanned;  /* scan work done (bytes of objects scanned) */
+    bool shared;       /* other workers mark at the same time: atomic mark bits */
+    bool checkmark;    /* gccheckmark's re-mark: ckbits, report unmarked objects */
+    uintptr_t parent;  /* checkmark: the object being scanned (0: a root) */
+    const char *root;  /* checkmark: which root is being scanned */
+} gc_workbuf;
 
 typedef struct gc_thread {
     gc_mcache cache;
@@ -216,7 +235,11 @@ typedef struct gc_thread {
     pid_t tid;
     uint64_t stop_wait_polls;      /* STW diagnostics */
     uint32_t stress_count;
+    int stack_state;               /* STK_*, under world_mu */
+    size_t wbn;                    /* entries in wb */
+    int64_t assist_credit;         /* bytes this thread may allocate before assisting */
     struct gc_thread *next, *prev;
+    uintptr_t wb[GC_WBBUF];        /* write-barrier buffer: values to shade */
 } gc_thread;
 
 extern _Thread_local gc_thread *gc_self __attribute__((tls_model("initial-exec")));
@@ -225,6 +248,7 @@ extern _Thread_local gc_thread *gc_self __attribute__((tls_model("initial-exec")
 extern _Atomic uint32_t gc_poll_a;
 #define POLL_STW    1u
 #define POLL_STRESS 2u
+#define POLL_STACK  4u      /* concurrent mark asks threads to scan their stacks */
 
 GM_INTERNAL gc_thread *gc_thread_auto(void);     /* gc_self, attaching if needed */
 GM_INTERNAL void gc_poll_slow(gc_thread *t);
@@ -237,6 +261,10 @@ GM_INTERNAL void gc_start_the_world(void);
 /* The world is stopped: call fn on every attached thread. */
 GM_INTERNAL void gc_for_each_thread(void (*fn)(gc_thread *t, void *arg), void *arg);
 GM_INTERNAL size_t gc_thread_count(void);
+GM_INTERNAL void gc_request_stack_scans(void);   /* world stopped: all PENDING */
+GM_INTERNAL size_t gc_scan_stacks_step(void);    /* scan what can be; returns # still pending */
+GM_INTERNAL void gc_stacks_finish(gc_workbuf *w); /* world stopped: the rest, + wb buffers */
+GM_INTERNAL void gc_wb_flush_all(gc_workbuf *w);
 GM_INTERNAL void gc_save_regs(uintptr_t regs[GC_NREGS]);
 GM_INTERNAL uintptr_t gc_current_sp(void);
 GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread */
@@ -246,16 +274,24 @@ GM_INTERNAL void gc_collect_fork_child(void);
 GM_INTERNAL void gc_mark_fork_child(void);
 
 /* ---- mark (mark.c) ------------------------------------------------------- */
-/* The mark work queue: a stack of grey objects.  Issue 5 turns it into
- * per-worker buffers feeding a global list (Go's gcWork / work.full); every
- * producer goes through gc_shade / gc_grey_object already. */
-typedef struct gc_workbuf {
-    uintptr_t *buf;
-    size_t n, cap;
-    uint64_t marked;   /* bytes this worker marked */
-    bool shared;       /* other workers mark at the same time: atomic mark bits */
-} gc_workbuf;
+/* The stop-the-world mark's work stack; while the world runs each thread
+ * greys into its own buffer and publishes it to a global queue (mark.c). */
 extern gc_workbuf gc_work;
+extern _Atomic bool gc_mark_concurrent_a;     /* marking runs with the world running */
+extern _Atomic uint64_t gc_marked_bytes_a;    /* concurrent: bytes marked (published) */
+extern _Atomic uint64_t gc_scan_work_a;       /* concurrent: scan work done (published) */
+GM_INTERNAL gc_workbuf *gc_cur_work(void);    /* this thread's buffer, or gc_work */
+GM_INTERNAL void gc_work_publish(gc_workbuf *w);
+GM_INTERNAL void gc_work_publish_mine(void);
+GM_INTERNAL bool gc_wq_empty(void);
+GM_INTERNAL uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic bool *stop);
+GM_INTERNAL uint64_t gc_mark_drain_some_mine(uint64_t budget);
+GM_INTERNAL void gc_shade_into(gc_workbuf *w, uintptr_t p);
+GM_INTERNAL void gc_wb_flush(gc_thread *t, gc_workbuf *w);
+GM_INTERNAL void gc_scan_thread_stack(gc_thread *t, gc_workbuf *w);
+GM_INTERNAL void gc_scan_own_stack(gc_thread *t);
+GM_INTERNAL void gc_mark_root_ranges(gc_workbuf *w);
+GM_INTERNAL void gc_checkmark(void);          /* world stopped, mark complete */
 extern uint64_t gc_marked_bytes;     /* bytes of objects marked this cycle */
 extern uint64_t gc_scan_roots_bytes; /* stack + globals bytes scanned this cycle */
 extern uint64_t gc_scan_stack_bytes, gc_scan_global_bytes;
@@ -289,6 +325,9 @@ static inline void gc_ensure_init(void)
 }
 GM_INTERNAL void gc_collect(bool forced);  /* a full STW cycle (returns with world running) */
 GM_INTERNAL void gc_maybe_collect(void);   /* heap_live reached the trigger */
+/* Mark assist (collect.c): thread t takes `bytes` of heap while marking;
+ * in debt, it does scan work in proportion first. */
+GM_INTERNAL void gc_assist_alloc(gc_thread *t, uint64_t bytes);
 
 /* counters flushed by mcaches and sweepers (collect.c) */
 typedef struct gc_counters {
@@ -321,6 +360,7 @@ typedef struct gc_options {
     int gctrace, gcstress, clobberfree, gccheckmark;
     int stoptimeout_ms;
     int gcworkers;           /* mark threads during a stop-the-world mark */
+    int gcstoptheworld;      /* 1: the whole mark with the world stopped (no concurrent mark) */
 } gc_options;
 extern gc_options gc_opt;
 GM_INTERNAL void gc_options_init(void);

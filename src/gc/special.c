@@ -5,7 +5,7 @@
  * any number of SP_CLEANUP, at most one SP_WEAK per pointer value (so
  * gm_weak_make is canonical, like weak.Make).
  *
- * DURING MARK (world stopped), as Go does in markrootSpans:
+ * AT MARK START (concurrently, or with the world stopped), as Go's markrootSpans:
  *   finalizer: everything the object points to is marked, but not the object
  *              itself; fn's arg is marked.  So if A -> B and both have
  *              finalizers, B is reachable from A and only A's runs this cycle;
@@ -206,9 +206,16 @@ gm_weak *gm_weak_make(void *p)
 void *gm_weak_get(const gm_weak *w)
 {
     if (!w) return NULL;
-    /* Cleared only while the world is stopped; issue 5 shades the result
-     * here while marking (a weak-to-strong conversion is a pointer load). */
-    return (void *)atomic_load_explicit(&((gm_weak *)w)->p, memory_order_acquire);
+    /* Cleared only while the world is stopped.  While marking, the result
+     * is shaded: a weak-to-strong conversion creates a reference that no
+     * barrier saw (the object may have been white and unreachable). */
+    void *p = (void *)atomic_load_explicit(&((gm_weak *)w)->p, memory_order_acquire);
+    if (p && GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed))) {
+        gc_workbuf *wk = gc_cur_work();
+        gc_shade_into(wk, (uintptr_t)p);
+        if (wk != &gc_work) gc_work_publish(wk);
+    }
+    return p;
 }
 
 /* ---- the collector's side (world stopped) ---------------------------------------------- */

@@ -19,6 +19,15 @@
  * under world_mu; the relaxed poll is only a hint that leads to the lock.
  * (3) A thread never parks while holding an internal lock.
  *
+ * STACK SCANS (concurrent mark).  At mark setup every thread's stack_state
+ * becomes PENDING and the POLL_STACK bit is raised.  A RUNNING thread scans
+ * its own stack at its next poll; the collector scans the stack of a thread
+ * that is PARKED or BLOCKING, after marking it SCANNING under world_mu: a
+ * blocking thread that wants to run again waits until the scan is DONE, so
+ * the stack does not change under the scan.  A thread attached while
+ * marking starts PENDING; mark termination scans, with the world stopped,
+ * any stack still PENDING.
+ *
  * BOUND.  If a thread stays RUNNING for stoptimeout ms (GMDEBUG, default
  * 20000) the collector names it (id, tid, name) on stderr and stops the
  * process with a fatal error instead of hanging silently.
@@ -123,6 +132,8 @@ static gc_thread *attach(bool automatic)
     pthread_mutex_lock(&world_mu);
     while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
     t->id = next_thread_id++;
+    t->stack_state = atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF ? STK_PENDING
+                                                                                     : STK_DONE;
     t->next = threads;
     if (threads) threads->prev = t;
     threads = t;
@@ -151,6 +162,11 @@ static void detach(gc_thread *t)
     /* Still RUNNING: no cycle can be in progress, so the cached spans go back
      * to their centrals before the next stop can see them missing. */
     gc_mcache_release_all(&t->cache);
+    if (t->wbn) {                           /* what the barrier recorded must not be lost */
+        gc_workbuf *w = gc_cur_work();
+        gc_wb_flush(t, w);
+        if (w != &gc_work) gc_work_publish(w);
+    }
     pthread_mutex_lock(&world_mu);
     t->saved_sp = t->stack_hi;              /* nothing of ours is live any more */
     while (stw_requested && stw_owner != t) {
@@ -189,7 +205,7 @@ static void thread_exit_hook(void *p)
     if (t->blocking_depth) {          /* exited inside a blocking section */
         t->blocking_depth = 0;
         pthread_mutex_lock(&world_mu);
-        while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
+        while (stw_requested || t->stack_state == STK_SCANNING) pthread_cond_wait(&resume_cv, &world_mu);
         atomic_store_explicit(&t->state_a, TH_RUNNING, memory_order_relaxed);
         pthread_mutex_unlock(&world_mu);
     }
@@ -214,10 +230,26 @@ __attribute__((noinline)) static void park(gc_thread *t)
 
 void gc_park(gc_thread *t) { park(t); }
 
+/* The calling thread scans its own stack if the cycle asks for it. */
+static void self_scan(gc_thread *t)
+{
+    pthread_mutex_lock(&world_mu);
+    bool mine = t->stack_state == STK_PENDING;
+    if (mine) t->stack_state = STK_SCANNING;
+    pthread_mutex_unlock(&world_mu);
+    if (!mine) return;
+    gc_scan_own_stack(t);
+    pthread_mutex_lock(&world_mu);
+    t->stack_state = STK_DONE;
+    pthread_cond_broadcast(&resume_cv);
+    pthread_mutex_unlock(&world_mu);
+}
+
 void gc_poll_slow(gc_thread *t)
 {
     uint32_t p = atomic_load_explicit(&gc_poll_a, memory_order_relaxed);
     if (p & POLL_STW) park(t);
+    if ((p & POLL_STACK) && t->stack_state == STK_PENDING) self_scan(t);
     if ((p & POLL_STRESS) && gc_opt.gcstress > 0 && !t->internal && t->blocking_depth == 0 &&
         ++t->stress_count >= (uint32_t)gc_opt.gcstress) {
         t->stress_count = 0;
@@ -268,7 +300,8 @@ void gm_blocking_end(void)
     if (t->blocking_depth == 0) gm_fatal("gm_blocking_end without gm_blocking_begin");
     if (--t->blocking_depth > 0) return;
     pthread_mutex_lock(&world_mu);
-    while (stw_requested && stw_owner != t) pthread_cond_wait(&resume_cv, &world_mu);
+    while ((stw_requested && stw_owner != t) || t->stack_state == STK_SCANNING)
+        pthread_cond_wait(&resume_cv, &world_mu);
     atomic_store_explicit(&t->state_a, TH_RUNNING, memory_order_relaxed);
     pthread_mutex_unlock(&world_mu);
 }
@@ -454,4 +487,78 @@ size_t gc_thread_count(void)
     size_t n = nthreads;
     pthread_mutex_unlock(&world_mu);
     return n;
+}
+
+/* ---- stack scans of the concurrent mark ------------------------------------ */
+
+/* World stopped by the caller: every thread's stack is to be scanned. */
+void gc_request_stack_scans(void)
+{
+    pthread_mutex_lock(&world_mu);
+    for (gc_thread *t = threads; t; t = t->next) t->stack_state = STK_PENDING;
+    pthread_mutex_unlock(&world_mu);
+    atomic_fetch_or_explicit(&gc_poll_a, POLL_STACK, memory_order_relaxed);
+}
+
+/* Scans the stacks that can be scanned now: those of parked or blocking
+ * threads (the caller's own too); returns how many are still PENDING (the
+ * RUNNING threads scan theirs at their next poll). */
+size_t gc_scan_stacks_step(void)
+{
+    size_t pending;
+    gc_thread *self = gc_self;
+    if (self && self->stack_state == STK_PENDING) self_scan(self);
+    pthread_mutex_lock(&world_mu);
+    for (;;) {
+        gc_thread *pick = NULL;
+        pending = 0;
+        for (gc_thread *t = threads; t; t = t->next) {
+            if (t->stack_state != STK_PENDING) continue;
+            if (atomic_load_explicit(&t->state_a, memory_order_acquire) == TH_RUNNING) {
+                pending++;
+                continue;
+            }
+            pick = t;
+            break;
+        }
+        if (!pick) break;
+        pick->stack_state = STK_SCANNING;
+        pthread_mutex_unlock(&world_mu);
+        gc_workbuf *w = gc_cur_work();
+        gc_scan_thread_stack(pick, w);
+        gc_work_publish(w);
+        pthread_mutex_lock(&world_mu);
+        pick->stack_state = STK_DONE;
+        pthread_cond_broadcast(&resume_cv);
+    }
+    pthread_mutex_unlock(&world_mu);
+    return pending;
+}
+
+/* World stopped (mark termination): scan every stack still PENDING into w,
+ * flush every barrier buffer into w, clear POLL_STACK. */
+void gc_stacks_finish(gc_workbuf *w)
+{
+    pthread_mutex_lock(&world_mu);
+    for (gc_thread *t = threads; t; t = t->next) {
+        if (t->stack_state == STK_PENDING) {
+            if (t == gc_self) {
+                gc_save_regs(t->regs);
+                t->saved_sp = gc_current_sp();
+            }
+            gc_scan_thread_stack(t, w);
+            t->stack_state = STK_DONE;
+        }
+        gc_wb_flush(t, w);
+    }
+    pthread_mutex_unlock(&world_mu);
+    atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STACK, memory_order_relaxed);
+}
+
+/* World stopped: flush every barrier buffer into w. */
+void gc_wb_flush_all(gc_workbuf *w)
+{
+    pthread_mutex_lock(&world_mu);
+    for (gc_thread *t = threads; t; t = t->next) gc_wb_flush(t, w);
+    pthread_mutex_unlock(&world_mu);
 }

@@ -15,9 +15,11 @@ static const gm_type ptr_type = { sizeof(void *), 8, NULL, NULL, ptr_mask, 0, "p
 
 static inline node *new_node(node *l, node *r, uint64_t v)
 {
+    /* gm_store even into a fresh object: while marking it is black, and a
+     * plain store could hide l or r from the collector (docs/gc.md) */
     node *n = gm_new(&node_type);
-    n->left = l;
-    n->right = r;
+    gm_store(&n->left, l);
+    gm_store(&n->right, r);
     n->val = v;
     return n;
 }

@@ -159,10 +159,10 @@ __attribute__((noinline)) static gm_weak *make_cycle(bool self)
 {
     node *a = new_node(NULL, NULL, 1);
     if (self) {
-        a->left = a;
+        gm_store(&a->left, a);
     } else {
         node *b = new_node(a, NULL, 2);
-        a->left = b;
+        gm_store(&a->left, b);
         gm_set_finalizer(b, count_fin, NULL);
     }
     gm_set_finalizer(a, count_fin, NULL);

@@ -128,7 +128,7 @@ TEST(parallel_mark_big_graph)
     uint64_t id = 0;
     node *t = tree(depth, &id);
     node **arr = gm_new_array(&ptr_type, (size_t)n);
-    for (int i = 0; i < n; i++) arr[i] = new_node(t, NULL, (uint64_t)i);
+    for (int i = 0; i < n; i++) gm_store(&arr[i], new_node(t, NULL, (uint64_t)i));
     long count = 0;
     uint64_t sum = tree_sum(t, &count);
     for (int i = 0; i < 3; i++) {
@@ -148,9 +148,9 @@ TEST(array_of_pointers_survives)
 {
     long n = scaled(20000);
     node **arr = gm_new_array(&ptr_type, (size_t)n);   /* a large typed array */
-    for (long i = 0; i < n; i++) arr[i] = new_node(NULL, NULL, (uint64_t)i * 3);
+    for (long i = 0; i < n; i++) gm_store(&arr[i], new_node(NULL, NULL, (uint64_t)i * 3));
     node **small = gm_new_array(&ptr_type, 100);     /* a small typed array */
-    for (int i = 0; i < 100; i++) small[i] = new_node(NULL, NULL, (uint64_t)i);
+    for (int i = 0; i < 100; i++) gm_store(&small[i], new_node(NULL, NULL, (uint64_t)i));
     for (int r = 0; r < 3; r++) {
         garbage(scaled(100000));
         collect();
@@ -172,8 +172,8 @@ TEST(struct_with_mixed_words)
         uintptr_t *o = gm_new_array(&t, 3);
         for (int e = 0; e < 3; e++) {
             o[e * 5 + 0] = 0xdead;   /* not a pointer: must be left alone */
-            o[e * 5 + 1] = (uintptr_t)new_node(NULL, NULL, (uint64_t)(i * 3 + e));
-            o[e * 5 + 3] = (uintptr_t)new_node(NULL, NULL, (uint64_t)(i * 3 + e + 1000000));
+            gm_store(&o[e * 5 + 1], new_node(NULL, NULL, (uint64_t)(i * 3 + e)));
+            gm_store(&o[e * 5 + 3], new_node(NULL, NULL, (uint64_t)(i * 3 + e + 1000000)));
         }
         objs[i] = o;
     }
@@ -234,7 +234,7 @@ TEST(malloc_root_range)
     node **block = calloc(64, sizeof *block);
     REQUIRE(block);
     gm_root_add(block, 64 * sizeof *block);
-    for (int i = 0; i < 64; i++) block[i] = new_node(NULL, NULL, (uint64_t)i + 500);
+    for (int i = 0; i < 64; i++) gm_store(&block[i], new_node(NULL, NULL, (uint64_t)i + 500));
     garbage(scaled(100000));
     collect();
     bool ok = true;
@@ -285,7 +285,7 @@ __attribute__((noinline)) static gm_weak *conservative_holder(void ***holder)
 {
     node *target = new_node(NULL, NULL, 6);
     void **h = gm_alloc_conservative(3 * sizeof(void *));
-    h[2] = target;
+    gm_store(&h[2], target);
     *holder = h;
     return gm_weak_make(target);
 }
@@ -339,7 +339,7 @@ TEST(shrinking_heap_returns_memory)
     bool stress = stats()->debug_gc;      /* gcstress: a small peak will do */
     int n = stress ? 1024 : 1 << 16;
     node **arr = gm_new_array(&ptr_type, (size_t)n);
-    for (int i = 0; i < n; i++) arr[i] = gm_alloc_noscan(1000);
+    for (int i = 0; i < n; i++) gm_store(&arr[i], gm_alloc_noscan(1000));
     arr = NULL;
     collect();
     collect();
@@ -401,7 +401,10 @@ TEST(pause_histogram)
     uint64_t h[GM_PAUSE_BUCKETS], total = 0;
     gm_read_pause_histogram(h);
     for (int i = 0; i < GM_PAUSE_BUCKETS; i++) total += h[i];
-    CHECK_EQ_U(total, stats()->num_gc);
+    /* every stop-the-world pause: two or more per concurrent cycle */
+    uint32_t ngc = stats()->num_gc;
+    CHECK_MSG(total >= ngc && total <= 16 * (uint64_t)ngc, "%llu pauses, %u cycles",
+              (unsigned long long)total, ngc);
     CHECK(gm_pause_quantile_ns(0.99) > 0);
     for (unsigned i = 1; i < GM_PAUSE_BUCKETS; i++)
         if (gm_pause_bucket_lower_ns(i) <= gm_pause_bucket_lower_ns(i - 1)) {

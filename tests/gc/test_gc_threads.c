@@ -75,8 +75,8 @@ static void *mutator(void *arg)
         if (old && (old->val != ((uint64_t)(uintptr_t)old ^ 0x5555) ||
                     (old->left && old->left->val != ((uint64_t)(uintptr_t)old->left ^ 0x5555))))
             atomic_fetch_add(&failures, 1);
-        n->left = old;
-        if (old) old->left = NULL;            /* keep chains short */
+        gm_store(&n->left, old);
+        if (old) gm_store(&old->left, NULL);  /* keep chains short */
         gm_store(&table[r % 64], n);
         pthread_mutex_unlock(&table_mu);
         if (i % 1000 == 0) gm_safepoint();

@@ -1,0 +1,312 @@
+/* test_gc_concurrent.c - the concurrent mark: mutators rewriting a graph
+ * while marking runs, under gccheckmark (set for this file in
+ * CMakeLists.txt); the write barrier's fault switch proving that checkmark
+ * catches a missing barrier; mark assists counted in bytes.
+ *
+ * concurrent_mutation_stress is also the soak: bench/gc/run.sh runs it with
+ * GOMAP_TEST_SCALE=25 (1000 cycles and more). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "gc/gc_fault.h"
+#include "gc_util.h"
+
+/* ---- the mutation stress ------------------------------------------------------------ */
+
+#define NMUT 2
+#define NSLOTS 256
+#define NXCHG 16
+#define MAGIC 0x6a09e667f3bcc908ull
+
+static node **slots[NMUT];         /* each mutator's GC array of NSLOTS pointers */
+static node *xchg[NXCHG];          /* shared between mutators; a root range */
+static atomic_int stop_mutators, bad_nodes;
+static atomic_long mutations;
+
+static inline uint64_t sum_of(const node *n) { return (uint64_t)(uintptr_t)n ^ MAGIC; }
+
+static node *fresh(void)
+{
+    node *n = new_node(NULL, NULL, 0);
+    n->val = sum_of(n);
+    return n;
+}
+
+/* A node is intact if its checksum matches its address: a node freed too
+ * early is clobbered (clobberfree=1) or reused with different contents. */
+static bool intact(const node *n) { return n == NULL || n->val == sum_of(n); }
+
+/* Walks a few edges from n, checking every node on the way. */
+static void walk(node *n, uint64_t *seed)
+{
+    for (int k = 0; n && k < 12; k++) {
+        if (!intact(n)) {
+            atomic_fetch_add(&bad_nodes, 1);
+            return;
+        }
+        n = test_rand(seed) & 1 ? n->left : n->right;
+    }
+}
+
+static void *mutator(void *arg)
+{
+    int me = (int)(uintptr_t)arg;
+    uint64_t seed = 0x1234 + (uint64_t)me * 7919;
+    gm_thread_attach();
+    node **mine = gm_new_array(&ptr_type, NSLOTS);
+    gm_store(&slots[me], mine);
+    for (int i = 0; i < NSLOTS; i++) gm_store(&mine[i], fresh());
+    node *held[8] = { 0 };         /* objects that live only on this stack for a while */
+    while (!atomic_load_explicit(&stop_mutators, memory_order_relaxed)) {
+        uint64_t r = test_rand(&seed);
+        node *a = mine[r % NSLOTS], *b = mine[(r >> 8) % NSLOTS];
+        switch ((r >> 16) % 8) {
+        case 0:                                    /* a new node replaces one */
+            gm_store(&mine[(r >> 24) % NSLOTS], fresh());
+            break;
+        case 1:                                    /* rewire an edge */
+            if (a) gm_store(r & (1u << 30) ? &a->left : &a->right, b);
+            break;
+        case 2: {                                  /* heap -> stack: only this stack holds it */
+            int h = (int)((r >> 24) % 8);
+            if (!held[h]) {
+                held[h] = a;
+                gm_store(&mine[r % NSLOTS], NULL);
+            }
+            break;
+        }
+        case 3: {                                  /* stack -> heap (a black or white object) */
+            int h = (int)((r >> 24) % 8);
+            if (held[h] && b) {
+                gm_store(&b->left, held[h]);
+                held[h] = NULL;
+            }
+            break;
+        }
+        case 4:                                    /* to the other thread, through the heap */
+            if (a) {
+                node *old = gm_atomic_swap(&xchg[(r >> 24) % NXCHG], a);
+                if (old) gm_store(&mine[(r >> 40) % NSLOTS], old);
+            }
+            break;
+        case 5:                                    /* cut an edge (the deletion half) */
+            if (a) gm_store(&a->right, NULL);
+            break;
+        case 6: {                                  /* bulk copy of a node's pointers */
+            node tmp;
+            if (a && b) {
+                gm_typed_memmove(&node_type, &tmp, b);
+                gm_typed_memmove(&node_type, a, &tmp);
+                a->val = sum_of(a);
+            }
+            break;
+        }
+        default:
+            walk(a, &seed);
+            break;
+        }
+        atomic_fetch_add_explicit(&mutations, 1, memory_order_relaxed);
+        gm_safepoint();
+    }
+    for (int h = 0; h < 8; h++) walk(held[h], &seed);
+    gm_thread_detach();
+    return NULL;
+}
+
+/* Every node reachable from the roots, checked; returns how many. */
+static long check_all(node *n, long budget)
+{
+    long c = 0;
+    while (n && budget-- > 0) {
+        if (!intact(n)) {
+            atomic_fetch_add(&bad_nodes, 1);
+            return c;
+        }
+        c++;
+        n = n->left;                 /* a chain; cycles are cut by the budget */
+    }
+    return c;
+}
+
+TEST(concurrent_mutation_stress)
+{
+    gm_root_add(slots, sizeof slots);
+    gm_root_add(xchg, sizeof xchg);
+    pthread_t th[NMUT];
+    for (int i = 0; i < NMUT; i++) pthread_create(&th[i], NULL, mutator, (void *)(uintptr_t)i);
+    long cycles = scaled(40);
+    uint32_t gc0 = stats()->num_gc;
+    for (long c = 0; c < cycles; c++) {
+        for (int k = 0; k < 200; k++) new_node(NULL, NULL, 1);   /* garbage of our own */
+        gm_gc();                           /* the mutators run through its concurrent mark */
+    }
+    atomic_store(&stop_mutators, 1);
+    gm_blocking_begin();
+    for (int i = 0; i < NMUT; i++) pthread_join(th[i], NULL);
+    gm_blocking_end();
+    gm_gc();
+    long reachable = 0;
+    for (int t = 0; t < NMUT; t++)
+        for (int i = 0; i < NSLOTS; i++) reachable += check_all(slots[t][i], 64);
+    for (int i = 0; i < NXCHG; i++) reachable += check_all(xchg[i], 64);
+    CHECK_EQ_U(atomic_load(&bad_nodes), 0);
+    CHECK(reachable > 0);
+    CHECK_MSG(stats()->num_gc - gc0 >= (uint32_t)cycles, "%u cycles", stats()->num_gc - gc0);
+    CHECK(atomic_load(&mutations) > 0);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    gm_root_remove(slots);
+    gm_root_remove(xchg);
+}
+
+/* ---- a dropped barrier is caught by checkmark ------------------------------------------- */
+
+static node *holder[2];          /* a root range: [0] the parent P, [1] the black object B */
+
+__attribute__((noinline)) static void setup_white_child(void)
+{
+    node *p = new_node(NULL, NULL, 1);
+    gm_store(&p->left, new_node(NULL, NULL, 4242));   /* W: reachable only through P */
+    gm_store(&holder[0], p);
+}
+
+/* Waits (at safepoints, so that this thread's stack gets scanned: it is
+ * black from then on) until the background mark is held after setup. */
+static void wait_marking(void)
+{
+    while (!gm_gc_fault_marking()) {
+        gm_safepoint();
+        usleep(100);
+    }
+    for (int i = 0; i < 10; i++) gm_safepoint();
+}
+
+static void *start_gc(void *arg)
+{
+    (void)arg;
+    gm_gc();
+    return NULL;
+}
+
+/* The interleaving the barrier exists for, forced with the hold switch:
+ * marking has started, this thread's stack is already scanned, nothing else
+ * is marked.  B is allocated (black); W is moved from P (white, not yet
+ * scanned) into B: insertion into a black object, deletion from a white
+ * one.  Without the barrier W is reachable only from B and is never marked. */
+__attribute__((noinline)) static void move_child(bool drop)
+{
+    node *b = new_node(NULL, NULL, 2);
+    gm_store(&holder[1], b);
+    int old = gm_gc_fault_drop_barrier(drop);
+    gm_store(&b->left, holder[0]->left);
+    gm_store(&holder[0]->left, NULL);
+    gm_gc_fault_drop_barrier(old);
+}
+
+static void hidden_move(bool drop)
+{
+    gm_root_add(holder, sizeof holder);
+    setup_white_child();
+    scrub_stack();
+    gm_gc_fault_hold_mark(1);
+    pthread_t th;
+    pthread_create(&th, NULL, start_gc, NULL);
+    wait_marking();
+    move_child(drop);
+    scrub_stack();
+    gm_gc_fault_hold_mark(0);
+    gm_blocking_begin();
+    pthread_join(th, NULL);               /* the cycle ends: checkmark runs */
+    gm_blocking_end();
+    collect();
+}
+
+static void dropped_barrier_child(void *arg)
+{
+    (void)arg;
+    hidden_move(true);
+    _exit(0);                             /* not reached if checkmark fires */
+}
+
+TEST(dropped_barrier_fires_checkmark)
+{
+    CHECK(expect_abort_with(dropped_barrier_child, NULL, "fatal error: checkmark found unmarked object"));
+    CHECK(expect_abort_with(dropped_barrier_child, NULL, "runtime: reached "));
+}
+
+TEST(barrier_saves_moved_object)
+{
+    hidden_move(false);
+    CHECK(holder[1] && holder[1]->left);
+    CHECK_EQ_U(holder[1]->left->val, 4242);
+    CHECK(holder[0]->left == NULL);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    gm_root_remove(holder);
+}
+
+/* ---- assists ------------------------------------------------------------------------------ */
+
+__attribute__((noinline)) static node *build_chain(long n)
+{
+    node *head = NULL;
+    for (long i = 0; i < n; i++) head = new_node(head, NULL, (uint64_t)i);
+    return head;
+}
+
+static bool chain_ok(node *head, long n)
+{
+    for (long i = n - 1; i >= 0; i--, head = head->left)
+        if (!head || head->val != (uint64_t)i) return false;
+    return head == NULL;
+}
+
+/* With the background worker held, a thread that allocates while a cycle
+ * marks does the marking itself: its assists scan the live chain.  Bytes
+ * are counted, not time. */
+TEST(assists_do_the_marking_when_the_worker_cannot)
+{
+    long n = scaled(100000);                          /* 3.2 MB of 32-byte nodes */
+    node *volatile keep = build_chain(n);
+    gm_gc();
+    gm_memstats m0 = *stats();
+    gm_gc_fault_hold_mark(1);
+    pthread_t th;
+    pthread_create(&th, NULL, start_gc, NULL);
+    wait_marking();
+    /* allocate fast: each refill in debt must pay with scan work */
+    for (long i = 0; i < 8 * n && gm_gc_fault_marking(); i++) new_node(NULL, NULL, 0);
+    gm_memstats m1 = *stats();
+    gm_gc_fault_hold_mark(0);
+    gm_blocking_begin();
+    pthread_join(th, NULL);
+    gm_blocking_end();
+    uint64_t assisted = m1.gc_assist_work - m0.gc_assist_work;
+    CHECK_MSG(assisted >= (uint64_t)n * sizeof(node) * 9 / 10,
+              "assists scanned %llu bytes of a %llu-byte live chain",
+              (unsigned long long)assisted, (unsigned long long)((uint64_t)n * sizeof(node)));
+    CHECK(m1.gc_num_assists > m0.gc_num_assists);
+    CHECK_EQ_U(m1.gc_bg_work, m0.gc_bg_work);          /* the worker did nothing */
+    CHECK(chain_ok(keep, n));
+}
+
+/* Without the hold: a thread allocating fast keeps the heap near its goal
+ * (the pacer starts cycles early and assists slow the allocator down). */
+TEST(heap_stays_near_goal_under_fast_allocation)
+{
+    long n = scaled(100000);
+    node *volatile keep = build_chain(n);
+    gm_gc();
+    uint64_t peak_over = 0;
+    for (int round = 0; round < 40; round++) {
+        for (long i = 0; i < n / 2; i++) new_node(NULL, NULL, 0);
+        gm_memstats *m = stats();
+        if (m->heap_alloc > m->next_gc && m->heap_alloc - m->next_gc > peak_over)
+            peak_over = m->heap_alloc - m->next_gc;
+    }
+    gm_memstats *m = stats();
+    CHECK(m->gc_num_assists + m->gc_bg_work > 0);
+    CHECK_MSG(peak_over <= m->next_gc / 2, "heap went %llu bytes past a %llu-byte goal",
+              (unsigned long long)peak_over, (unsigned long long)m->next_gc);
+    CHECK(chain_ok(keep, n));
+}

@@ -83,7 +83,7 @@ int lab_write_charts(const char *dir)
         v[nb] = v[p2];
     }
     snprintf(path, sizeof path, "%s/gc-pauses.svg", dir);
-    if (!lab_svg_bars(path, "GC stop-the-world pauses", "pause (lower bound of bin)", "pauses", labels, v, nb)) bad++;
+    if (!lab_svg_bars(path, "GC stop-the-world pauses (every stop of the world)", "pause (lower bound of bin)", "pauses", labels, v, nb)) bad++;
     else printf("  wrote %s\n", path);
 
     /* 2. Evacuation progress of map grows and shrinks over the run. */
@@ -94,12 +94,21 @@ int lab_write_charts(const char *dir)
     if (!lab_svg_lines(path, "Map grow/shrink: evacuation progress", "time (s)", "% of old buckets", &s, 1)) bad++;
     else printf("  wrote %s\n", path);
 
-    /* 3. Heap in use as the scenarios saw it. */
-    sorted_counter(&heap, "heap_alloc (MB)");
-    lab_series h = { "heap_alloc (MB) at the scenarios' checkpoints", heap.x, heap.y, heap.n, false };
+    /* 3. The heap over the run, as the collector reported it at every phase
+     * change: bytes in live objects and the goal the pacer set. */
+    struct pts goal;
+    sorted_counter(&heap, "heap live");
+    sorted_counter(&goal, "heap goal");
+    for (size_t i = 0; i < heap.n; i++) heap.y[i] /= 1 << 20;
+    for (size_t i = 0; i < goal.n; i++) goal.y[i] /= 1 << 20;
+    lab_series h[2] = { { "heap in use (MB)", heap.x, heap.y, heap.n, false },
+                        { "heap goal (MB)", goal.x, goal.y, goal.n, false } };
     snprintf(path, sizeof path, "%s/gc-heap.svg", dir);
-    if (!lab_svg_lines(path, "GC heap in use over the run", "time (s)", "MB", &h, 1)) bad++;
+    if (!lab_svg_lines(path, "GC heap over the run (collector's counters at each phase change)", "time (s)", "MB",
+                       h, 2)) bad++;
     else printf("  wrote %s\n", path);
+    free(goal.x);
+    free(goal.y);
     free(ev.x);
     free(ev.y);
     free(heap.x);

@@ -237,9 +237,9 @@ static int run_growth_mark(const lab_opts *o)
                   lab_bytes((double)r.assist_work, aw, sizeof aw), lab_bytes((double)r.bg_work, bw, sizeof bw),
                   r.bad ? "NO" : "all");
     lab_table_end();
-    lab_say("  (a pause is one stop of the world; marking runs between the two pauses of a");
-    lab_say("   cycle while the filling thread keeps inserting and evacuating; assists are");
-    lab_say("   mark work the filling thread did itself because it allocated fast)");
+    lab_say("  (pause: a cycle's two stops of the world together, as Go's PauseNs; marking");
+    lab_say("   runs between them while the filling thread keeps inserting and evacuating;");
+    lab_say("   assists: mark work the filling thread did itself because it allocated fast)");
 
     char buf[8192];
     int status = 0;

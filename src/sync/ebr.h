@@ -58,6 +58,28 @@ static inline void gm_ebr_unpin(gm_ebr_rec *r)
     if (--r->nest == 0) at_store_release(&r->state_a, 0);
 }
 
+/* The same critical section without the nesting count, for a short leaf
+ * section that calls nothing that pins or retires (gm_syncmap_load's fast
+ * path).  False, with nothing changed, when the full pin must be used: the
+ * thread is already pinned, pins fence with the exchange, or the epoch moved
+ * meanwhile. */
+static inline bool gm_ebr_pin_flat(gm_ebr_rec *r)
+{
+    if (r->nest != 0) return false;
+    uint64_t e = at_load_acquire(&gm_ebr_global.epoch_a);
+    if (at_load_relaxed(&gm_ebr_global.fence_mode_a) != GM_EBR_FENCE_MEMBARRIER) return false;
+    at_store_relaxed(&r->state_a, 2 * e + 1);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* advance's membarrier is the fence */
+    if (GM_LIKELY(at_load_seqcst(&gm_ebr_global.epoch_a) == e)) return true;
+    at_store_release(&r->state_a, 0);
+    return false;
+}
+
+static inline void gm_ebr_unpin_flat(gm_ebr_rec *r)
+{
+    at_store_release(&r->state_a, 0);
+}
+
 /* Frees fn(p) once no thread can still hold p: p must already be unreachable
  * for threads that pin from now on.  The caller must be pinned. */
 GM_INTERNAL void gm_ebr_retire(void *p, void (*fn)(void *));

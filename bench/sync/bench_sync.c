@@ -8,6 +8,9 @@
  * present ("stable keys"): a load, or a store of a new value.  read-mostly
  * is 99% loads, mixed 90%, at 1 and 2 threads.  Peers:
  *   syncmap   gm_syncmap (loads take no lock; stores CAS a new value box)
+ *   syncmap-gc  gm_syncmap_new_gc: the same on the GC heap (boxes are GC
+ *             objects, no EBR; every call is a safepoint); the workers
+ *             attach themselves on their first call
  *   mutex+map gm_mutex around gm_map
  *   ck_ht     Concurrency Kit's SPMC hash table (direct mode: 64-bit keys
  *             and values in the table), lock-free loads, stores serialised
@@ -36,6 +39,7 @@
 #include <urcu.h>
 #include <urcu/rculfhash.h>
 
+#include "gomap/gc.h"
 #include "gomap/map.h"
 #include "gomap/sync.h"
 
@@ -290,10 +294,34 @@ static void w_urcu(run *r, int tid)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-enum { IMPL_SYNCMAP, IMPL_MUTEX_MAP, IMPL_CK, IMPL_URCU, NIMPL };
-static const char *impl_names[NIMPL] = { "syncmap", "mutex+map", "ck_ht", "urcu_lfht" };
-static const worker_fn impl_fns[NIMPL] = { w_syncmap, w_mutex_map, w_ck_ht, w_urcu };
+enum { IMPL_SYNCMAP, IMPL_SYNCMAP_GC, IMPL_MUTEX_MAP, IMPL_CK, IMPL_URCU, NIMPL };
+static const char *impl_names[NIMPL] = { "syncmap", "syncmap-gc", "mutex+map", "ck_ht",
+                                         "urcu_lfht" };
+static const worker_fn impl_fns[NIMPL] = { w_syncmap, w_syncmap, w_mutex_map, w_ck_ht, w_urcu };
 static void *impls[NIMPL];
+
+/* The GC-heap sync.Map is made, filled and warmed by a thread of its own,
+ * which is attached automatically and detached when it exits: the main
+ * thread never becomes a mutator, so its joins and spin-waits cannot hold up
+ * a stop of the world.  impls[] is registered as a root (globals are not
+ * scanned unless registered). */
+static void *setup_gc_map(void *arg)
+{
+    (void)arg;
+    gm_syncmap *sm = gm_syncmap_new_gc(&gm_type_u64, &gm_type_u64);
+    if (!sm) { fprintf(stderr, "bench_sync: gm_syncmap_new_gc failed\n"); exit(1); }
+    for (uint64_t i = 0; i < NKEYS; i++) {
+        uint64_t k = key_of(i), v = i;
+        gm_syncmap_store(sm, &k, &v);
+    }
+    for (int rep = 0; rep < 2; rep++)
+        for (uint64_t i = 0; i < NKEYS; i++) {
+            uint64_t k = key_of(i);
+            gm_syncmap_load(sm, &k, NULL);
+        }
+    impls[IMPL_SYNCMAP_GC] = sm;
+    return NULL;
+}
 
 static void setup_maps(void)
 {
@@ -330,6 +358,10 @@ static void setup_maps(void)
             gm_syncmap_load(sm, &k, NULL);
         }
     impls[IMPL_SYNCMAP] = sm;
+    gm_root_add(&impls[IMPL_SYNCMAP_GC], sizeof impls[IMPL_SYNCMAP_GC]);
+    pthread_t t;
+    pthread_create(&t, NULL, setup_gc_map, NULL);
+    pthread_join(t, NULL);
     impls[IMPL_MUTEX_MAP] = lm;
     impls[IMPL_CK] = cm;
     impls[IMPL_URCU] = ht;

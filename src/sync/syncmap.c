@@ -119,8 +119,12 @@ struct gm_syncmap {
     bool fast_load;           /* gm_syncmap_load's inline path applies */
 };
 
-static const uint8_t mask_word0[] = { 0x1 }, mask_word1[] = { 0x2 },
-                     mask_words01[] = { 0x3 }, mask_words02[] = { 0x5 };
+/* A ptrmask has a bit for every word of its type: 8 bytes cover the
+ * structs here (asserted). */
+static const uint8_t mask_word0[8] = { 0x1 }, mask_word1[8] = { 0x2 },
+                     mask_words01[8] = { 0x3 }, mask_words02[8] = { 0x5 };
+_Static_assert(sizeof(gm_syncmap) <= 64 * sizeof(void *) && sizeof(sm_read) <= 64 * sizeof(void *),
+               "ptrmask too short");
 static const gm_type syncmap_gc_type = { sizeof(gm_syncmap), _Alignof(gm_syncmap), NULL, NULL,
                                          mask_words01, 0, "sync.Map" };
 static const gm_type read_gc_type = { sizeof(sm_read), _Alignof(sm_read), NULL, NULL,

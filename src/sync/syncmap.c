@@ -750,27 +750,38 @@ static __attribute__((noinline)) bool load_slow(gm_syncmap *m, const void *key, 
     return box != NULL;
 }
 
-/* The common Load, inline and a leaf: a malloc map with u32/u64 keys and
- * 8-byte pointer-free values, a key found in the read index, present.  It
- * pins without the nesting count (gm_ebr_pin_flat) and touches no shared
- * line that anyone writes except the entry.  Anything else: load_slow. */
+/* The common Load: a map with u32/u64 keys and 8-byte pointer-free values,
+ * a key found in the read index, present.  Malloc: inline and a leaf; it
+ * pins without the nesting count (gm_ebr_pin_flat) and writes no line but
+ * its own thread's record.  GC: the safepoint, then the same lookups.
+ * Anything else: load_slow. */
+static inline void *load_hit(gm_syncmap *m, const void *key)
+{
+    sm_read *read = load_read(m);
+    if (GM_UNLIKELY(read->idx == NULL)) return NULL;
+    sm_entry *e = idx_find(read, key_u64(m->kind, key));
+    if (GM_UNLIKELY(e == NULL)) return NULL;
+    void *p = at_load_acquire(&e->p_a);
+    return is_box(p) ? p : NULL;
+}
+
 bool gm_syncmap_load(gm_syncmap *m, const void *key, void *val_out)
 {
-    gm_ebr_rec *r = gm_ebr_self;
-    if (GM_LIKELY(m->fast_load && r != NULL) && GM_LIKELY(gm_ebr_pin_flat(r))) {
-        sm_read *read = load_read(m);
-        if (GM_LIKELY(read->idx != NULL)) {
-            sm_entry *e = idx_find(read, key_u64(m->kind, key));
-            if (GM_LIKELY(e != NULL)) {
-                void *p = at_load_acquire(&e->p_a);
-                if (GM_LIKELY(is_box(p))) {
-                    if (val_out != NULL) memcpy(val_out, p, 8);
-                    gm_ebr_unpin_flat(r);
-                    return true;
-                }
-            }
+    if (GM_LIKELY(m->fast_load)) {
+        gm_ebr_rec *r = gm_ebr_self;
+        if (GM_LIKELY(r != NULL) && GM_LIKELY(gm_ebr_pin_flat(r))) {
+            void *p = load_hit(m, key);
+            if (GM_LIKELY(p != NULL) && val_out != NULL) memcpy(val_out, p, 8);
+            gm_ebr_unpin_flat(r);
+            if (GM_LIKELY(p != NULL)) return true;
         }
-        gm_ebr_unpin_flat(r);
+    } else if (m->gc && m->kind != KEY_GENERIC && m->vsize == 8 && !m->vptr) {
+        gm_safepoint();
+        void *p = load_hit(m, key);
+        if (GM_LIKELY(p != NULL)) {
+            if (val_out != NULL) memcpy(val_out, p, 8);
+            return true;
+        }
     }
     return load_slow(m, key, val_out);
 }

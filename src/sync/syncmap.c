@@ -1,14 +1,16 @@
 /* syncmap.c - sync.Map (Go 1.9-1.23 design) over gomap's own map.
  *
  * LAYOUT.
- *     read_a  -> sm_read { gm_map *m; bool amended }   published atomically,
- *                never modified after publication (so any number of threads
- *                may gm_map_get / iterate it with no lock);
+ *     read_a  -> sm_read { gm_map *m; bool amended; idx }  published
+ *                atomically, never modified after publication (so any number
+ *                of threads may gm_map_get / iterate it with no lock); idx is
+ *                an optional flat index of m's keys (u32/u64 keys; see READ
+ *                INDEX), which lookups in read use instead of m;
  *     dirty   -> gm_map, or NULL                       only under mu;
  *     both map a key to an sm_entry *, one entry per key shared by the two
  *     maps; an entry holds p_a, a pointer to an immutable box holding the
  *     value bytes, so Load copies a value out with no lock.  The first value
- *     of a key is stored in the entry itself (sm_entry.first), later ones in
+ *     of a key is stored in the entry itself (at m->first_off), later ones in
  *     boxes of their own.
  *
  * ENTRY STATES (p_a):
@@ -41,8 +43,9 @@
  * replaced by a CAS, an entry dropped from dirty, a read map replaced by a
  * promotion or a Clear, with its expunged entries) is passed to
  * gm_ebr_retire, never freed directly.  Every public call runs pinned
- * (gm_ebr_pin), so it may use anything it reached.  An entry is freed with
- * its current box.
+ * (gm_ebr_pin; Load's fast path with gm_ebr_pin_flat), so it may use
+ * anything it reached.  An entry is freed with its current box.  (Malloc
+ * variant; the GC variant below retires nothing.)
  *
  * GC VARIANT (gm_syncmap_new_gc).  The same code with every structure a GC
  * object: the gm_syncmap itself, each sm_read, each entry (an interned type

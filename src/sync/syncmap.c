@@ -119,7 +119,8 @@ struct gm_syncmap {
     uint8_t kind;             /* enum key_kind */
     bool gc;                  /* made by gm_syncmap_new_gc */
     bool vptr;                /* GC variant and the value type holds pointers */
-    bool fast_load;           /* gm_syncmap_load's inline path applies */
+    bool fast_load;           /* malloc: gm_syncmap_load's inline path applies */
+    bool fast_load_gc;        /* the same for the GC variant */
 };
 
 /* A ptrmask has a bit for every word of its type: 8 bytes cover the
@@ -716,6 +717,7 @@ gm_syncmap *gm_syncmap_new_gc(const gm_type *key, const gm_type *val)
     init_fields(m, key, val);
     m->gc = true;
     m->vptr = type_has_pointers(val);
+    m->fast_load_gc = m->kind != KEY_GENERIC && val->size == 8 && !m->vptr;
     m->etype = et;
     m->first_off = (uint16_t)first_off;
     sm_read *r = gm_new(&read_gc_type);   /* r->m NULL: a nil map */
@@ -778,7 +780,7 @@ bool gm_syncmap_load(gm_syncmap *m, const void *key, void *val_out)
             gm_ebr_unpin_flat(r);
             if (GM_LIKELY(p != NULL)) return true;
         }
-    } else if (m->gc && m->kind != KEY_GENERIC && m->vsize == 8 && !m->vptr) {
+    } else if (m->fast_load_gc) {
         gm_safepoint();
         void *p = load_hit(m, key);
         if (GM_LIKELY(p != NULL)) {

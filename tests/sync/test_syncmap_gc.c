@@ -13,6 +13,7 @@
 #include "gc_util.h"
 #include "gomap/map.h"
 #include "gomap/sync.h"
+#include "syncmap_model.h"
 
 /* ---- a value that holds a GC pointer ------------------------------------- */
 
@@ -136,6 +137,28 @@ static bool count_fn(const void *key, const void *val, void *arg)
     if (pval_ok(v, *(const uint64_t *)key)) c[0]++;
     else c[1]++;
     return true;
+}
+
+/* Differential runs against a plain model, a collection every 1000 steps:
+ * u64 and u32 keys (read index) and i64 keys (gm_map lookups). */
+static void collect_between(int step)
+{
+    (void)step;
+    collect();
+}
+
+TEST(gc_syncmap_matches_a_model_with_collections)
+{
+    gm_syncmap *m = gm_syncmap_new_gc(&gm_type_u64, &gm_type_u64);
+    REQUIRE(m != NULL);
+    syncmap_model_run(m, 8, (int)scaled(60000), collect_between);
+    gm_syncmap *m32 = gm_syncmap_new_gc(&gm_type_u32, &gm_type_u64);
+    REQUIRE(m32 != NULL);
+    syncmap_model_run(m32, 4, (int)scaled(30000), collect_between);
+    gm_syncmap *mg = gm_syncmap_new_gc(&gm_type_i64, &gm_type_u64);
+    REQUIRE(mg != NULL);
+    syncmap_model_run(mg, 8, (int)scaled(30000), collect_between);
+    CHECK_EQ_U(gm_heap_verify(), 0);
 }
 
 /* ---- values and keys that hold pointers ----------------------------------- */

@@ -161,6 +161,7 @@ static void *sm_alloc(size_t n)
 static void put_value(gm_syncmap *m, void *dst, const void *val)
 {
     if (m->vptr) gm_typed_memmove(m->vtype, dst, val);
+    else if (m->vsize == 8) memcpy(dst, val, 8);   /* the common case, inlined */
     else if (m->vsize) memcpy(dst, val, m->vsize);
 }
 

@@ -167,7 +167,15 @@ static void put_value(gm_syncmap *m, void *dst, const void *val)
 
 static void *new_box(gm_syncmap *m, const void *val)
 {
-    void *b = m->gc ? gm_new(m->vtype) : sm_alloc(m->vsize);
+    void *b;
+    if (m->gc) {
+        b = gm_new(m->vtype);
+    } else if (m->vsize == 8) {          /* recycled boxes (ebr.h) */
+        b = gm_ebr_box8_alloc();
+        if (b == NULL) gm_fatal("runtime: out of memory");
+    } else {
+        b = sm_alloc(m->vsize);
+    }
     put_value(m, b, val);
     return b;
 }
@@ -224,7 +232,7 @@ static void free_read(void *p)
 static void sm_retire_box(gm_syncmap *m, sm_entry *e, void *box)
 {
     if (m->gc || (m->first_off != 0 && box == entry_first(m, e))) return;
-    gm_ebr_retire(box, free);
+    gm_ebr_retire(box, m->vsize == 8 ? NULL : free);   /* NULL: recycle */
 }
 static void sm_retire_entry(gm_syncmap *m, sm_entry *e)
 {

@@ -16,6 +16,6 @@ cmake --build "$BUILD" -j "$JOBS" --target gomap_static >/dev/null
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -DNDEBUG -Wall -Wextra -I"$ROOT/include" "$HERE/bench_sync.c" \
   -o "$BUILD/bench_sync" "$BUILD/libgomap.a" \
-  $(pkg-config --cflags --libs liburcu liburcu-cds) -lck -lpthread
+  $(pkg-config --cflags --libs liburcu liburcu-cds) -lck -lpthread -lm
 echo "bench/sync: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BUILD/bench_sync" "$@"

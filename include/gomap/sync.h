@@ -121,11 +121,21 @@ GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
  * maps are freed once no thread can still be reading them (epoch-based
  * reclamation, see src/sync/ebr.c).  gm_syncmap_new returns NULL (errno set,
  * message on stderr) when the types are unusable or memory is short; a
- * write that cannot get memory is fatal ("runtime: out of memory"). */
+ * write that cannot get memory is fatal ("runtime: out of memory").
+ *
+ * On the GC heap (gomap/gc.h): gm_syncmap_new_gc makes a sync.Map that is
+ * itself a GC object, as are its entries, value boxes and maps
+ * (gm_map_new_gc): it lives while reachable, gm_syncmap_free does nothing
+ * for it, and keys and values whose types have a ptrmask keep what they
+ * point to alive (gm_type_str keys: their bytes).  Every call on it is a
+ * safepoint and attaches the calling thread, as an allocation does.
+ * val_out/prev_out/actual_out may point into GC objects: values holding
+ * pointers are copied out with gm_typed_memmove. */
 
 typedef struct gm_syncmap gm_syncmap;
 
 GM_API gm_syncmap *gm_syncmap_new(const gm_type *key, const gm_type *val);
+GM_API gm_syncmap *gm_syncmap_new_gc(const gm_type *key, const gm_type *val);
 GM_API void gm_syncmap_free(gm_syncmap *m);
 GM_API bool gm_syncmap_load(gm_syncmap *m, const void *key, void *val_out);
 GM_API void gm_syncmap_store(gm_syncmap *m, const void *key, const void *val);

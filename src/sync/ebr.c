@@ -43,6 +43,14 @@
  * is what lets retire get by with a plain load: no cache line that every
  * reader reads is ever written by a Store.)
  *
+ * BOX CACHE.  An item retired with fn NULL is an 8-byte gm_syncmap value
+ * box: once safe it goes to the freeing record's box_cache (at most
+ * GM_EBR_BOX_CACHE, twice ADVANCE_EVERY, so a whole bag fits) and
+ * gm_ebr_box8_alloc reuses it.  Callgrind, 90% Loads / 10% Stores: a Store
+ * 452 -> 287 instructions (no malloc, no free).  Memory: a record keeps at
+ * most 1024 boxes (8 KiB of slots, 32 KiB of malloc chunks) for its next
+ * owner; records, like before, are never freed.
+ *
  * BOUNDS.  A thread tries to advance E every ADVANCE_EVERY (512) retirements and
  * then frees its bags that became safe; a bag slot about to be reused for tag
  * t held tag <= t-3, safe since E >= t-1.  Counters (retired, freed) are
@@ -76,7 +84,12 @@ static void count(uint64_t *c, uint64_t n)
 
 static void bag_free_all(gm_ebr_rec *r, ebr_bag *b)
 {
-    for (size_t i = 0; i < b->n; i++) b->items[i].fn(b->items[i].p);
+    for (size_t i = 0; i < b->n; i++) {
+        ebr_item *it = &b->items[i];
+        if (it->fn != NULL) it->fn(it->p);
+        else if (r->nbox < GM_EBR_BOX_CACHE) r->box_cache[r->nbox++] = it->p;
+        else free(it->p);
+    }
     count(&r->freed_a, b->n);
     b->n = 0;
 }

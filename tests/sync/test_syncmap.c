@@ -11,6 +11,8 @@
 #include <sched.h>
 #include <string.h>
 
+#include "syncmap_model.h"
+
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
@@ -358,6 +360,24 @@ TEST(syncmap_matches_a_model_under_random_operations)
         if (check_failures) break;
     }
     CHECK(gm_syncmap_check(m) == NULL);
+    gm_syncmap_free(m);
+}
+
+/* The same model run with u32 keys (the read index widens them) and with
+ * i64 keys (no index: every read lookup goes through gm_map). */
+TEST(syncmap_matches_a_model_with_u32_keys)
+{
+    gm_syncmap *m = gm_syncmap_new(&gm_type_u32, &gm_type_u64);
+    REQUIRE(m != NULL);
+    syncmap_model_run(m, 4, scaled(100000), NULL);
+    gm_syncmap_free(m);
+}
+
+TEST(syncmap_matches_a_model_with_generic_keys)
+{
+    gm_syncmap *m = gm_syncmap_new(&gm_type_i64, &gm_type_u64);
+    REQUIRE(m != NULL);
+    syncmap_model_run(m, 8, scaled(100000), NULL);
     gm_syncmap_free(m);
 }
 

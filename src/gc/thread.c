@@ -132,8 +132,11 @@ static gc_thread *attach(bool automatic)
     pthread_mutex_lock(&world_mu);
     while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
     t->id = next_thread_id++;
-    t->stack_state = atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF ? STK_PENDING
-                                                                                     : STK_DONE;
+    t->stack_state = STK_DONE;
+    if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF) {
+        t->stack_state = STK_PENDING;       /* the collector waits for this scan too */
+        atomic_fetch_or_explicit(&gc_poll_a, POLL_STACK, memory_order_relaxed);
+    }
     t->next = threads;
     if (threads) threads->prev = t;
     threads = t;

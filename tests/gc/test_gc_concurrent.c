@@ -18,6 +18,8 @@
 #define NMUT 2
 #define NSLOTS 256
 #define NXCHG 16
+#define CHAIN 40
+#define NBALLAST 20000    /* per mutator: enough objects that marking takes a while */
 #define MAGIC 0x6a09e667f3bcc908ull
 
 static node **slots[NMUT];         /* each mutator's GC array of NSLOTS pointers */
@@ -57,15 +59,31 @@ static void *mutator(void *arg)
     gm_thread_attach();
     node **mine = gm_new_array(&ptr_type, NSLOTS);
     gm_store(&slots[me], mine);
-    for (int i = 0; i < NSLOTS; i++) gm_store(&mine[i], fresh());
+    for (int i = 0; i < NSLOTS; i++) {            /* chains of CHAIN nodes: marking takes a while */
+        node *head = NULL;
+        for (int k = 0; k < CHAIN; k++) {
+            node *n = fresh();
+            gm_store(&n->left, head);
+            head = n;
+        }
+        gm_store(&mine[i], head);
+    }
+    node **ballast = gm_new_array(&ptr_type, NBALLAST);
+    /* the ballast array is held only by this stack (conservatively scanned) */
+    for (int i = 0; i < NBALLAST; i++) gm_store(&ballast[i], fresh());
     node *held[8] = { 0 };         /* objects that live only on this stack for a while */
     while (!atomic_load_explicit(&stop_mutators, memory_order_relaxed)) {
         uint64_t r = test_rand(&seed);
         node *a = mine[r % NSLOTS], *b = mine[(r >> 8) % NSLOTS];
-        switch ((r >> 16) % 8) {
-        case 0:                                    /* a new node replaces one */
-            gm_store(&mine[(r >> 24) % NSLOTS], fresh());
+        switch ((r >> 16) % 9) {
+        case 0: {                                  /* a new head; or drop two nodes */
+            node **slot = &mine[(r >> 24) % NSLOTS], *n = fresh(), *rest = *slot;
+            if ((r >> 50) & 1)
+                for (int k = 0; k < 3 && rest; k++) rest = rest->left;
+            gm_store(&n->left, rest);
+            gm_store(slot, n);
             break;
+        }
         case 1:                                    /* rewire an edge */
             if (a) gm_store(r & (1u << 30) ? &a->left : &a->right, b);
             break;
@@ -103,6 +121,14 @@ static void *mutator(void *arg)
             }
             break;
         }
+        case 7: {                                  /* swap two ballast entries via the stack */
+            size_t i = (r >> 24) % NBALLAST, j = (r >> 40) % NBALLAST;
+            node *x = ballast[i];
+            gm_store(&ballast[i], ballast[j]);
+            gm_store(&ballast[j], x);
+            if (!intact(x)) atomic_fetch_add(&bad_nodes, 1);
+            break;
+        }
         default:
             walk(a, &seed);
             break;
@@ -111,6 +137,8 @@ static void *mutator(void *arg)
         gm_safepoint();
     }
     for (int h = 0; h < 8; h++) walk(held[h], &seed);
+    for (int i = 0; i < NBALLAST; i++)
+        if (!intact(ballast[i])) atomic_fetch_add(&bad_nodes, 1);
     gm_thread_detach();
     return NULL;
 }
@@ -154,7 +182,7 @@ TEST(concurrent_mutation_stress)
     CHECK_EQ_U(atomic_load(&bad_nodes), 0);
     CHECK(reachable > 0);
     CHECK_MSG(stats()->num_gc - gc0 >= (uint32_t)cycles, "%u cycles", stats()->num_gc - gc0);
-    CHECK(atomic_load(&mutations) > 0);
+    CHECK_MSG(atomic_load(&mutations) >= cycles, "%ld mutations", atomic_load(&mutations));
     CHECK_EQ_U(gm_heap_verify(), 0);
     gm_root_remove(slots);
     gm_root_remove(xchg);

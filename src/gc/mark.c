@@ -114,13 +114,14 @@ void gm_root_remove(void *start)
     for (size_t i = nroots; i-- > 0;)
         if (roots[i].start == (uintptr_t)start) {
             /* while marking, a range that goes away is a deletion: shade it */
+            gc_workbuf *w = NULL;
             if (atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)) {
-                gc_workbuf *w = gc_cur_work();
+                w = gc_cur_work();
                 scan_range(w, roots[i].start, roots[i].start + roots[i].len);
-                if (w != &gc_work) gc_work_publish(w);
             }
             roots[i] = roots[--nroots];
             pthread_mutex_unlock(&roots_mu);
+            if (w && w != &gc_work) gc_work_publish(w);
             return;
         }
     pthread_mutex_unlock(&roots_mu);

@@ -220,10 +220,18 @@ void *gm_weak_get(const gm_weak *w)
 
 /* ---- the collector's side (world stopped) ---------------------------------------------- */
 
+/* At mark start: with the world stopped, or (concurrent mark) while other
+ * threads allocate spans, so the span table is walked from a snapshot taken
+ * under heap_lock (span structures are never freed, only reused). */
 void gc_special_mark_roots(void)
 {
     size_t n;
-    gc_span **all = gc_allspans(&n);
+    gc_heap_lock();
+    gc_span **live = gc_allspans(&n);
+    gc_span **all = malloc((n ? n : 1) * sizeof *all);
+    if (!all) gm_fatal("runtime: out of memory (specials)");
+    memcpy(all, live, n * sizeof *all);
+    gc_heap_unlock();
     pthread_mutex_lock(&gc_special_mu);
     for (size_t k = 0; k < n; k++) {
         gc_span *s = all[k];
@@ -250,6 +258,7 @@ void gc_special_mark_roots(void)
         gc_shade((uintptr_t)e->arg);
     }
     pthread_mutex_unlock(&finq_mu);
+    free(all);
 }
 
 static bool obj_marked(gc_span *s, uint32_t offset)

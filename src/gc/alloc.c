@@ -138,9 +138,9 @@ static void span_init_small(gc_span *s, unsigned spc)
     if (!s->noscan) gc_heap_bits_reserve(s);
     refresh_cache(s);
     /* a concurrent marker that looks the span up sees limit 0 (no object)
-     * until the geometry and the heap bits are in place */
-    atomic_thread_fence(memory_order_release);
-    s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
+     * until the geometry and the heap bits are in place: limit publishes
+     * the span (release; gc_span_of loads it with acquire) */
+    __atomic_store_n(&s->limit, s->base + (uintptr_t)s->nelems * s->elemsize, __ATOMIC_RELEASE);
 }
 
 typedef enum { SWEPT_FREED, SWEPT_PARTIAL, SWEPT_FULL } sweep_result;
@@ -443,8 +443,7 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     s->elemsize = (uint32_t)(npages * GC_PAGE_SIZE > UINT32_MAX ? 0 : npages * GC_PAGE_SIZE);
     s->nelems = 1;
     s->divmul = 0;                      /* every offset is object 0 */
-    atomic_thread_fence(memory_order_release);   /* see span_init_small */
-    s->limit = s->base + npages * GC_PAGE_SIZE;
+    __atomic_store_n(&s->limit, s->base + npages * GC_PAGE_SIZE, __ATOMIC_RELEASE); /* see span_init_small */
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (s->needzero) memset((void *)s->base, 0, npages * GC_PAGE_SIZE);  /* the tail too: it is scanned */
     s->freeindex = 1;

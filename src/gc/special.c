@@ -222,8 +222,10 @@ void *gm_weak_get(const gm_weak *w)
 
 /* At mark start: with the world stopped, or (concurrent mark) while other
  * threads allocate spans, so the span table is walked from a snapshot taken
- * under heap_lock (span structures are never freed, only reused). */
-void gc_special_mark_roots(void)
+ * under heap_lock (span structures are never freed, only reused); a span's
+ * state may change under the walk (racy, not instrumented): one that stops
+ * being in use has no specials, one that starts has none yet. */
+__attribute__((no_sanitize("thread"))) void gc_special_mark_roots(void)
 {
     size_t n;
     gc_heap_lock();

@@ -23,8 +23,8 @@
  * becomes PENDING and the POLL_STACK bit is raised.  A RUNNING thread scans
  * its own stack at its next poll; the collector scans the stack of a thread
  * that is PARKED or BLOCKING, after marking it SCANNING under world_mu: a
- * blocking thread that wants to run again waits until the scan is DONE, so
- * the stack does not change under the scan.  A thread attached while
+ * parked or blocking thread that wants to run again (or to detach) waits
+ * until the scan is DONE, so the stack does not change under the scan.  A thread attached while
  * marking starts PENDING; mark termination scans, with the world stopped,
  * any stack still PENDING.
  *
@@ -172,7 +172,7 @@ static void detach(gc_thread *t)
     }
     pthread_mutex_lock(&world_mu);
     t->saved_sp = t->stack_hi;              /* nothing of ours is live any more */
-    while (stw_requested && stw_owner != t) {
+    while ((stw_requested && stw_owner != t) || t->stack_state == STK_SCANNING) {
         atomic_store_explicit(&t->state_a, TH_PARKED, memory_order_release);
         pthread_cond_broadcast(&stopped_cv);
         pthread_cond_wait(&resume_cv, &world_mu);
@@ -222,7 +222,9 @@ __attribute__((noinline)) static void park(gc_thread *t)
     gc_save_regs(t->regs);
     t->saved_sp = gc_current_sp();
     pthread_mutex_lock(&world_mu);
-    while (stw_requested && stw_owner != t) {
+    /* a parked thread's stack may be being scanned by the collector (it saw
+     * PARKED): it may not run on until the scan is done */
+    while ((stw_requested && stw_owner != t) || t->stack_state == STK_SCANNING) {
         atomic_store_explicit(&t->state_a, TH_PARKED, memory_order_release);
         pthread_cond_broadcast(&stopped_cv);
         pthread_cond_wait(&resume_cv, &world_mu);

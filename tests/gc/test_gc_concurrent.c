@@ -22,6 +22,7 @@
 #define NBALLAST 20000    /* per mutator: enough objects that marking takes a while */
 #define MAGIC 0x6a09e667f3bcc908ull
 
+/* Each mutator owns its graph; nodes change owner only through xchg. */
 static node **slots[NMUT];         /* each mutator's GC array of NSLOTS pointers */
 static node *xchg[NXCHG];          /* shared between mutators; a root range */
 static atomic_int stop_mutators, bad_nodes;
@@ -103,12 +104,16 @@ static void *mutator(void *arg)
             }
             break;
         }
-        case 4:                                    /* to the other thread, through the heap */
-            if (a) {
-                node *old = gm_atomic_swap(&xchg[(r >> 24) % NXCHG], a);
-                if (old) gm_store(&mine[(r >> 40) % NSLOTS], old);
+        case 4: {                                  /* to the other thread, through a root range */
+            /* a fresh node changes hands whole: once swapped in, only the
+             * receiver will touch it (no data race between the mutators) */
+            node *old = gm_atomic_swap(&xchg[(r >> 24) % NXCHG], fresh());
+            if (old) {
+                gm_store(&old->left, a);
+                gm_store(&mine[(r >> 40) % NSLOTS], old);
             }
             break;
+        }
         case 5:                                    /* cut an edge (the deletion half) */
             if (a) gm_store(&a->right, NULL);
             break;

@@ -1,24 +1,41 @@
-/* collect.c - the collection cycle, the pacer, the background sweeper and
- * the statistics.
+/* collect.c - the collection cycle, the pacer, the mark worker, assists,
+ * the background sweeper and the statistics.
  *
- * A CYCLE (all of it with the world stopped in this version; the phase
- * names are Go's so that issue 5 can move the middle one out of the pause):
- *   1. sweep termination: finish sweeping the previous cycle's spans; every
- *      thread's mcache goes back to the centrals.
- *   2. mark: gc_phase_a = GC_MARK; mark the roots, drain the work queue.
- *   3. mark termination: weak handles, finalizers and cleanups
- *      (special.c); sweepgen += 2 and every in-use span becomes unswept; the
- *      pacer sets the next goal from the bytes marked.
- *   4. sweep, with the world running: lazily by allocation (alloc.c) and by
- *      the background sweeper thread, which afterwards returns free pages
- *      to the OS beyond goal + 10%.
- * gm_gc() sweeps everything itself before returning (runtime.GC).
+ * A CYCLE (Go's gcStart / gcMarkDone / gcMarkTermination):
+ *   1. sweep termination + mark setup (stop the world): the rest of the last
+ *      cycle's sweep (the starting thread sweeps while the world still runs
+ *      first), every mcache back to its central, phase MARK, barrier on,
+ *      black allocation, stack scans requested; restart the world.
+ *   2. concurrent mark: the mark worker thread scans root ranges, specials
+ *      and blocking threads' stacks and drains the grey queue; running
+ *      threads scan their own stacks at safepoints and assist.
+ *   3. mark termination (stop the world) once nothing is grey and no stack
+ *      is pending: flush barrier buffers, rescan root ranges, scan late
+ *      stacks, drain at most STW_MARK_BUDGET; grey objects left: back to
+ *      concurrent marking (after STW_TRIES attempts: drain all).  Then
+ *      checkmark, specials, sweepgen += 2 (every in-use span unswept),
+ *      pacer; restart the world.
+ *   4. sweep, concurrently: lazily by allocation and by the background
+ *      sweeper thread, which afterwards returns free pages to the OS beyond
+ *      goal + 10%.
+ * cycle_active_a is set from (1) to (3); at most one cycle runs.  gm_gc()
+ * waits for a whole cycle that starts after the call, then sweeps it all.
+ * GMDEBUG=gcstoptheworld=1 runs 1-3 in one pause (cycle_stw).
  *
  * PACER.  goal = marked + (marked + stack bytes + root bytes) * GMGC / 100,
  * at least 4 MiB * GMGC/100; a memory limit lowers it to what the limit
  * leaves after non-heap memory, but never below marked + 1/16 (so a heap
- * over its limit does not collect continuously).  With a stop-the-world
- * mark the trigger is the goal itself.
+ * over its limit does not collect continuously).  The trigger lies at
+ * trigger_frac of the runway from marked to the goal, tuned after each
+ * cycle by where the heap peaked (pacer_feedback).
+ *
+ * WORK AND CPU.  The worker takes 25% of the processors (one thread; on 2
+ * CPUs it naps to hold half of one), flat out while someone waits in gm_gc.
+ * Assists: each thread's byte credit is debited at every span refill (and
+ * large allocation) while marking; in debt it first claims the worker's
+ * surplus (bg_credit_a), then scans debt * assistWorkPerByte itself (at
+ * least ASSIST_MIN_WORK).  The CPU limiter turns assists off while the
+ * cycle's GC CPU exceeds 50% of the processors' time since mark start.
  */
 #include "gc/gc_internal.h"
 #include "common/trace_internal.h"

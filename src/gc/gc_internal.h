@@ -103,6 +103,7 @@ typedef struct gc_span {
     const gm_type *type;          /* large typed object */
     size_t count;                 /* large typed object: array length */
     gc_special *specials;         /* under special_mu */
+    uint8_t in_special_list;      /* listed in special.c's spans-with-specials (special_mu) */
     uint64_t freed_at;            /* free runs: cycle number when freed */
     uint64_t bits[2][GC_BITS_WORDS];
     uint64_t ckbits[GC_BITS_WORDS]; /* gccheckmark's separate mark bits (debug.c) */

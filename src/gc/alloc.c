@@ -47,6 +47,7 @@ void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which)
     s->prev = NULL;
     s->next = l->first;
     if (l->first) l->first->prev = s;
+    else l->last = s;
     l->first = s;
     l->n++;
     s->list = which;
@@ -57,6 +58,7 @@ void gc_list_remove(gc_spanlist *l, gc_span *s)
     if (s->prev) s->prev->next = s->next;
     else l->first = s->next;
     if (s->next) s->next->prev = s->prev;
+    else l->last = s->prev;
     s->next = s->prev = NULL;
     s->list = LIST_NONE;
     l->n--;
@@ -69,10 +71,22 @@ gc_span *gc_list_pop(gc_spanlist *l)
     return s;
 }
 
-static void list_splice(gc_spanlist *dst, gc_spanlist *src, uint8_t which)
+
+/* Moves all of src to the front of dst in O(1), leaving the spans' list
+ * tags alone (see gc_span_unswept): the mark termination pause must not
+ * grow with the number of spans. */
+static void list_concat(gc_spanlist *dst, gc_spanlist *src)
 {
-    gc_span *s;
-    while ((s = gc_list_pop(src)) != NULL) gc_list_push(dst, s, which);
+    gc_span *first = src->first;
+    if (!first) return;
+    gc_span *last = src->last;
+    last->next = dst->first;
+    if (dst->first) dst->first->prev = last;
+    else dst->last = last;
+    dst->first = first;
+    dst->n += src->n;
+    src->first = src->last = NULL;
+    src->n = 0;
 }
 
 void gc_alloc_init(void)
@@ -229,7 +243,7 @@ void gc_ensure_swept(gc_span *s)
     gc_central *c = large ? NULL : &gc_centrals[s->sizeclass * 2u + s->noscan];
     pthread_mutex_t *mu = large ? &gc_large_lock : &c->lock;
     pthread_mutex_lock(mu);
-    if (s->list == (large ? LIST_LARGE_UNSWEPT : LIST_UNSWEPT)) {
+    if (gc_span_unswept(s, sg)) {
         if (large) {
             gc_list_remove(&gc_large_unswept, s);
         } else {
@@ -270,11 +284,11 @@ void gc_sweep_prepare(void)
     for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
         gc_central *c = &gc_centrals[i];
         if (c->unswept.n) gm_fatal("gc: sweep_prepare with unswept spans");
-        list_splice(&c->unswept, &c->partial, LIST_UNSWEPT);
-        list_splice(&c->unswept, &c->full, LIST_UNSWEPT);
+        list_concat(&c->unswept, &c->partial);
+        list_concat(&c->unswept, &c->full);
         atomic_store_explicit(&c->nunswept_a, c->unswept.n, memory_order_relaxed);
     }
-    list_splice(&gc_large_unswept, &gc_large, LIST_LARGE_UNSWEPT);
+    list_concat(&gc_large_unswept, &gc_large);
 }
 
 /* ---- mcache ---------------------------------------------------------------- */

@@ -178,7 +178,7 @@ typedef struct gc_mcache {
     gc_span *alloc[GC_NUM_SPANCLASSES];
 } gc_mcache;
 
-typedef struct gc_spanlist { gc_span *first; size_t n; } gc_spanlist;
+typedef struct gc_spanlist { gc_span *first, *last; size_t n; } gc_spanlist;
 GM_INTERNAL void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which);
 GM_INTERNAL void gc_list_remove(gc_spanlist *l, gc_span *s);
 GM_INTERNAL gc_span *gc_list_pop(gc_spanlist *l);
@@ -202,6 +202,16 @@ GM_INTERNAL void gc_mcache_flush_stats(gc_mcache *c);  /* count objects allocate
 GM_INTERNAL bool gc_sweep_one(void);
 GM_INTERNAL void gc_sweep_prepare(void);    /* STW: every in-use span becomes unswept */
 GM_INTERNAL size_t gc_unswept_count(void);
+/* Is s on an unswept list?  gc_sweep_prepare moves whole lists in O(1) and
+ * leaves the spans' list tags as they were (PARTIAL, FULL, LARGE): such a
+ * tag with a sweepgen behind the heap's also means unswept.  Under the list's
+ * lock, or with the world stopped. */
+static inline bool gc_span_unswept(const gc_span *s, uint32_t sg)
+{
+    if (s->list == LIST_UNSWEPT || s->list == LIST_LARGE_UNSWEPT) return true;
+    return (s->list == LIST_PARTIAL || s->list == LIST_FULL || s->list == LIST_LARGE) &&
+           atomic_load_explicit(&s->sweepgen, memory_order_relaxed) != sg;
+}
 /* Sweeps s now if it is still unswept, or waits for whoever is sweeping it
  * (Go's ensureSwept): afterwards its alloc state may be read while the world
  * runs, as long as the caller holds a live object in it. */

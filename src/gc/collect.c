@@ -501,7 +501,7 @@ static void mark_termination(uint64_t t0, uint64_t pause_start, uint64_t pause_t
 }
 
 #define STW_MARK_BUDGET ((uint64_t)16 << 10)   /* scan work tried in a termination pause */
-#define STW_TRIES 4                            /* then mark termination drains it all */
+#define STW_TRIES 8                            /* then mark termination drains it all */
 
 /* One attempt at mark termination; false if grey objects were left after a
  * bounded drain (they go back to the queue and concurrent marking goes on). */
@@ -517,7 +517,12 @@ static bool try_terminate(int attempt)
     gc_work.shared = false;
     gc_stacks_finish(&gc_work);
     gc_mark_root_ranges(&gc_work);
-    gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
+    uint64_t ta = gc_nanotime();
+    uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
+    if (gc_opt.gctrace >= 2)
+        fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan, %.3f ms drain (%llu bytes)%s\n",
+                num_gc + 1, attempt, (ta - t0) / 1e6, (gc_nanotime() - ta) / 1e6, (unsigned long long)did,
+                gc_wq_empty() ? "" : ", grey objects left");
     if (!gc_wq_empty()) {
         atomic_store_explicit(&gc_mark_concurrent_a, true, memory_order_relaxed);
         TRACE_END("STW mark termination");
@@ -576,14 +581,17 @@ static void mark_cycle(void)
         atomic_fetch_add_explicit(&bg_credit_a, did, memory_order_relaxed);
         atomic_fetch_add_explicit(&total_bg_work_a, did, memory_order_relaxed);
         gm_safepoint();
-        if (did == 0 && pending == 0 && gc_wq_empty()) {
+        /* done when nothing is grey: not in the queue, not in an assist's
+         * hands (it publishes what it holds when its step ends) */
+        if (did == 0 && pending == 0 && gc_wq_empty() &&
+            atomic_load_explicit(&gc_mark_drainers_a, memory_order_acquire) == 0) {
             if (try_terminate(attempt++)) {
                 wake_sweeper();
                 return;
             }
             continue;
         }
-        if (did == 0) {                    /* waiting for threads to scan their stacks */
+        if (did == 0) {                    /* waiting for stack scans or assists */
             worker_nap(50);
             continue;
         }

@@ -302,6 +302,8 @@ GM_INTERNAL gc_workbuf *gc_cur_work(void);    /* this thread's buffer, or gc_wor
 GM_INTERNAL void gc_work_publish(gc_workbuf *w);
 GM_INTERNAL void gc_work_publish_mine(void);
 GM_INTERNAL bool gc_wq_empty(void);
+/* threads inside gc_mark_drain_some (holding grey objects not yet published) */
+extern _Atomic int gc_mark_drainers_a;
 GM_INTERNAL uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic bool *stop);
 GM_INTERNAL uint64_t gc_mark_drain_some_mine(uint64_t budget);
 GM_INTERNAL void gc_shade_into(gc_workbuf *w, uintptr_t p);

@@ -555,9 +555,12 @@ bool gc_wq_empty(void) { return atomic_load_explicit(&wq.nfull_a, memory_order_r
 /* Scans grey objects from w and the global queue until about `budget` bytes
  * of scan work are done or no grey object is left (or *stop is set), then
  * publishes what is left.  Returns the scan work done. */
+_Atomic int gc_mark_drainers_a;
+
 GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic bool *stop)
 {
     uint64_t done = 0;
+    atomic_fetch_add_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
     for (;;) {
         if (!w->n && !wq_take(w)) break;
         uint64_t start = w->scanned;
@@ -576,6 +579,7 @@ GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic b
         if (done >= budget || (stop && atomic_load_explicit(stop, memory_order_relaxed))) break;
     }
     gc_work_publish(w);
+    atomic_fetch_sub_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
     return done;
 }
 

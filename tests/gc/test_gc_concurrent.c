@@ -343,3 +343,60 @@ TEST(heap_stays_near_goal_under_fast_allocation)
               (unsigned long long)peak_over, (unsigned long long)m->next_gc);
     CHECK(chain_ok(keep, n));
 }
+
+/* ---- trace events ---------------------------------------------------------------------- */
+
+#include "common/trace_internal.h"
+
+struct gc_events { int sweepterm, markterm, mark_b, mark_e, sweep_b, live, goal, assist_b, assist_e; };
+
+static void count_gc_event(const gm_trace_event *ev, void *arg)
+{
+    struct gc_events *c = arg;
+    if (strcmp(ev->cat, "gc") != 0) return;
+    if (!strcmp(ev->name, "STW sweep termination") && ev->ph == 'B') c->sweepterm++;
+    if (!strcmp(ev->name, "STW mark termination") && ev->ph == 'B') c->markterm++;
+    if (!strcmp(ev->name, "concurrent mark") && ev->ph == 'b') c->mark_b++;
+    if (!strcmp(ev->name, "concurrent mark") && ev->ph == 'e') c->mark_e++;
+    if (!strcmp(ev->name, "sweep") && ev->ph == 'b') c->sweep_b++;
+    if (!strcmp(ev->name, "heap live") && ev->ph == 'C') c->live++;
+    if (!strcmp(ev->name, "heap goal") && ev->ph == 'C') c->goal++;
+    if (!strcmp(ev->name, "assist") && ev->ph == 'B') c->assist_b++;
+    if (!strcmp(ev->name, "assist") && ev->ph == 'E') c->assist_e++;
+}
+
+/* Every phase of a cycle shows up in a trace: the pauses as spans on the
+ * thread that ran them, the concurrent mark and the sweep as async spans,
+ * heap live / goal counters, and assists on the assisting thread. */
+TEST(trace_shows_cycle_phases_and_assists)
+{
+    char path[] = "/tmp/gomap-gctrace-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    long n = scaled(50000);
+    node *volatile keep = build_chain(n);
+    REQUIRE(gm_trace_start(path));
+    gm_gc();
+    gm_gc();
+    /* an assist: hold the worker and allocate while marking */
+    gm_gc_fault_hold_mark(1);
+    pthread_t th;
+    pthread_create(&th, NULL, start_gc, NULL);
+    wait_marking();
+    for (long i = 0; i < 8 * n && gm_gc_fault_marking(); i++) new_node(NULL, NULL, 0);
+    gm_gc_fault_hold_mark(0);
+    gm_blocking_begin();
+    pthread_join(th, NULL);
+    gm_blocking_end();
+    struct gc_events c = { 0 };
+    gm_trace_visit(count_gc_event, &c);
+    CHECK(gm_trace_stop());
+    unlink(path);
+    CHECK_MSG(c.sweepterm >= 3 && c.mark_b >= 3 && c.mark_e >= 3 && c.markterm >= 3,
+              "sweepterm %d mark %d/%d markterm %d", c.sweepterm, c.mark_b, c.mark_e, c.markterm);
+    CHECK(c.sweep_b >= 3);
+    CHECK(c.live >= 6 && c.goal >= 6);
+    CHECK_MSG(c.assist_b >= 1 && c.assist_b == c.assist_e, "assists %d/%d", c.assist_b, c.assist_e);
+    CHECK(chain_ok(keep, n));
+}

@@ -517,6 +517,7 @@ static bool try_terminate(int attempt)
     gc_work.shared = false;
     gc_stacks_finish(&gc_work);
     gc_mark_root_ranges(&gc_work);
+    gc_special_mark_roots();   /* records made during the mark (only spans with records) */
     uint64_t ta = gc_nanotime();
     uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
     if (gc_opt.gctrace >= 2)

@@ -41,8 +41,9 @@
  *      during the cycle, or a pointer stored into a range with a plain
  *      store (not a deletion: see docs/gc.md), is still found.
  *   5. Specials (finalizer referents, cleanup args, weak handles, the
- *      finalizer queue) are roots scanned at mark start; gm_weak_get shades
- *      its result while marking (a weak-to-strong conversion is a load).
+ *      finalizer queue) are roots scanned at mark start and again at mark
+ *      termination (records made during the mark); gm_weak_get shades its
+ *      result while marking (a weak-to-strong conversion is a load).
  * Any thread may grey objects concurrently: mark bits are set with an atomic
  * OR while marking runs concurrently, and only the thread whose OR flipped
  * the bit queues the object.  gccheckmark (below) re-marks from scratch with

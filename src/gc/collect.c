@@ -906,6 +906,9 @@ void gm_read_memstats(gm_memstats *m)
 void gc_collect_fork_child(void)
 {
     worker_started = false;            /* collect_sync starts it again if a cycle runs */
+    atomic_store(&sync_waiters_a, 0);  /* the waiting threads do not exist here */
+    atomic_store(&gc_mark_drainers_a, 0); /* nor do any that were draining (a fork that
+                                          * did not wait for every thread, thread.c) */
     pthread_mutex_init(&cycle_mu, NULL);
     pthread_cond_init(&cycle_cv, NULL);
     bg_started = false;

@@ -301,6 +301,7 @@ extern _Atomic uint64_t gc_scan_work_a;       /* concurrent: scan work done (pub
 GM_INTERNAL gc_workbuf *gc_cur_work(void);    /* this thread's buffer, or gc_work */
 GM_INTERNAL void gc_work_publish(gc_workbuf *w);
 GM_INTERNAL void gc_work_publish_mine(void);
+GM_INTERNAL void gc_mark_thread_exit(void);   /* free this thread's mark buffer */
 GM_INTERNAL bool gc_wq_empty(void);
 /* threads inside gc_mark_drain_some (holding grey objects not yet published) */
 extern _Atomic int gc_mark_drainers_a;

@@ -592,6 +592,15 @@ uint64_t gc_mark_drain_some_mine(uint64_t budget)
 
 void gc_work_publish_mine(void) { gc_work_publish(&tls_work); }
 
+/* The calling thread stops being a mutator: its buffer goes. */
+void gc_mark_thread_exit(void)
+{
+    gc_work_publish(&tls_work);
+    free(tls_work.buf);
+    tls_work.buf = NULL;
+    tls_work.cap = 0;
+}
+
 /* ---- the write-barrier buffer ---------------------------------------------------- */
 
 /* Shades every value in t's buffer into w.  The caller is t itself, or the

@@ -162,14 +162,16 @@ static void park(gc_thread *t);
 
 static void detach(gc_thread *t)
 {
-    /* Still RUNNING: no cycle can be in progress, so the cached spans go back
-     * to their centrals before the next stop can see them missing. */
+    /* Still RUNNING, so no stop of the world is in progress: the cached
+     * spans go back to their centrals before the next stop can see them
+     * missing (during a concurrent mark they are swept spans, as any). */
     gc_mcache_release_all(&t->cache);
     if (t->wbn) {                           /* what the barrier recorded must not be lost */
         gc_workbuf *w = gc_cur_work();
         gc_wb_flush(t, w);
         if (w != &gc_work) gc_work_publish(w);
     }
+    gc_mark_thread_exit();
     pthread_mutex_lock(&world_mu);
     t->saved_sp = t->stack_hi;              /* nothing of ours is live any more */
     while ((stw_requested && stw_owner != t) || t->stack_state == STK_SCANNING) {

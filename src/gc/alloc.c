@@ -22,7 +22,9 @@
  *
  * SWEEPING.  A span swept this cycle has sweepgen == heap sweepgen.  The
  * collector moves every in-use span to an unswept list at the end of mark
- * (gc_sweep_prepare); a span on an unswept list is owned by whoever pops it,
+ * (gc_sweep_prepare, O(1) per list: the spans keep their old list tag, and
+ * gc_span_unswept reads tag + sweepgen); a span on an unswept list is owned
+ * by whoever pops it,
  * sweeps it without a lock, and puts it on a partial/full list or frees it.
  * Unswept spans are never allocated from, so the mark bits they carry stay
  * valid until swept.  All spans are swept before the next cycle marks.

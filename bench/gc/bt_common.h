@@ -51,38 +51,98 @@ static double bt_rss_mb(void)
 #define BT_MAX_DEPTH 20
 #define BT_MIN_DEPTH 4
 
-/* Runs the workload; make(d) builds a tree, check(t) counts it, drop(t)
- * releases it (a no-op for collected heaps). */
-#define BT_RUN(peer, make, check, drop, gcs_expr, pause_fn)                       \
+/* Every peer defines these (and node_t); the hooks below default to nothing. */
+typedef struct node_t node_t;
+static node_t *make(int d);
+static uint64_t check(const node_t *t);
+static void drop(node_t *t);
+#ifndef BT_THREAD_ENTER
+#define BT_THREAD_ENTER()      /* a worker thread starts (gm_thread_attach) */
+#define BT_THREAD_EXIT()
+#define BT_WAIT_BEGIN()        /* the main thread waits for workers (gm_blocking_begin) */
+#define BT_WAIT_END()
+#endif
+
+/* Environment:
+ *   BT_DEPTH=n        max depth (default 20)
+ *   BT_THREADS=n      mutator threads sharing each depth's trees (default 2)
+ *   BT_LIVE_DEPTH=n   one more long-lived tree of depth n, built first and
+ *                     kept to the end (a large live heap: 22 ~ 128 MiB of
+ *                     16-byte nodes, 25 ~ 1 GiB) */
+typedef struct bt_job { int d; long iters; uint64_t chk; } bt_job;
+
+#include <pthread.h>
+static void *bt_worker(void *arg)
+{
+    bt_job *j = arg;
+    BT_THREAD_ENTER();
+    for (long i = 0; i < j->iters; i++) {
+        node_t *t = make(j->d);
+        j->chk += check(t);
+        drop(t);
+    }
+    BT_THREAD_EXIT();
+    return NULL;
+}
+
+static uint64_t bt_depth_round(int d, long iters, int nthreads)
+{
+    bt_job jobs[16];
+    pthread_t th[16];
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 16) nthreads = 16;
+    for (int k = 0; k < nthreads; k++) {
+        jobs[k].d = d;
+        jobs[k].iters = iters / nthreads + (k < iters % nthreads);
+        jobs[k].chk = 0;
+    }
+    if (nthreads == 1) {
+        bt_worker(&jobs[0]);
+        return jobs[0].chk;
+    }
+    for (int k = 0; k < nthreads; k++)
+        if (pthread_create(&th[k], NULL, bt_worker, &jobs[k]) != 0) abort();
+    BT_WAIT_BEGIN();
+    for (int k = 0; k < nthreads; k++) pthread_join(th[k], NULL);
+    BT_WAIT_END();
+    uint64_t c = 0;
+    for (int k = 0; k < nthreads; k++) c += jobs[k].chk;
+    return c;
+}
+
+/* Runs the workload and prints the RESULT line; gc_cpu is the fraction of
+ * the processors' time spent collecting (0 where the peer cannot tell). */
+#define BT_RUN(peer, make_, check_, drop_, gcs_expr, pause_fn, gc_cpu_expr)           \
     do {                                                                         \
         int maxd = BT_MAX_DEPTH;                                                 \
         if (getenv("BT_DEPTH")) maxd = atoi(getenv("BT_DEPTH"));                 \
+        int nth = getenv("BT_THREADS") ? atoi(getenv("BT_THREADS")) : 2;         \
+        int lived = getenv("BT_LIVE_DEPTH") ? atoi(getenv("BT_LIVE_DEPTH")) : 0; \
         double t0 = bt_now();                                                    \
         uint64_t total = 0;                                                      \
-        node_t *long_lived = make(maxd);                                         \
+        node_t *volatile ballast = lived > 0 ? make_(lived) : NULL;              \
+        node_t *long_lived = make_(maxd);                                        \
         for (int d = BT_MIN_DEPTH; d <= maxd; d += 2) {                          \
             long iters = 1L << (maxd - d + BT_MIN_DEPTH);                        \
-            uint64_t chk = 0;                                                    \
-            for (long i = 0; i < iters; i++) {                                   \
-                node_t *t = make(d);                                             \
-                chk += check(t);                                                 \
-                drop(t);                                                         \
-            }                                                                    \
+            uint64_t chk = bt_depth_round(d, iters, nth);                        \
             printf("%ld\t trees of depth %d\t check: %llu\n", iters, d,          \
                    (unsigned long long)chk);                                     \
             total += chk;                                                        \
         }                                                                        \
-        uint64_t ll = check(long_lived);                                         \
+        uint64_t ll = check_(long_lived);                                        \
         printf("long lived tree of depth %d\t check: %llu\n", maxd,             \
                (unsigned long long)ll);                                          \
         total += ll;                                                             \
-        drop(long_lived);                                                        \
+        if (ballast) total += check_(ballast);                                   \
+        drop_(long_lived);                                                       \
+        if (ballast) drop_(ballast);                                             \
         double secs = bt_now() - t0;                                             \
         double maxp, p99;                                                        \
         pause_fn(&maxp, &p99);                                                   \
         printf("RESULT %s time_s=%.3f gcs=%llu max_pause_ms=%.3f p99_pause_ms=%.3f " \
-               "rss_mb=%.1f check=%llu\n", peer, secs, (unsigned long long)(gcs_expr), \
-               maxp, p99, bt_rss_mb(), (unsigned long long)total);               \
+               "gc_cpu=%.3f rss_mb=%.1f check=%llu\n", peer, secs,               \
+               (unsigned long long)(gcs_expr), maxp, p99, (double)(gc_cpu_expr), \
+               bt_rss_mb(), (unsigned long long)total);                          \
     } while (0)
 
 #endif

@@ -30,6 +30,6 @@ static void pauses(double *max_ms, double *p99_ms) { *max_ms = *p99_ms = 0; }
 
 int main(void)
 {
-    BT_RUN("malloc", make, check, drop, 0, pauses);
+    BT_RUN("malloc", make, check, drop, 0, pauses, 0);
     return 0;
 }

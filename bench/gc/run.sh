@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# run.sh - binary-trees (max depth 20) on gomap's GC heap vs Boehm GC vs Go vs
+# run.sh - binary-trees (max depth 20, BT_THREADS=2 mutator threads) on
+# gomap's GC heap (concurrent mark, and gomap-stw: GMDEBUG=gcstoptheworld=1)
+# vs Boehm GC (default, and boehm-inc: GC_enable_incremental) vs Go vs
 # malloc/free.  Installs what it needs (Debian packages), builds gomap in
-# Release mode and the four peers, runs them interleaved RUNS times (default
-# 5), and prints the median of each figure and the ratios to Boehm.
+# Release mode and the peers, runs them interleaved RUNS times (default 5),
+# and prints the median of each figure and the ratios to Boehm.  Then the
+# checkmark soak: the concurrent-mutation stress test under
+# GMDEBUG=gccheckmark=1 for SOAK_SCALE*40 cycles (default 25: 1000 cycles;
+# SOAK_SCALE=0 skips it).
 #
-#   bench/gc/run.sh                 # depth 20, 5 rounds
+#   bench/gc/run.sh                         # depth 20, 5 rounds
 #   RUNS=3 BT_DEPTH=18 bench/gc/run.sh
+#   BT_LIVE_DEPTH=22 bench/gc/run.sh        # + a ~128 MiB live tree
+#   BT_LIVE_DEPTH=25 PEERS="gomap boehm go" bench/gc/run.sh   # ~1 GiB live
 #
 # Figures: total time (wall, s), GC count, max and p99 stop-the-world pause
-# (ms), peak RSS (MB).  Pause sources: gomap MemStats.pause_ns (or its pause
-# histogram past 256 cycles), Boehm GC_EVENT_START..END, Go MemStats.PauseNs
-# (last 256 cycles).  The output checksums of all peers must agree.
+# (ms), GC CPU fraction, peak RSS (MB).  Pause sources: gomap's pause
+# histogram (every stop-the-world pause, 1/16 resolution), Boehm's
+# stop-world events (PRE_STOP_WORLD..POST_START_WORLD), Go MemStats.PauseNs
+# (both pauses of a cycle summed; last 256 cycles).  GC CPU: gomap and Go
+# MemStats GCCPUFraction; Boehm: time inside collections / (wall * CPUs).
+# The output checksums of all peers must agree.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -30,13 +40,17 @@ cc "${CFLAGS[@]}" "$HERE/bt_boehm.c" -lgc -o "$OUT/bt_boehm"
 cc "${CFLAGS[@]}" "$HERE/bt_malloc.c" -o "$OUT/bt_malloc"
 (cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/bt_go" bt_go.go)
 
-PEERS=(gomap boehm go malloc)
+read -r -a PEERS <<<"${PEERS:-gomap gomap-stw boehm boehm-inc go malloc}"
 RES="$OUT/results.txt"
 : >"$RES"
-echo "binary-trees depth $BT_DEPTH, $RUNS interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "binary-trees depth $BT_DEPTH, ${BT_THREADS:-2} threads, live depth ${BT_LIVE_DEPTH:-none}, $RUNS interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$RUNS"); do
   for p in "${PEERS[@]}"; do
-    line=$("$OUT/bt_$p" | grep '^RESULT')
+    case $p in
+      gomap-stw) line=$(BT_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/bt_gomap" | grep '^RESULT') ;;
+      boehm-inc) line=$(BOEHM_INCREMENTAL=1 "$OUT/bt_boehm" | grep '^RESULT') ;;
+      *) line=$("$OUT/bt_$p" | grep '^RESULT') ;;
+    esac
     echo "$line" >>"$RES"
     echo "  round $r: $line"
   done
@@ -51,12 +65,27 @@ median() {
     sort -g | awk '{a[NR]=$1} END { if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
 }
 
-printf "\n%-8s %10s %7s %13s %13s %9s %10s\n" peer time_s gcs max_pause_ms p99_pause_ms rss_mb vs_boehm
+printf "\n%-10s %8s %6s %13s %13s %7s %9s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms gc_cpu rss_mb vs_boehm
 bt=$(median boehm time_s)
 for p in "${PEERS[@]}"; do
   t=$(median "$p" time_s)
-  printf "%-8s %10.2f %7.0f %13.2f %13.2f %9.1f %9.2fx\n" "$p" "$t" "$(median "$p" gcs)" \
-    "$(median "$p" max_pause_ms)" "$(median "$p" p99_pause_ms)" "$(median "$p" rss_mb)" \
+  printf "%-10s %8.2f %6.0f %13.3f %13.3f %7.3f %9.1f %8.2fx\n" "$p" "$t" "$(median "$p" gcs)" \
+    "$(median "$p" max_pause_ms)" "$(median "$p" p99_pause_ms)" "$(median "$p" gc_cpu)" "$(median "$p" rss_mb)" \
     "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
 done
 echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gomap: <= 1.20x)"
+
+# The checkmark soak: >= 1000 concurrent cycles under gccheckmark (fatal if
+# the concurrent mark ever leaves a reachable object white).
+SOAK_SCALE="${SOAK_SCALE:-25}"
+if [ "$SOAK_SCALE" != 0 ]; then
+  cmake -S "$ROOT" -B "$OUT/soak" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMAP_TESTS=ON \
+        -DGOMAP_TOOLS=OFF -DGOMAP_DEV=OFF >/dev/null
+  cmake --build "$OUT/soak" -j "$(nproc)" --target test_gc_concurrent >/dev/null
+  echo
+  echo "checkmark soak: $((SOAK_SCALE * 40)) forced cycles (+ triggered ones) with 2 mutating threads"
+  t0=$(date +%s.%N)
+  GMDEBUG=gccheckmark=1,clobberfree=1 GOMAP_TEST_SCALE="$SOAK_SCALE" \
+    "$OUT/soak/tests/gc/test_gc_concurrent" concurrent_mutation_stress
+  echo "soak: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s, no checkmark failure"
+fi

@@ -22,7 +22,9 @@
  *
  * SWEEPING.  A span swept this cycle has sweepgen == heap sweepgen.  The
  * collector moves every in-use span to an unswept list at the end of mark
- * (gc_sweep_prepare); a span on an unswept list is owned by whoever pops it,
+ * (gc_sweep_prepare, O(1) per list: the spans keep their old list tag, and
+ * gc_span_unswept reads tag + sweepgen); a span on an unswept list is owned
+ * by whoever pops it,
  * sweeps it without a lock, and puts it on a partial/full list or frees it.
  * Unswept spans are never allocated from, so the mark bits they carry stay
  * valid until swept.  All spans are swept before the next cycle marks.
@@ -47,6 +49,7 @@ void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which)
     s->prev = NULL;
     s->next = l->first;
     if (l->first) l->first->prev = s;
+    else l->last = s;
     l->first = s;
     l->n++;
     s->list = which;
@@ -57,6 +60,7 @@ void gc_list_remove(gc_spanlist *l, gc_span *s)
     if (s->prev) s->prev->next = s->next;
     else l->first = s->next;
     if (s->next) s->next->prev = s->prev;
+    else l->last = s->prev;
     s->next = s->prev = NULL;
     s->list = LIST_NONE;
     l->n--;
@@ -69,10 +73,22 @@ gc_span *gc_list_pop(gc_spanlist *l)
     return s;
 }
 
-static void list_splice(gc_spanlist *dst, gc_spanlist *src, uint8_t which)
+
+/* Moves all of src to the front of dst in O(1), leaving the spans' list
+ * tags alone (see gc_span_unswept): the mark termination pause must not
+ * grow with the number of spans. */
+static void list_concat(gc_spanlist *dst, gc_spanlist *src)
 {
-    gc_span *s;
-    while ((s = gc_list_pop(src)) != NULL) gc_list_push(dst, s, which);
+    gc_span *first = src->first;
+    if (!first) return;
+    gc_span *last = src->last;
+    last->next = dst->first;
+    if (dst->first) dst->first->prev = last;
+    else dst->last = last;
+    dst->first = first;
+    dst->n += src->n;
+    src->first = src->last = NULL;
+    src->n = 0;
 }
 
 void gc_alloc_init(void)
@@ -138,9 +154,9 @@ static void span_init_small(gc_span *s, unsigned spc)
     if (!s->noscan) gc_heap_bits_reserve(s);
     refresh_cache(s);
     /* a concurrent marker that looks the span up sees limit 0 (no object)
-     * until the geometry and the heap bits are in place */
-    atomic_thread_fence(memory_order_release);
-    s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
+     * until the geometry and the heap bits are in place: limit publishes
+     * the span (release; gc_span_of loads it with acquire) */
+    __atomic_store_n(&s->limit, s->base + (uintptr_t)s->nelems * s->elemsize, __ATOMIC_RELEASE);
 }
 
 typedef enum { SWEPT_FREED, SWEPT_PARTIAL, SWEPT_FULL } sweep_result;
@@ -229,7 +245,7 @@ void gc_ensure_swept(gc_span *s)
     gc_central *c = large ? NULL : &gc_centrals[s->sizeclass * 2u + s->noscan];
     pthread_mutex_t *mu = large ? &gc_large_lock : &c->lock;
     pthread_mutex_lock(mu);
-    if (s->list == (large ? LIST_LARGE_UNSWEPT : LIST_UNSWEPT)) {
+    if (gc_span_unswept(s, sg)) {
         if (large) {
             gc_list_remove(&gc_large_unswept, s);
         } else {
@@ -270,11 +286,11 @@ void gc_sweep_prepare(void)
     for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
         gc_central *c = &gc_centrals[i];
         if (c->unswept.n) gm_fatal("gc: sweep_prepare with unswept spans");
-        list_splice(&c->unswept, &c->partial, LIST_UNSWEPT);
-        list_splice(&c->unswept, &c->full, LIST_UNSWEPT);
+        list_concat(&c->unswept, &c->partial);
+        list_concat(&c->unswept, &c->full);
         atomic_store_explicit(&c->nunswept_a, c->unswept.n, memory_order_relaxed);
     }
-    list_splice(&gc_large_unswept, &gc_large, LIST_LARGE_UNSWEPT);
+    list_concat(&gc_large_unswept, &gc_large);
 }
 
 /* ---- mcache ---------------------------------------------------------------- */
@@ -443,8 +459,7 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     s->elemsize = (uint32_t)(npages * GC_PAGE_SIZE > UINT32_MAX ? 0 : npages * GC_PAGE_SIZE);
     s->nelems = 1;
     s->divmul = 0;                      /* every offset is object 0 */
-    atomic_thread_fence(memory_order_release);   /* see span_init_small */
-    s->limit = s->base + npages * GC_PAGE_SIZE;
+    __atomic_store_n(&s->limit, s->base + npages * GC_PAGE_SIZE, __ATOMIC_RELEASE); /* see span_init_small */
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (s->needzero) memset((void *)s->base, 0, npages * GC_PAGE_SIZE);  /* the tail too: it is scanned */
     s->freeindex = 1;

@@ -1,24 +1,41 @@
-/* collect.c - the collection cycle, the pacer, the background sweeper and
- * the statistics.
+/* collect.c - the collection cycle, the pacer, the mark worker, assists,
+ * the background sweeper and the statistics.
  *
- * A CYCLE (all of it with the world stopped in this version; the phase
- * names are Go's so that issue 5 can move the middle one out of the pause):
- *   1. sweep termination: finish sweeping the previous cycle's spans; every
- *      thread's mcache goes back to the centrals.
- *   2. mark: gc_phase_a = GC_MARK; mark the roots, drain the work queue.
- *   3. mark termination: weak handles, finalizers and cleanups
- *      (special.c); sweepgen += 2 and every in-use span becomes unswept; the
- *      pacer sets the next goal from the bytes marked.
- *   4. sweep, with the world running: lazily by allocation (alloc.c) and by
- *      the background sweeper thread, which afterwards returns free pages
- *      to the OS beyond goal + 10%.
- * gm_gc() sweeps everything itself before returning (runtime.GC).
+ * A CYCLE (Go's gcStart / gcMarkDone / gcMarkTermination):
+ *   1. sweep termination + mark setup (stop the world): the rest of the last
+ *      cycle's sweep (the starting thread sweeps while the world still runs
+ *      first), every mcache back to its central, phase MARK, barrier on,
+ *      black allocation, stack scans requested; restart the world.
+ *   2. concurrent mark: the mark worker thread scans root ranges, specials
+ *      and blocking threads' stacks and drains the grey queue; running
+ *      threads scan their own stacks at safepoints and assist.
+ *   3. mark termination (stop the world) once nothing is grey and no stack
+ *      is pending: flush barrier buffers, rescan root ranges, scan late
+ *      stacks, drain at most STW_MARK_BUDGET; grey objects left: back to
+ *      concurrent marking (after STW_TRIES attempts: drain all).  Then
+ *      checkmark, specials, sweepgen += 2 (every in-use span unswept),
+ *      pacer; restart the world.
+ *   4. sweep, concurrently: lazily by allocation and by the background
+ *      sweeper thread, which afterwards returns free pages to the OS beyond
+ *      goal + 10%.
+ * cycle_active_a is set from (1) to (3); at most one cycle runs.  gm_gc()
+ * waits for a whole cycle that starts after the call, then sweeps it all.
+ * GMDEBUG=gcstoptheworld=1 runs 1-3 in one pause (cycle_stw).
  *
  * PACER.  goal = marked + (marked + stack bytes + root bytes) * GMGC / 100,
  * at least 4 MiB * GMGC/100; a memory limit lowers it to what the limit
  * leaves after non-heap memory, but never below marked + 1/16 (so a heap
- * over its limit does not collect continuously).  With a stop-the-world
- * mark the trigger is the goal itself.
+ * over its limit does not collect continuously).  The trigger lies at
+ * trigger_frac of the runway from marked to the goal, tuned after each
+ * cycle by where the heap peaked (pacer_feedback).
+ *
+ * WORK AND CPU.  The worker takes 25% of the processors (one thread; on 2
+ * CPUs it naps to hold half of one), flat out while someone waits in gm_gc.
+ * Assists: each thread's byte credit is debited at every span refill (and
+ * large allocation) while marking; in debt it first claims the worker's
+ * surplus (bg_credit_a), then scans debt * assistWorkPerByte itself (at
+ * least ASSIST_MIN_WORK).  The CPU limiter turns assists off while the
+ * cycle's GC CPU exceeds 50% of the processors' time since mark start.
  */
 #include "gc/gc_internal.h"
 #include "common/trace_internal.h"
@@ -484,7 +501,7 @@ static void mark_termination(uint64_t t0, uint64_t pause_start, uint64_t pause_t
 }
 
 #define STW_MARK_BUDGET ((uint64_t)16 << 10)   /* scan work tried in a termination pause */
-#define STW_TRIES 4                            /* then mark termination drains it all */
+#define STW_TRIES 8                            /* then mark termination drains it all */
 
 /* One attempt at mark termination; false if grey objects were left after a
  * bounded drain (they go back to the queue and concurrent marking goes on). */
@@ -500,7 +517,13 @@ static bool try_terminate(int attempt)
     gc_work.shared = false;
     gc_stacks_finish(&gc_work);
     gc_mark_root_ranges(&gc_work);
-    gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
+    gc_special_mark_roots();   /* records made during the mark (only spans with records) */
+    uint64_t ta = gc_nanotime();
+    uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
+    if (gc_opt.gctrace >= 2)
+        fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan, %.3f ms drain (%llu bytes)%s\n",
+                num_gc + 1, attempt, (ta - t0) / 1e6, (gc_nanotime() - ta) / 1e6, (unsigned long long)did,
+                gc_wq_empty() ? "" : ", grey objects left");
     if (!gc_wq_empty()) {
         atomic_store_explicit(&gc_mark_concurrent_a, true, memory_order_relaxed);
         TRACE_END("STW mark termination");
@@ -559,14 +582,17 @@ static void mark_cycle(void)
         atomic_fetch_add_explicit(&bg_credit_a, did, memory_order_relaxed);
         atomic_fetch_add_explicit(&total_bg_work_a, did, memory_order_relaxed);
         gm_safepoint();
-        if (did == 0 && pending == 0 && gc_wq_empty()) {
+        /* done when nothing is grey: not in the queue, not in an assist's
+         * hands (it publishes what it holds when its step ends) */
+        if (did == 0 && pending == 0 && gc_wq_empty() &&
+            atomic_load_explicit(&gc_mark_drainers_a, memory_order_acquire) == 0) {
             if (try_terminate(attempt++)) {
                 wake_sweeper();
                 return;
             }
             continue;
         }
-        if (did == 0) {                    /* waiting for threads to scan their stacks */
+        if (did == 0) {                    /* waiting for stack scans or assists */
             worker_nap(50);
             continue;
         }
@@ -880,6 +906,9 @@ void gm_read_memstats(gm_memstats *m)
 void gc_collect_fork_child(void)
 {
     worker_started = false;            /* collect_sync starts it again if a cycle runs */
+    atomic_store(&sync_waiters_a, 0);  /* the waiting threads do not exist here */
+    atomic_store(&gc_mark_drainers_a, 0); /* nor do any that were draining (a fork that
+                                          * did not wait for every thread, thread.c) */
     pthread_mutex_init(&cycle_mu, NULL);
     pthread_cond_init(&cycle_cv, NULL);
     bg_started = false;

@@ -154,7 +154,7 @@ static size_t verify_span(gc_span *s, uint32_t sweepgen)
                   (unsigned long)s->base, s->sizeclass, s->alloc_count, count);
         bad++;
     }
-    bool unswept = s->list == LIST_UNSWEPT || s->list == LIST_LARGE_UNSWEPT;
+    bool unswept = gc_span_unswept(s, sweepgen);
     if (unswept ? s->sweepgen != sweepgen - 2 : s->sweepgen != sweepgen) {
         gm_errorf("verify: span %#lx sweepgen %u, heap %u (list %u)", (unsigned long)s->base,
                   s->sweepgen, sweepgen, s->list);
@@ -178,6 +178,7 @@ static size_t verify_span(gc_span *s, uint32_t sweepgen)
 static size_t verify_lists(void)
 {
     size_t bad = 0;
+    uint32_t sg = atomic_load(&gc_sweepgen_a);
     for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
         gc_central *c = &gc_centrals[i];
         gc_spanlist *ls[3] = { &c->partial, &c->full, &c->unswept };
@@ -185,7 +186,8 @@ static size_t verify_lists(void)
         for (int k = 0; k < 3; k++) {
             size_t n = 0;
             for (gc_span *s = ls[k]->first; s; s = s->next, n++)
-                if (s->list != kinds[k] || s->sizeclass * 2 + s->noscan != i || s->state != SPAN_INUSE) {
+                if ((k == 2 ? !gc_span_unswept(s, sg) : s->list != kinds[k]) ||
+                    s->sizeclass * 2 + s->noscan != i || s->state != SPAN_INUSE) {
                     gm_errorf("verify: central %d list %d holds a foreign span", i, k);
                     bad++;
                 }

@@ -13,6 +13,7 @@
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
  *
  * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
+ * cycle_mu is never held with another; wq.mu (mark queue) neither;
  * central[i].lock / large_lock -> heap_lock.  world_mu, roots_mu, bg_mu,
  * stats_mu and the mark pool's locks are never held with another.  No lock
  * is held across a safepoint, and a thread never parks while holding one.
@@ -102,6 +103,7 @@ typedef struct gc_span {
     const gm_type *type;          /* large typed object */
     size_t count;                 /* large typed object: array length */
     gc_special *specials;         /* under special_mu */
+    uint8_t in_special_list;      /* listed in special.c's spans-with-specials (special_mu) */
     uint64_t freed_at;            /* free runs: cycle number when freed */
     uint64_t bits[2][GC_BITS_WORDS];
     uint64_t ckbits[GC_BITS_WORDS]; /* gccheckmark's separate mark bits (debug.c) */
@@ -133,33 +135,39 @@ GM_INTERNAL void gc_heap_lock(void);
 GM_INTERNAL void gc_heap_unlock(void);
 GM_INTERNAL void gc_heap_bits_reserve(gc_span *s);
 
+/* Lookups that a concurrent marker makes while the owners of spans change
+ * them (freeindex, alloc bits, new spans): racy by design and safe (mark.c,
+ * alloc.c); not instrumented by TSan. */
+#define GC_RACY __attribute__((no_sanitize("thread")))
+
 /* O(1): the in-use span holding address p, or NULL. */
-static inline gc_span *gc_span_of(uintptr_t p)
+GC_RACY static inline gc_span *gc_span_of(uintptr_t p)
 {
     uintptr_t off = p - gc_arena_start;
     if (off >= atomic_load_explicit(&gc_arena_used_a, memory_order_relaxed))
         return NULL;
     gc_span *s = gc_pagemap[off >> GC_PAGE_SHIFT];
-    if (s == NULL || s->state != SPAN_INUSE || p >= s->limit) return NULL;
+    if (s == NULL || s->state != SPAN_INUSE || p >= __atomic_load_n(&s->limit, __ATOMIC_ACQUIRE))
+        return NULL;
     return s;
 }
-static inline uint32_t gc_obj_index(const gc_span *s, uintptr_t p)
+GC_RACY static inline uint32_t gc_obj_index(const gc_span *s, uintptr_t p)
 {
     return (uint32_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
 }
-static inline bool gc_bit(const uint64_t *b, uint32_t i) { return (b[i >> 6] >> (i & 63)) & 1; }
+GC_RACY static inline bool gc_bit(const uint64_t *b, uint32_t i) { return (b[i >> 6] >> (i & 63)) & 1; }
 static inline void gc_setbit(uint64_t *b, uint32_t i) { b[i >> 6] |= (uint64_t)1 << (i & 63); }
-static inline bool gc_obj_allocated(const gc_span *s, uint32_t i)
+GC_RACY static inline bool gc_obj_allocated(const gc_span *s, uint32_t i)
 {
     return i < s->freeindex || gc_bit(s->alloc_bits, i);
 }
 /* The base of the allocated object containing p, or 0. */
-static inline uintptr_t gc_find_object(uintptr_t p, gc_span **sp, uint32_t *ip)
+GC_RACY static inline uintptr_t gc_find_object(uintptr_t p, gc_span **sp, uint32_t *ip)
 {
     gc_span *s = gc_span_of(p);
     if (s == NULL) return 0;
     uint32_t i = gc_obj_index(s, p);
-    if (!gc_obj_allocated(s, i)) return 0;
+    if (i >= s->nelems || !gc_obj_allocated(s, i)) return 0;   /* bound: a span being reused */
     *sp = s;
     *ip = i;
     return s->base + (uintptr_t)i * s->elemsize;
@@ -170,7 +178,7 @@ typedef struct gc_mcache {
     gc_span *alloc[GC_NUM_SPANCLASSES];
 } gc_mcache;
 
-typedef struct gc_spanlist { gc_span *first; size_t n; } gc_spanlist;
+typedef struct gc_spanlist { gc_span *first, *last; size_t n; } gc_spanlist;
 GM_INTERNAL void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which);
 GM_INTERNAL void gc_list_remove(gc_spanlist *l, gc_span *s);
 GM_INTERNAL gc_span *gc_list_pop(gc_spanlist *l);
@@ -194,6 +202,16 @@ GM_INTERNAL void gc_mcache_flush_stats(gc_mcache *c);  /* count objects allocate
 GM_INTERNAL bool gc_sweep_one(void);
 GM_INTERNAL void gc_sweep_prepare(void);    /* STW: every in-use span becomes unswept */
 GM_INTERNAL size_t gc_unswept_count(void);
+/* Is s on an unswept list?  gc_sweep_prepare moves whole lists in O(1) and
+ * leaves the spans' list tags as they were (PARTIAL, FULL, LARGE): such a
+ * tag with a sweepgen behind the heap's also means unswept.  Under the list's
+ * lock, or with the world stopped. */
+static inline bool gc_span_unswept(const gc_span *s, uint32_t sg)
+{
+    if (s->list == LIST_UNSWEPT || s->list == LIST_LARGE_UNSWEPT) return true;
+    return (s->list == LIST_PARTIAL || s->list == LIST_FULL || s->list == LIST_LARGE) &&
+           atomic_load_explicit(&s->sweepgen, memory_order_relaxed) != sg;
+}
 /* Sweeps s now if it is still unswept, or waits for whoever is sweeping it
  * (Go's ensureSwept): afterwards its alloc state may be read while the world
  * runs, as long as the caller holds a live object in it. */
@@ -283,7 +301,10 @@ extern _Atomic uint64_t gc_scan_work_a;       /* concurrent: scan work done (pub
 GM_INTERNAL gc_workbuf *gc_cur_work(void);    /* this thread's buffer, or gc_work */
 GM_INTERNAL void gc_work_publish(gc_workbuf *w);
 GM_INTERNAL void gc_work_publish_mine(void);
+GM_INTERNAL void gc_mark_thread_exit(void);   /* free this thread's mark buffer */
 GM_INTERNAL bool gc_wq_empty(void);
+/* threads inside gc_mark_drain_some (holding grey objects not yet published) */
+extern _Atomic int gc_mark_drainers_a;
 GM_INTERNAL uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic bool *stop);
 GM_INTERNAL uint64_t gc_mark_drain_some_mine(uint64_t budget);
 GM_INTERNAL void gc_shade_into(gc_workbuf *w, uintptr_t p);

@@ -41,8 +41,9 @@
  *      during the cycle, or a pointer stored into a range with a plain
  *      store (not a deletion: see docs/gc.md), is still found.
  *   5. Specials (finalizer referents, cleanup args, weak handles, the
- *      finalizer queue) are roots scanned at mark start; gm_weak_get shades
- *      its result while marking (a weak-to-strong conversion is a load).
+ *      finalizer queue) are roots scanned at mark start and again at mark
+ *      termination (records made during the mark); gm_weak_get shades its
+ *      result while marking (a weak-to-strong conversion is a load).
  * Any thread may grey objects concurrently: mark bits are set with an atomic
  * OR while marking runs concurrently, and only the thread whose OR flipped
  * the bit queues the object.  gccheckmark (below) re-marks from scratch with
@@ -114,13 +115,14 @@ void gm_root_remove(void *start)
     for (size_t i = nroots; i-- > 0;)
         if (roots[i].start == (uintptr_t)start) {
             /* while marking, a range that goes away is a deletion: shade it */
+            gc_workbuf *w = NULL;
             if (atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)) {
-                gc_workbuf *w = gc_cur_work();
+                w = gc_cur_work();
                 scan_range(w, roots[i].start, roots[i].start + roots[i].len);
-                if (w != &gc_work) gc_work_publish(w);
             }
             roots[i] = roots[--nroots];
             pthread_mutex_unlock(&roots_mu);
+            if (w && w != &gc_work) gc_work_publish(w);
             return;
         }
     pthread_mutex_unlock(&roots_mu);
@@ -554,9 +556,12 @@ bool gc_wq_empty(void) { return atomic_load_explicit(&wq.nfull_a, memory_order_r
 /* Scans grey objects from w and the global queue until about `budget` bytes
  * of scan work are done or no grey object is left (or *stop is set), then
  * publishes what is left.  Returns the scan work done. */
+_Atomic int gc_mark_drainers_a;
+
 GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic bool *stop)
 {
     uint64_t done = 0;
+    atomic_fetch_add_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
     for (;;) {
         if (!w->n && !wq_take(w)) break;
         uint64_t start = w->scanned;
@@ -575,6 +580,7 @@ GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic b
         if (done >= budget || (stop && atomic_load_explicit(stop, memory_order_relaxed))) break;
     }
     gc_work_publish(w);
+    atomic_fetch_sub_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
     return done;
 }
 
@@ -585,6 +591,15 @@ uint64_t gc_mark_drain_some_mine(uint64_t budget)
 }
 
 void gc_work_publish_mine(void) { gc_work_publish(&tls_work); }
+
+/* The calling thread stops being a mutator: its buffer goes. */
+void gc_mark_thread_exit(void)
+{
+    gc_work_publish(&tls_work);
+    free(tls_work.buf);
+    tls_work.buf = NULL;
+    tls_work.cap = 0;
+}
 
 /* ---- the write-barrier buffer ---------------------------------------------------- */
 

@@ -75,6 +75,41 @@ static gc_special *new_special(uint8_t kind, uint32_t offset)
     return sp;
 }
 
+/* The spans that hold specials, so that the collector walks them rather
+ * than every span (under special_mu).  A span is listed when it gets its
+ * first record (in_special_list); the walk drops the ones left without
+ * records.  Spans with records are never freed (sweep_span). */
+static gc_span **sspans;
+static size_t nsspans, capsspans;
+
+static void link_special(gc_span *s, gc_special *sp)
+{
+    sp->next = s->specials;
+    s->specials = sp;
+    if (s->in_special_list) return;
+    if (nsspans == capsspans) {
+        size_t nc = capsspans ? capsspans * 2 : 64;
+        gc_span **na = realloc(sspans, nc * sizeof *na);
+        if (!na) gm_fatal("runtime: out of memory (specials)");
+        sspans = na;
+        capsspans = nc;
+    }
+    sspans[nsspans++] = s;
+    s->in_special_list = 1;
+}
+
+/* Drops the listed spans that have no record left (special_mu held). */
+static void compact_special_spans(void)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < nsspans; i++) {
+        gc_span *s = sspans[i];
+        if (s->state == SPAN_INUSE && s->specials) sspans[j++] = s;
+        else s->in_special_list = 0;
+    }
+    nsspans = j;
+}
+
 static gc_special *find_special(gc_span *s, uint32_t offset, uint8_t kind)
 {
     for (gc_special *sp = s->specials; sp; sp = sp->next)
@@ -122,8 +157,7 @@ void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg)
     sp = new_special(SP_FINALIZER, off);
     sp->fin = fn;
     sp->arg = arg;
-    sp->next = s->specials;
-    s->specials = sp;
+    link_special(s, sp);
     pthread_mutex_unlock(&gc_special_mu);
 }
 
@@ -150,8 +184,7 @@ gm_cleanup gm_add_cleanup(void *obj, void (*fn)(void *arg), void *arg)
     sp->cleanup = fn;
     sp->arg = arg;
     sp->id = next_special_id++;
-    sp->next = s->specials;
-    s->specials = sp;
+    link_special(s, sp);
     gm_cleanup c = { ~base, sp->id };
     pthread_mutex_unlock(&gc_special_mu);
     return c;
@@ -196,8 +229,7 @@ gm_weak *gm_weak_make(void *p)
         atomic_store_explicit(&w->p, (uintptr_t)p, memory_order_relaxed);
         sp = new_special(SP_WEAK, off);
         sp->weak_cell = (uintptr_t *)w;
-        sp->next = s->specials;
-        s->specials = sp;
+        link_special(s, sp);
     }
     pthread_mutex_unlock(&gc_special_mu);
     return w;
@@ -220,14 +252,15 @@ void *gm_weak_get(const gm_weak *w)
 
 /* ---- the collector's side (world stopped) ---------------------------------------------- */
 
+/* At mark start: with the world stopped, or (concurrent mark) while other
+ * threads allocate: only the listed spans are read, under special_mu, and
+ * a span with records is never freed. */
 void gc_special_mark_roots(void)
 {
-    size_t n;
-    gc_span **all = gc_allspans(&n);
     pthread_mutex_lock(&gc_special_mu);
-    for (size_t k = 0; k < n; k++) {
-        gc_span *s = all[k];
-        if (s->state != SPAN_INUSE || !s->specials) continue;
+    compact_special_spans();
+    for (size_t k = 0; k < nsspans; k++) {
+        gc_span *s = sspans[k];
         for (gc_special *sp = s->specials; sp; sp = sp->next) {
             switch (sp->kind) {
             case SP_FINALIZER:
@@ -269,10 +302,9 @@ static void enqueue(finq_entry *e)
 /* One pass over every special of kind `kind` whose object is unmarked. */
 static size_t process(uint8_t kind)
 {
-    size_t n, queued = 0;
-    gc_span **all = gc_allspans(&n);
-    for (size_t k = 0; k < n; k++) {
-        gc_span *s = all[k];
+    size_t queued = 0;
+    for (size_t k = 0; k < nsspans; k++) {
+        gc_span *s = sspans[k];
         if (s->state != SPAN_INUSE || !s->specials) continue;
         for (gc_special **pp = &s->specials; *pp;) {
             gc_special *sp = *pp;
@@ -325,6 +357,10 @@ size_t gc_special_verify(void)
         if (s->state != SPAN_INUSE) {
             if (s->specials) { gm_errorf("verify: free span has specials"); bad++; }
             continue;
+        }
+        if (s->specials && !s->in_special_list) {
+            gm_errorf("verify: span %#lx has specials but is not listed", (unsigned long)s->base);
+            bad++;
         }
         for (gc_special *sp = s->specials; sp; sp = sp->next) {
             uint32_t i = gc_obj_index(s, s->base + sp->offset);

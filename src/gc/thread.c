@@ -23,8 +23,8 @@
  * becomes PENDING and the POLL_STACK bit is raised.  A RUNNING thread scans
  * its own stack at its next poll; the collector scans the stack of a thread
  * that is PARKED or BLOCKING, after marking it SCANNING under world_mu: a
- * blocking thread that wants to run again waits until the scan is DONE, so
- * the stack does not change under the scan.  A thread attached while
+ * parked or blocking thread that wants to run again (or to detach) waits
+ * until the scan is DONE, so the stack does not change under the scan.  A thread attached while
  * marking starts PENDING; mark termination scans, with the world stopped,
  * any stack still PENDING.
  *
@@ -132,8 +132,11 @@ static gc_thread *attach(bool automatic)
     pthread_mutex_lock(&world_mu);
     while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
     t->id = next_thread_id++;
-    t->stack_state = atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF ? STK_PENDING
-                                                                                     : STK_DONE;
+    t->stack_state = STK_DONE;
+    if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF) {
+        t->stack_state = STK_PENDING;       /* the collector waits for this scan too */
+        atomic_fetch_or_explicit(&gc_poll_a, POLL_STACK, memory_order_relaxed);
+    }
     t->next = threads;
     if (threads) threads->prev = t;
     threads = t;
@@ -159,17 +162,19 @@ static void park(gc_thread *t);
 
 static void detach(gc_thread *t)
 {
-    /* Still RUNNING: no cycle can be in progress, so the cached spans go back
-     * to their centrals before the next stop can see them missing. */
+    /* Still RUNNING, so no stop of the world is in progress: the cached
+     * spans go back to their centrals before the next stop can see them
+     * missing (during a concurrent mark they are swept spans, as any). */
     gc_mcache_release_all(&t->cache);
     if (t->wbn) {                           /* what the barrier recorded must not be lost */
         gc_workbuf *w = gc_cur_work();
         gc_wb_flush(t, w);
         if (w != &gc_work) gc_work_publish(w);
     }
+    gc_mark_thread_exit();
     pthread_mutex_lock(&world_mu);
     t->saved_sp = t->stack_hi;              /* nothing of ours is live any more */
-    while (stw_requested && stw_owner != t) {
+    while ((stw_requested && stw_owner != t) || t->stack_state == STK_SCANNING) {
         atomic_store_explicit(&t->state_a, TH_PARKED, memory_order_release);
         pthread_cond_broadcast(&stopped_cv);
         pthread_cond_wait(&resume_cv, &world_mu);
@@ -219,7 +224,9 @@ __attribute__((noinline)) static void park(gc_thread *t)
     gc_save_regs(t->regs);
     t->saved_sp = gc_current_sp();
     pthread_mutex_lock(&world_mu);
-    while (stw_requested && stw_owner != t) {
+    /* a parked thread's stack may be being scanned by the collector (it saw
+     * PARKED): it may not run on until the scan is done */
+    while ((stw_requested && stw_owner != t) || t->stack_state == STK_SCANNING) {
         atomic_store_explicit(&t->state_a, TH_PARKED, memory_order_release);
         pthread_cond_broadcast(&stopped_cv);
         pthread_cond_wait(&resume_cv, &world_mu);

@@ -18,8 +18,11 @@
 #define NMUT 2
 #define NSLOTS 256
 #define NXCHG 16
+#define CHAIN 40
+#define NBALLAST 20000    /* per mutator: enough objects that marking takes a while */
 #define MAGIC 0x6a09e667f3bcc908ull
 
+/* Each mutator owns its graph; nodes change owner only through xchg. */
 static node **slots[NMUT];         /* each mutator's GC array of NSLOTS pointers */
 static node *xchg[NXCHG];          /* shared between mutators; a root range */
 static atomic_int stop_mutators, bad_nodes;
@@ -57,15 +60,31 @@ static void *mutator(void *arg)
     gm_thread_attach();
     node **mine = gm_new_array(&ptr_type, NSLOTS);
     gm_store(&slots[me], mine);
-    for (int i = 0; i < NSLOTS; i++) gm_store(&mine[i], fresh());
+    for (int i = 0; i < NSLOTS; i++) {            /* chains of CHAIN nodes: marking takes a while */
+        node *head = NULL;
+        for (int k = 0; k < CHAIN; k++) {
+            node *n = fresh();
+            gm_store(&n->left, head);
+            head = n;
+        }
+        gm_store(&mine[i], head);
+    }
+    node **ballast = gm_new_array(&ptr_type, NBALLAST);
+    /* the ballast array is held only by this stack (conservatively scanned) */
+    for (int i = 0; i < NBALLAST; i++) gm_store(&ballast[i], fresh());
     node *held[8] = { 0 };         /* objects that live only on this stack for a while */
     while (!atomic_load_explicit(&stop_mutators, memory_order_relaxed)) {
         uint64_t r = test_rand(&seed);
         node *a = mine[r % NSLOTS], *b = mine[(r >> 8) % NSLOTS];
-        switch ((r >> 16) % 8) {
-        case 0:                                    /* a new node replaces one */
-            gm_store(&mine[(r >> 24) % NSLOTS], fresh());
+        switch ((r >> 16) % 9) {
+        case 0: {                                  /* a new head; or drop two nodes */
+            node **slot = &mine[(r >> 24) % NSLOTS], *n = fresh(), *rest = *slot;
+            if ((r >> 50) & 1)
+                for (int k = 0; k < 3 && rest; k++) rest = rest->left;
+            gm_store(&n->left, rest);
+            gm_store(slot, n);
             break;
+        }
         case 1:                                    /* rewire an edge */
             if (a) gm_store(r & (1u << 30) ? &a->left : &a->right, b);
             break;
@@ -85,12 +104,16 @@ static void *mutator(void *arg)
             }
             break;
         }
-        case 4:                                    /* to the other thread, through the heap */
-            if (a) {
-                node *old = gm_atomic_swap(&xchg[(r >> 24) % NXCHG], a);
-                if (old) gm_store(&mine[(r >> 40) % NSLOTS], old);
+        case 4: {                                  /* to the other thread, through a root range */
+            /* a fresh node changes hands whole: once swapped in, only the
+             * receiver will touch it (no data race between the mutators) */
+            node *old = gm_atomic_swap(&xchg[(r >> 24) % NXCHG], fresh());
+            if (old) {
+                gm_store(&old->left, a);
+                gm_store(&mine[(r >> 40) % NSLOTS], old);
             }
             break;
+        }
         case 5:                                    /* cut an edge (the deletion half) */
             if (a) gm_store(&a->right, NULL);
             break;
@@ -103,6 +126,14 @@ static void *mutator(void *arg)
             }
             break;
         }
+        case 7: {                                  /* swap two ballast entries via the stack */
+            size_t i = (r >> 24) % NBALLAST, j = (r >> 40) % NBALLAST;
+            node *x = ballast[i];
+            gm_store(&ballast[i], ballast[j]);
+            gm_store(&ballast[j], x);
+            if (!intact(x)) atomic_fetch_add(&bad_nodes, 1);
+            break;
+        }
         default:
             walk(a, &seed);
             break;
@@ -111,6 +142,8 @@ static void *mutator(void *arg)
         gm_safepoint();
     }
     for (int h = 0; h < 8; h++) walk(held[h], &seed);
+    for (int i = 0; i < NBALLAST; i++)
+        if (!intact(ballast[i])) atomic_fetch_add(&bad_nodes, 1);
     gm_thread_detach();
     return NULL;
 }
@@ -154,7 +187,7 @@ TEST(concurrent_mutation_stress)
     CHECK_EQ_U(atomic_load(&bad_nodes), 0);
     CHECK(reachable > 0);
     CHECK_MSG(stats()->num_gc - gc0 >= (uint32_t)cycles, "%u cycles", stats()->num_gc - gc0);
-    CHECK(atomic_load(&mutations) > 0);
+    CHECK_MSG(atomic_load(&mutations) >= cycles, "%ld mutations", atomic_load(&mutations));
     CHECK_EQ_U(gm_heap_verify(), 0);
     gm_root_remove(slots);
     gm_root_remove(xchg);
@@ -308,5 +341,62 @@ TEST(heap_stays_near_goal_under_fast_allocation)
     CHECK(m->gc_num_assists + m->gc_bg_work > 0);
     CHECK_MSG(peak_over <= m->next_gc / 2, "heap went %llu bytes past a %llu-byte goal",
               (unsigned long long)peak_over, (unsigned long long)m->next_gc);
+    CHECK(chain_ok(keep, n));
+}
+
+/* ---- trace events ---------------------------------------------------------------------- */
+
+#include "common/trace_internal.h"
+
+struct gc_events { int sweepterm, markterm, mark_b, mark_e, sweep_b, live, goal, assist_b, assist_e; };
+
+static void count_gc_event(const gm_trace_event *ev, void *arg)
+{
+    struct gc_events *c = arg;
+    if (strcmp(ev->cat, "gc") != 0) return;
+    if (!strcmp(ev->name, "STW sweep termination") && ev->ph == 'B') c->sweepterm++;
+    if (!strcmp(ev->name, "STW mark termination") && ev->ph == 'B') c->markterm++;
+    if (!strcmp(ev->name, "concurrent mark") && ev->ph == 'b') c->mark_b++;
+    if (!strcmp(ev->name, "concurrent mark") && ev->ph == 'e') c->mark_e++;
+    if (!strcmp(ev->name, "sweep") && ev->ph == 'b') c->sweep_b++;
+    if (!strcmp(ev->name, "heap live") && ev->ph == 'C') c->live++;
+    if (!strcmp(ev->name, "heap goal") && ev->ph == 'C') c->goal++;
+    if (!strcmp(ev->name, "assist") && ev->ph == 'B') c->assist_b++;
+    if (!strcmp(ev->name, "assist") && ev->ph == 'E') c->assist_e++;
+}
+
+/* Every phase of a cycle shows up in a trace: the pauses as spans on the
+ * thread that ran them, the concurrent mark and the sweep as async spans,
+ * heap live / goal counters, and assists on the assisting thread. */
+TEST(trace_shows_cycle_phases_and_assists)
+{
+    char path[] = "/tmp/gomap-gctrace-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    long n = scaled(50000);
+    node *volatile keep = build_chain(n);
+    REQUIRE(gm_trace_start(path));
+    gm_gc();
+    gm_gc();
+    /* an assist: hold the worker and allocate while marking */
+    gm_gc_fault_hold_mark(1);
+    pthread_t th;
+    pthread_create(&th, NULL, start_gc, NULL);
+    wait_marking();
+    for (long i = 0; i < 8 * n && gm_gc_fault_marking(); i++) new_node(NULL, NULL, 0);
+    gm_gc_fault_hold_mark(0);
+    gm_blocking_begin();
+    pthread_join(th, NULL);
+    gm_blocking_end();
+    struct gc_events c = { 0 };
+    gm_trace_visit(count_gc_event, &c);
+    CHECK(gm_trace_stop());
+    unlink(path);
+    CHECK_MSG(c.sweepterm >= 3 && c.mark_b >= 3 && c.mark_e >= 3 && c.markterm >= 3,
+              "sweepterm %d mark %d/%d markterm %d", c.sweepterm, c.mark_b, c.mark_e, c.markterm);
+    CHECK(c.sweep_b >= 3);
+    CHECK(c.live >= 6 && c.goal >= 6);
+    CHECK_MSG(c.assist_b >= 1 && c.assist_b == c.assist_e, "assists %d/%d", c.assist_b, c.assist_e);
     CHECK(chain_ok(keep, n));
 }

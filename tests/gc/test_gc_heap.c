@@ -422,7 +422,12 @@ TEST(gc_percent_off_and_on)
     if (!stats()->debug_gc) CHECK_EQ_U(stats()->num_gc, gc0);   /* gcstress collects anyway */
     CHECK_EQ_U(stats()->next_gc, UINT64_MAX);
     CHECK(gm_gc_percent(50) == -1);
-    for (long i = 0; i < scaled(400000); i++) gm_alloc_noscan(64);
+    /* a concurrent cycle ends some time after its trigger: allocate on (a
+     * bounded amount) until one has completed */
+    for (long i = 0; i < scaled(400000) || (i < scaled(1600000) && stats()->num_gc == gc0); i++) {
+        gm_alloc_noscan(64);
+        if (i >= scaled(400000)) for (int k = 0; k < 999; k++, i++) gm_alloc_noscan(64);
+    }
     if (test_scale() >= 1) CHECK(stats()->num_gc > gc0);
     gm_gc_percent(100);
 }

@@ -31,8 +31,11 @@
  * bucket while it is not evacuated.  When every old bucket is evacuated the
  * old array is retired (map_mem.c says when its memory goes back).
  *
- * DELETION.  A deleted slot becomes EMPTY_ONE and its key and value are
- * zeroed (m[k]++ after a delete starts from 0, Go issue 25936).  If nothing
+ * DELETION.  A deleted slot becomes EMPTY_ONE.  m[k]++ after a delete
+ * starts from 0 (Go issue 25936): Go zeroes the value at delete, gomap when
+ * the slot is filled again, so a delete touches neither the value's cache
+ * line nor, except on GC maps whose buckets hold pointers (cleared with
+ * barriers at delete), the key's.  If nothing
  * live follows it in the chain, the trailing run of EMPTY_ONE slots becomes
  * EMPTY_REST, so lookups and inserts stop at the first EMPTY_REST.  When the
  * map becomes empty its hash seed is drawn anew (Go issue 25237).
@@ -619,6 +622,8 @@ static void *store_entry(gm_map *m, uint8_t *b, unsigned i, uint8_t top,
     }
     if (m->gc && m->kt->ptrmask) gm_typed_memmove(m->kt, kslot, key);
     else slot_copy(kslot, key, m->kt->size);
+    /* A dead slot's value is not cleared by delete (gm_map_delete_clear). */
+    if (!m->indirectelem && !m->bscan) slot_clear(eslot, m->elemsize);
     b[i] = top;
     m->count++;
     return eslot;
@@ -666,19 +671,33 @@ static void free_entry_storage(gm_map *m, uint8_t *b, unsigned i)
     if (m->indirectelem) gm_own_free(m, deref(b_elem(m, b, i)), m->vt->align, true);
 }
 
-void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
+/* What a delete does besides marking the slot: entry storage goes, and on
+ * a GC map whose buckets hold pointers the key and value are cleared (with
+ * barriers) so the collector can free what only they reached.  Elsewhere
+ * nothing will read a dead slot, so its bytes are left as they are: the
+ * value is zeroed when the slot is next filled (store_entry), which keeps
+ * Go's "m[k]++ after a delete starts from 0" without the delete touching
+ * the value's cache line. */
+void gm_map_delete_clear(gm_map *m, uint8_t *b, unsigned i)
 {
     free_entry_storage(m, b, i);
-    mw_clear_key(m, b_key(m, b, i));
-    mw_clear_elem(m, b_elem(m, b, i));
-    b[i] = EMPTY_ONE;
-    /* If nothing live follows, turn the trailing EMPTY_ONE run into
-     * EMPTY_REST, walking backwards through the chain. */
+    if (m->bscan) {
+        mw_clear_key(m, b_key(m, b, i));
+        mw_clear_elem(m, b_elem(m, b, i));
+    }
+}
+
+/* Slot (b, i) of the chain starting at borig was just marked EMPTY_ONE and
+ * nothing live follows it in its bucket: if nothing live follows it in the
+ * chain either, turn the trailing EMPTY_ONE run into EMPTY_REST, walking
+ * backwards through the chain. */
+void gm_map_delete_rest(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
+{
     if (i == BUCKET_CNT - 1) {
         uint8_t *o = b_ovf(m, b);
-        if (o && o[0] != EMPTY_REST) goto done;
+        if (o && o[0] != EMPTY_REST) return;
     } else if (b[i + 1] != EMPTY_REST) {
-        goto done;
+        return;
     }
     for (;;) {
         b[i] = EMPTY_REST;
@@ -692,14 +711,15 @@ void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
         }
         if (b[i] != EMPTY_ONE) break;
     }
-done:
-    m->count--;
-    if (m->count == 0) {
-        m->seed = gm_rand64();
-        /* Nothing is left in unevacuated old buckets: a resize in progress
-         * is over.  (Iterators walking the old array keep it, as ever.) */
-        if (growing(m)) finish_resize(m);
-    }
+}
+
+/* The last entry was deleted. */
+void gm_map_emptied(gm_map *m)
+{
+    m->seed = gm_rand64();
+    /* Nothing is left in unevacuated old buckets: a resize in progress
+     * is over.  (Iterators walking the old array keep it, as ever.) */
+    if (growing(m)) finish_resize(m);
 }
 
 bool gm_map_delete(gm_map *m, const void *key)

@@ -200,6 +200,17 @@ again:;
     return gm_map_insert_new(m, key, top, insertb, inserti, last);
 }
 
+/* Deletes the entry in slot (b, i) of the chain that starts at borig.  The
+ * common case -- a malloc'd map whose entries own nothing, a live slot
+ * following in the same bucket -- is a tophash store and a count. */
+GM_INLINE void delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
+{
+    if (m->owns_storage || m->bscan) gm_map_delete_clear(m, b, i);
+    b[i] = EMPTY_ONE;
+    if (i == BUCKET_CNT - 1 || b[i + 1] == EMPTY_REST) gm_map_delete_rest(m, borig, b, i);
+    if (--m->count == 0) gm_map_emptied(m);
+}
+
 /* mapdelete body; the caller holds F_WRITING. */
 GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
 {
@@ -212,7 +223,7 @@ GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
         for (uint64_t mt = match_top(w, top); mt; mt &= mt - 1) {
             unsigned i = first_slot(mt);
             if (!kk_equal(m, kind, key, kk_key(m, kind, b, i))) continue;
-            gm_map_delete_slot(m, borig, b, i);
+            delete_slot(m, borig, b, i);
             return true;
         }
         if (zero_bytes(w)) return false;

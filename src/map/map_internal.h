@@ -238,7 +238,9 @@ GM_INTERNAL void gm_map_end_write(gm_map *m);
 GM_INTERNAL bool gm_map_grow_work(gm_map *m, size_t bucket);
 GM_INTERNAL bool gm_map_hash_grow(gm_map *m);
 GM_INTERNAL void gm_map_shrink_start(gm_map *m);
-GM_INTERNAL void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i);
+GM_INTERNAL void gm_map_delete_clear(gm_map *m, uint8_t *b, unsigned i);
+GM_INTERNAL void gm_map_delete_rest(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i);
+GM_INTERNAL void gm_map_emptied(gm_map *m);
 
 /* memory (map_mem.c) */
 GM_INTERNAL uint8_t *gm_arr_new(gm_map *m, unsigned B, gm_barray **hdr);

@@ -111,6 +111,7 @@ struct gm_map {
     uint64_t n_grows, n_same_grows, n_evac_buckets, n_moved, n_ovf, n_shrinks;
     size_t sparse_writes;               /* shrink policy: writes while sparse and steady, in a row */
     size_t sparse_base;                 /* count when that streak began */
+    size_t sparse_below;                /* sparse below this count; 0: cannot shrink now */
     uint8_t min_B;                      /* never shrink below the size hinted at creation */
 };
 

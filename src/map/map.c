@@ -705,29 +705,18 @@ void gm_map_delete_clear(gm_map *m, uint8_t *b, unsigned i)
     }
 }
 
-/* Slot (b, i) of the chain starting at borig was just marked EMPTY_ONE and
- * nothing live follows it in its bucket: if nothing live follows it in the
- * chain either, turn the trailing EMPTY_ONE run into EMPTY_REST, walking
- * backwards through the chain. */
-void gm_map_delete_rest(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
+/* Every slot of overflow bucket b (in the chain starting at borig) has just
+ * become EMPTY_REST: the EMPTY_ONE run before it, in the buckets before it,
+ * becomes EMPTY_REST too, walking backwards through the chain. */
+void gm_map_delete_rest_prev(gm_map *m, uint8_t *borig, uint8_t *b)
 {
-    if (i == BUCKET_CNT - 1) {
-        uint8_t *o = b_ovf(m, b);
-        if (o && o[0] != EMPTY_REST) return;
-    } else if (b[i + 1] != EMPTY_REST) {
-        return;
-    }
-    for (;;) {
-        b[i] = EMPTY_REST;
-        if (i == 0) {
-            if (b == borig) break;
-            uint8_t *c = b;
-            for (b = borig; b_ovf(m, b) != c; b = b_ovf(m, b)) {}
-            i = BUCKET_CNT - 1;
-        } else {
-            i--;
+    while (b != borig) {
+        uint8_t *c = b;
+        for (b = borig; b_ovf(m, b) != c; b = b_ovf(m, b)) {}
+        for (unsigned i = BUCKET_CNT; i-- > 0;) {
+            if (b[i] != EMPTY_ONE) return;
+            b[i] = EMPTY_REST;
         }
-        if (b[i] != EMPTY_ONE) break;
     }
 }
 

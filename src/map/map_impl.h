@@ -200,14 +200,46 @@ again:;
     return gm_map_insert_new(m, key, top, insertb, inserti, last);
 }
 
-/* Deletes the entry in slot (b, i) of the chain that starts at borig.  The
- * common case -- a malloc'd map whose entries own nothing, a live slot
- * following in the same bucket -- is a tophash store and a count. */
+GM_INLINE void tophash_store(uint8_t *b, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(b, &w, 8);
+}
+
+/* Deletes the entry in slot (b, i) of the chain that starts at borig.
+ *
+ * The tophash update is computed on the bucket's tophash word without a
+ * branch: whether the slot ends the chain's live entries (every later slot
+ * EMPTY_REST, for slot 7 the overflow bucket's first one) and how far the
+ * run of EMPTY_ONE slots before it reaches are data a random delete cannot
+ * predict, and in a table much bigger than the caches a mispredicted branch
+ * on a cache-missing tophash throws away the memory accesses of the deletes
+ * the processor was already working on.  Only a run that reaches slot 0 of
+ * an overflow bucket goes on, out of line, into the bucket before it. */
 GM_INLINE void delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
 {
+    static const uint8_t zero_bytes8[8];
     if (m->owns_storage || m->bscan) gm_map_delete_clear(m, b, i);
-    b[i] = EMPTY_ONE;
-    if (i == BUCKET_CNT - 1 || b[i + 1] == EMPTY_REST) gm_map_delete_rest(m, borig, b, i);
+    unsigned sh = 8 * i;
+    uint64_t hi = (~0ull << sh) << 8;   /* the bytes of slots i+1..7 */
+    uint64_t lo = ~hi;                  /* slots 0..i */
+    uint64_t w = (tophash_word(b) & ~(0xffull << sh)) | ((uint64_t)EMPTY_ONE << sh);
+    /* For slot 7 the next slot is the overflow bucket's first: loaded
+     * through pointers chosen without branching (a zero byte otherwise). */
+    const uint8_t *op = i == BUCKET_CNT - 1 ? b + m->ovfoff : zero_bytes8;
+    const uint8_t *o;
+    memcpy(&o, op, sizeof o);
+    const uint8_t *next = o ? o : zero_bytes8;
+    bool rest = ((w & hi) == 0) & (*next == EMPTY_REST);
+    /* The EMPTY_ONE run ending at slot i: slots above the highest slot
+     * 0..i-1 that is not EMPTY_ONE. */
+    uint64_t other = ~zero_bytes(w ^ LSB8) & (LSB8 << 7) & lo;
+    unsigned from = other ? 64u - (unsigned)__builtin_clzll(other) : 0u;
+    uint64_t run = lo & (~0ull << from);
+    tophash_store(b, w & ~(rest ? run : 0));
+    if (GM_UNLIKELY(rest && other == 0 && b != borig)) gm_map_delete_rest_prev(m, borig, b);
     if (--m->count == 0) gm_map_emptied(m);
 }
 

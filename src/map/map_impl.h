@@ -236,10 +236,10 @@ GM_INLINE void delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
     /* The EMPTY_ONE run ending at slot i: slots above the highest slot
      * 0..i-1 that is not EMPTY_ONE. */
     uint64_t other = ~zero_bytes(w ^ LSB8) & (LSB8 << 7) & lo;
-    unsigned from = other ? 64u - (unsigned)__builtin_clzll(other) : 0u;
-    uint64_t run = lo & (~0ull << from);
-    tophash_store(b, w & ~(rest ? run : 0));
-    if (GM_UNLIKELY(rest && other == 0 && b != borig)) gm_map_delete_rest_prev(m, borig, b);
+    unsigned from = (64u - (unsigned)__builtin_clzll(other | 1)) & -(unsigned)(other != 0);
+    uint64_t run = lo & (~0ull << from) & -(uint64_t)rest; /* arithmetic, not a branch */
+    tophash_store(b, w & ~run);
+    if (GM_UNLIKELY(rest & (other == 0) & (b != borig))) gm_map_delete_rest_prev(m, borig, b);
     if (--m->count == 0) gm_map_emptied(m);
 }
 

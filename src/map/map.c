@@ -65,7 +65,7 @@
 #include "map/map_impl.h"
 
 static const uint8_t zero_buf[ZERO_BUF_SIZE];
-static void sparse_limit_update(gm_map *m);
+static void limits_update(gm_map *m);
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -213,7 +213,7 @@ static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, boo
         }
         gm_arr_install(m, b, h, false);
     }
-    sparse_limit_update(m);
+    limits_update(m);
     return m;
 oom:
     if (m && !gc) gm_map_mfree(m->zero);
@@ -239,7 +239,7 @@ bool gm_map_first_array(gm_map *m)
     uint8_t *b = gm_arr_new(m, m->B, &h);
     if (b == NULL) return false;
     gm_arr_install(m, b, h, false);
-    sparse_limit_update(m);
+    limits_update(m);
     return true;
 }
 
@@ -284,14 +284,22 @@ static void shrink_policy(gm_map *m)
     if (++m->sparse_writes >= ((size_t)1 << m->B) / 8) gm_map_shrink_start(m);
 }
 
-/* m->sparse_below, the shrink policy's threshold: a quarter entry per
- * bucket while the table may shrink (not resizing, above 2^SHRINK_MIN_B
- * buckets and above the hinted size), else 0 so that the policy costs one
- * compare per write.  Kept current wherever B or the resize state changes. */
-static void sparse_limit_update(gm_map *m)
+/* The thresholds every write compares against, kept current wherever B or
+ * the resize state changes (make, first array, resize start and end, clear):
+ * m->sparse_below, the shrink policy's: a quarter entry per bucket while the
+ * table may shrink (not resizing, above 2^SHRINK_MIN_B buckets and above
+ * the hinted size), else 0; m->grow_at and m->ovf_limit, should_grow's
+ * (over_load_factor and Go's tooManyOverflowBuckets), out of reach while a
+ * resize is under way. */
+static void limits_update(gm_map *m)
 {
-    bool can = m->buckets && !growing(m) && m->B > SHRINK_MIN_B && m->B > m->min_B;
+    bool resizing = growing(m);
+    bool can = m->buckets && !resizing && m->B > SHRINK_MIN_B && m->B > m->min_B;
     m->sparse_below = can ? ((size_t)1 << m->B) / 4 : 0;
+    size_t at = LOAD_NUM * (((size_t)1 << m->B) / LOAD_DEN);
+    if (at < BUCKET_CNT) at = BUCKET_CNT;
+    m->grow_at = resizing || m->B >= 58 ? SIZE_MAX : at;
+    m->ovf_limit = resizing ? UINT32_MAX : (uint32_t)1 << (m->B < 15 ? m->B : 15);
 }
 
 void gm_map_end_write(gm_map *m)
@@ -370,7 +378,7 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
     m->nevacuate = 0;
     m->noverflow = 0;
     m->sparse_writes = 0;
-    sparse_limit_update(m);
+    limits_update(m);
     if (GM_UNLIKELY(gm_tracing_on()))
         gm_trace_async_begin("map", resize_name(m), (uint64_t)(uintptr_t)m, "buckets", (int64_t)1 << m->B);
 }
@@ -412,7 +420,7 @@ static void finish_resize(gm_map *m)
     hdr_store(m, &m->oldbuckets, NULL);
     flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
     gm_arr_retire(m, old);
-    sparse_limit_update(m);
+    limits_update(m);
 }
 
 static void advance_evacuation_mark(gm_map *m, size_t newbit)
@@ -775,7 +783,7 @@ void gm_map_clear(gm_map *m)
     m->count = 0;
     m->seed = gm_rand64();
     gm_arr_reset(m, m->buckets);
-    sparse_limit_update(m);
+    limits_update(m);
     gm_map_end_write(m);
 }
 

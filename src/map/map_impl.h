@@ -142,16 +142,12 @@ GM_INLINE uint8_t *access_impl(const gm_map *m, int kind, const void *key, uint8
     return NULL;
 }
 
-static inline bool too_many_overflow(uint16_t noverflow, unsigned B)
-{
-    if (B > 15) B = 15;
-    return noverflow >= ((uint32_t)1 << (B & 15));
-}
-
+/* Go's "!h.growing() && (overLoadFactor(h.count+1, h.B) ||
+ * tooManyOverflowBuckets(h.noverflow, h.B))", as two compares against
+ * thresholds precomputed per table (limits_update in map.c). */
 static inline bool should_grow(const gm_map *m)
 {
-    return !growing(m) && (over_load_factor(m->count + 1, m->B) ||
-                           too_many_overflow(m->noverflow, m->B));
+    return m->count >= m->grow_at || m->noverflow >= m->ovf_limit;
 }
 
 GM_INTERNAL bool gm_map_first_array(gm_map *m);
@@ -196,6 +192,22 @@ again:;
         tried_grow = true;
         if (gm_map_hash_grow(m)) goto again;
         /* No memory for a bigger array: the key still fits this one. */
+    }
+    if (GM_LIKELY(insertb != NULL && !m->owns_storage && !m->gc)) {
+        /* A free slot, nothing to allocate, no barriers: store_entry's
+         * work, inline. */
+        uint8_t *k = kind == KK_GENERIC ? b_key(m, insertb, inserti) : kk_key(m, kind, insertb, inserti);
+        switch (kind) {
+        case KK_U32: memcpy(k, key, 4); break;
+        case KK_U64: memcpy(k, key, 8); break;
+        case KK_STR: memcpy(k, key, sizeof(gm_str)); break;
+        default: slot_copy(k, key, m->kt->size);
+        }
+        uint8_t *e = b_elem(m, insertb, inserti);
+        slot_clear(e, m->elemsize); /* delete leaves a dead slot's value as it was */
+        insertb[inserti] = top;
+        m->count++;
+        return e;
     }
     return gm_map_insert_new(m, key, top, insertb, inserti, last);
 }

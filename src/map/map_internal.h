@@ -112,6 +112,8 @@ struct gm_map {
     size_t sparse_writes;               /* shrink policy: writes while sparse and steady, in a row */
     size_t sparse_base;                 /* count when that streak began */
     size_t sparse_below;                /* sparse below this count; 0: cannot shrink now */
+    size_t grow_at;                     /* inserting a new key at this count grows (SIZE_MAX: resizing) */
+    uint32_t ovf_limit;                 /* this many overflow buckets call for a same-size grow */
     uint8_t min_B;                      /* never shrink below the size hinted at creation */
 };
 

@@ -453,6 +453,40 @@ static void evacuated_cleanup(gm_map *m, size_t oldbucket)
     b_set_ovf(m, ob, NULL);
 }
 
+/* evacuate's loop for the common maps: keys and values inline, no
+ * pointers to barrier, every key equal to itself (so its hash decides X or
+ * Y; newbit 0 for a same-size grow).  Slots are addressed by running
+ * offsets and the X/Y choice is an index, not a branch. */
+static void evacuate_plain(gm_map *m, uint8_t *b, struct evac_dst d[2], size_t newbit)
+{
+    const size_t ko = m->keyoff, eo = m->elemoff, ks = m->keysize, es = m->elemsize;
+    uint64_t moved = 0;
+    for (; b; b = b_ovf(m, b)) {
+        for (unsigned i = 0; i < BUCKET_CNT; i++) {
+            uint8_t top = b[i];
+            if (is_empty(top)) {
+                b[i] = EVAC_EMPTY;
+                continue;
+            }
+            if (top < MIN_TOPHASH) gm_fatal("bad map state");
+            const uint8_t *k = b + ko + i * ks;
+            unsigned use_y = (map_hash(m, k) & newbit) != 0;
+            b[i] = (uint8_t)(EVAC_X + use_y);
+            struct evac_dst *dd = &d[use_y];
+            if (dd->i == BUCKET_CNT) {
+                dd->b = new_overflow(m, dd->b); /* reserved: cannot fail */
+                dd->i = 0;
+            }
+            dd->b[dd->i] = top;
+            slot_copy(dd->b + ko + dd->i * ks, k, ks);
+            slot_copy(dd->b + eo + dd->i * es, b + eo + i * es, es);
+            dd->i++;
+            moved++;
+        }
+    }
+    m->n_moved += moved;
+}
+
 /* Moves every entry of old bucket `oldbucket` (and its chain) to the new
  * array.  False only if overflow buckets for the worst case could not be
  * reserved, in which case nothing was changed. */
@@ -474,6 +508,10 @@ static bool evacuate(gm_map *m, size_t oldbucket)
         d[0].i = 0;
         d[1].b = same ? NULL : bucket_at(m, m->buckets, oldbucket + newbit);
         d[1].i = 0;
+        if (!m->bscan && !m->indirectkey && !m->indirectelem && m->reflexive) {
+            evacuate_plain(m, b, d, same ? 0 : newbit);
+            b = NULL;
+        }
         for (; b; b = b_ovf(m, b)) {
             for (unsigned i = 0; i < BUCKET_CNT; i++) {
                 uint8_t top = b[i];

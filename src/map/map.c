@@ -31,8 +31,11 @@
  * bucket while it is not evacuated.  When every old bucket is evacuated the
  * old array is retired (map_mem.c says when its memory goes back).
  *
- * DELETION.  A deleted slot becomes EMPTY_ONE and its key and value are
- * zeroed (m[k]++ after a delete starts from 0, Go issue 25936).  If nothing
+ * DELETION.  A deleted slot becomes EMPTY_ONE.  m[k]++ after a delete
+ * starts from 0 (Go issue 25936): Go zeroes the value at delete, gomap when
+ * the slot is filled again, so a delete touches neither the value's cache
+ * line nor, except on GC maps whose buckets hold pointers (cleared with
+ * barriers at delete), the key's.  If nothing
  * live follows it in the chain, the trailing run of EMPTY_ONE slots becomes
  * EMPTY_REST, so lookups and inserts stop at the first EMPTY_REST.  When the
  * map becomes empty its hash seed is drawn anew (Go issue 25237).
@@ -62,6 +65,7 @@
 #include "map/map_impl.h"
 
 static const uint8_t zero_buf[ZERO_BUF_SIZE];
+static void limits_update(gm_map *m);
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -209,6 +213,7 @@ static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, boo
         }
         gm_arr_install(m, b, h, false);
     }
+    limits_update(m);
     return m;
 oom:
     if (m && !gc) gm_map_mfree(m->zero);
@@ -234,6 +239,7 @@ bool gm_map_first_array(gm_map *m)
     uint8_t *b = gm_arr_new(m, m->B, &h);
     if (b == NULL) return false;
     gm_arr_install(m, b, h, false);
+    limits_update(m);
     return true;
 }
 
@@ -262,9 +268,12 @@ void gm_map_begin_write(gm_map *m)
  * empty. */
 static void shrink_policy(gm_map *m)
 {
-    size_t nb = (size_t)1 << m->B;
-    if (GM_LIKELY(m->count >= nb / 4 || m->count == 0 || growing(m))) {
+    if (GM_LIKELY(m->count >= m->sparse_below)) {
         if (m->sparse_writes) m->sparse_writes = 0;
+        return;
+    }
+    if (m->count == 0) {
+        m->sparse_writes = 0;
         return;
     }
     if (m->sparse_writes == 0 || m->count * 4 < m->sparse_base * 3 || m->count * 3 > m->sparse_base * 4) {
@@ -272,7 +281,25 @@ static void shrink_policy(gm_map *m)
         m->sparse_writes = 1;
         return;
     }
-    if (++m->sparse_writes >= nb / 8 && m->B > SHRINK_MIN_B && m->B > m->min_B) gm_map_shrink_start(m);
+    if (++m->sparse_writes >= ((size_t)1 << m->B) / 8) gm_map_shrink_start(m);
+}
+
+/* The thresholds every write compares against, kept current wherever B or
+ * the resize state changes (make, first array, resize start and end, clear):
+ * m->sparse_below, the shrink policy's: a quarter entry per bucket while the
+ * table may shrink (not resizing, above 2^SHRINK_MIN_B buckets and above
+ * the hinted size), else 0; m->grow_at and m->ovf_limit, should_grow's
+ * (over_load_factor and Go's tooManyOverflowBuckets), out of reach while a
+ * resize is under way. */
+static void limits_update(gm_map *m)
+{
+    bool resizing = growing(m);
+    bool can = m->buckets && !resizing && m->B > SHRINK_MIN_B && m->B > m->min_B;
+    m->sparse_below = can ? ((size_t)1 << m->B) / 4 : 0;
+    size_t at = LOAD_NUM * (((size_t)1 << m->B) / LOAD_DEN);
+    if (at < BUCKET_CNT) at = BUCKET_CNT;
+    m->grow_at = resizing || m->B >= 58 ? SIZE_MAX : at;
+    m->ovf_limit = resizing ? UINT32_MAX : (uint32_t)1 << (m->B < 15 ? m->B : 15);
 }
 
 void gm_map_end_write(gm_map *m)
@@ -351,6 +378,7 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
     m->nevacuate = 0;
     m->noverflow = 0;
     m->sparse_writes = 0;
+    limits_update(m);
     if (GM_UNLIKELY(gm_tracing_on()))
         gm_trace_async_begin("map", resize_name(m), (uint64_t)(uintptr_t)m, "buckets", (int64_t)1 << m->B);
 }
@@ -392,6 +420,7 @@ static void finish_resize(gm_map *m)
     hdr_store(m, &m->oldbuckets, NULL);
     flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
     gm_arr_retire(m, old);
+    limits_update(m);
 }
 
 static void advance_evacuation_mark(gm_map *m, size_t newbit)
@@ -424,6 +453,40 @@ static void evacuated_cleanup(gm_map *m, size_t oldbucket)
     b_set_ovf(m, ob, NULL);
 }
 
+/* evacuate's loop for the common maps: keys and values inline, no
+ * pointers to barrier, every key equal to itself (so its hash decides X or
+ * Y; newbit 0 for a same-size grow).  Slots are addressed by running
+ * offsets and the X/Y choice is an index, not a branch. */
+static void evacuate_plain(gm_map *m, uint8_t *b, struct evac_dst d[2], size_t newbit)
+{
+    const size_t ko = m->keyoff, eo = m->elemoff, ks = m->keysize, es = m->elemsize;
+    uint64_t moved = 0;
+    for (; b; b = b_ovf(m, b)) {
+        for (unsigned i = 0; i < BUCKET_CNT; i++) {
+            uint8_t top = b[i];
+            if (is_empty(top)) {
+                b[i] = EVAC_EMPTY;
+                continue;
+            }
+            if (top < MIN_TOPHASH) gm_fatal("bad map state");
+            const uint8_t *k = b + ko + i * ks;
+            unsigned use_y = (map_hash(m, k) & newbit) != 0;
+            b[i] = (uint8_t)(EVAC_X + use_y);
+            struct evac_dst *dd = &d[use_y];
+            if (dd->i == BUCKET_CNT) {
+                dd->b = new_overflow(m, dd->b); /* reserved: cannot fail */
+                dd->i = 0;
+            }
+            dd->b[dd->i] = top;
+            slot_copy(dd->b + ko + dd->i * ks, k, ks);
+            slot_copy(dd->b + eo + dd->i * es, b + eo + i * es, es);
+            dd->i++;
+            moved++;
+        }
+    }
+    m->n_moved += moved;
+}
+
 /* Moves every entry of old bucket `oldbucket` (and its chain) to the new
  * array.  False only if overflow buckets for the worst case could not be
  * reserved, in which case nothing was changed. */
@@ -445,6 +508,10 @@ static bool evacuate(gm_map *m, size_t oldbucket)
         d[0].i = 0;
         d[1].b = same ? NULL : bucket_at(m, m->buckets, oldbucket + newbit);
         d[1].i = 0;
+        if (!m->bscan && !m->indirectkey && !m->indirectelem && m->reflexive) {
+            evacuate_plain(m, b, d, same ? 0 : newbit);
+            b = NULL;
+        }
         for (; b; b = b_ovf(m, b)) {
             for (unsigned i = 0; i < BUCKET_CNT; i++) {
                 uint8_t top = b[i];
@@ -619,6 +686,8 @@ static void *store_entry(gm_map *m, uint8_t *b, unsigned i, uint8_t top,
     }
     if (m->gc && m->kt->ptrmask) gm_typed_memmove(m->kt, kslot, key);
     else slot_copy(kslot, key, m->kt->size);
+    /* A dead slot's value is not cleared by delete (gm_map_delete_clear). */
+    if (!m->indirectelem && !m->bscan) slot_clear(eslot, m->elemsize);
     b[i] = top;
     m->count++;
     return eslot;
@@ -666,40 +735,44 @@ static void free_entry_storage(gm_map *m, uint8_t *b, unsigned i)
     if (m->indirectelem) gm_own_free(m, deref(b_elem(m, b, i)), m->vt->align, true);
 }
 
-void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
+/* What a delete does besides marking the slot: entry storage goes, and on
+ * a GC map whose buckets hold pointers the key and value are cleared (with
+ * barriers) so the collector can free what only they reached.  Elsewhere
+ * nothing will read a dead slot, so its bytes are left as they are: the
+ * value is zeroed when the slot is next filled (store_entry), which keeps
+ * Go's "m[k]++ after a delete starts from 0" without the delete touching
+ * the value's cache line. */
+void gm_map_delete_clear(gm_map *m, uint8_t *b, unsigned i)
 {
     free_entry_storage(m, b, i);
-    mw_clear_key(m, b_key(m, b, i));
-    mw_clear_elem(m, b_elem(m, b, i));
-    b[i] = EMPTY_ONE;
-    /* If nothing live follows, turn the trailing EMPTY_ONE run into
-     * EMPTY_REST, walking backwards through the chain. */
-    if (i == BUCKET_CNT - 1) {
-        uint8_t *o = b_ovf(m, b);
-        if (o && o[0] != EMPTY_REST) goto done;
-    } else if (b[i + 1] != EMPTY_REST) {
-        goto done;
+    if (m->bscan) {
+        mw_clear_key(m, b_key(m, b, i));
+        mw_clear_elem(m, b_elem(m, b, i));
     }
-    for (;;) {
-        b[i] = EMPTY_REST;
-        if (i == 0) {
-            if (b == borig) break;
-            uint8_t *c = b;
-            for (b = borig; b_ovf(m, b) != c; b = b_ovf(m, b)) {}
-            i = BUCKET_CNT - 1;
-        } else {
-            i--;
+}
+
+/* Every slot of overflow bucket b (in the chain starting at borig) has just
+ * become EMPTY_REST: the EMPTY_ONE run before it, in the buckets before it,
+ * becomes EMPTY_REST too, walking backwards through the chain. */
+void gm_map_delete_rest_prev(gm_map *m, uint8_t *borig, uint8_t *b)
+{
+    while (b != borig) {
+        uint8_t *c = b;
+        for (b = borig; b_ovf(m, b) != c; b = b_ovf(m, b)) {}
+        for (unsigned i = BUCKET_CNT; i-- > 0;) {
+            if (b[i] != EMPTY_ONE) return;
+            b[i] = EMPTY_REST;
         }
-        if (b[i] != EMPTY_ONE) break;
     }
-done:
-    m->count--;
-    if (m->count == 0) {
-        m->seed = gm_rand64();
-        /* Nothing is left in unevacuated old buckets: a resize in progress
-         * is over.  (Iterators walking the old array keep it, as ever.) */
-        if (growing(m)) finish_resize(m);
-    }
+}
+
+/* The last entry was deleted. */
+void gm_map_emptied(gm_map *m)
+{
+    m->seed = gm_rand64();
+    /* Nothing is left in unevacuated old buckets: a resize in progress
+     * is over.  (Iterators walking the old array keep it, as ever.) */
+    if (growing(m)) finish_resize(m);
 }
 
 bool gm_map_delete(gm_map *m, const void *key)
@@ -748,6 +821,7 @@ void gm_map_clear(gm_map *m)
     m->count = 0;
     m->seed = gm_rand64();
     gm_arr_reset(m, m->buckets);
+    limits_update(m);
     gm_map_end_write(m);
 }
 

@@ -99,8 +99,9 @@ GM_INLINE uint8_t *kk_key(const gm_map *m, int kind, uint8_t *b, unsigned i)
  * (medians of 5 interleaved runs): hits 1.36x and inserts 1.10x faster,
  * misses 0.84x (the extra lines cost bandwidth); at 100K, where the array
  * mostly fits in cache, misses lost more than hits gained -- so only arrays
- * of PREFETCH_MIN_BYTES or more do it (m->prefetch, set at install), and
- * deletes never do. */
+ * of PREFETCH_MIN_BYTES or more do it (m->prefetch, set at install).
+ * Deletes, which read no value, ask for the keys' second line only
+ * (delete_impl). */
 GM_INLINE void prefetch_bucket(const gm_map *m, const uint8_t *b)
 {
     if (!m->prefetch) return;
@@ -142,16 +143,12 @@ GM_INLINE uint8_t *access_impl(const gm_map *m, int kind, const void *key, uint8
     return NULL;
 }
 
-static inline bool too_many_overflow(uint16_t noverflow, unsigned B)
-{
-    if (B > 15) B = 15;
-    return noverflow >= ((uint32_t)1 << (B & 15));
-}
-
+/* Go's "!h.growing() && (overLoadFactor(h.count+1, h.B) ||
+ * tooManyOverflowBuckets(h.noverflow, h.B))", as two compares against
+ * thresholds precomputed per table (limits_update in map.c). */
 static inline bool should_grow(const gm_map *m)
 {
-    return !growing(m) && (over_load_factor(m->count + 1, m->B) ||
-                           too_many_overflow(m->noverflow, m->B));
+    return m->count >= m->grow_at || m->noverflow >= m->ovf_limit;
 }
 
 GM_INTERNAL bool gm_map_first_array(gm_map *m);
@@ -197,7 +194,66 @@ again:;
         if (gm_map_hash_grow(m)) goto again;
         /* No memory for a bigger array: the key still fits this one. */
     }
+    if (GM_LIKELY(insertb != NULL && !m->owns_storage && !m->gc)) {
+        /* A free slot, nothing to allocate, no barriers: store_entry's
+         * work, inline. */
+        uint8_t *k = kind == KK_GENERIC ? b_key(m, insertb, inserti) : kk_key(m, kind, insertb, inserti);
+        switch (kind) {
+        case KK_U32: memcpy(k, key, 4); break;
+        case KK_U64: memcpy(k, key, 8); break;
+        case KK_STR: memcpy(k, key, sizeof(gm_str)); break;
+        default: slot_copy(k, key, m->kt->size);
+        }
+        uint8_t *e = b_elem(m, insertb, inserti);
+        slot_clear(e, m->elemsize); /* delete leaves a dead slot's value as it was */
+        insertb[inserti] = top;
+        m->count++;
+        return e;
+    }
     return gm_map_insert_new(m, key, top, insertb, inserti, last);
+}
+
+GM_INLINE void tophash_store(uint8_t *b, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(b, &w, 8);
+}
+
+/* Deletes the entry in slot (b, i) of the chain that starts at borig.
+ *
+ * The tophash update is computed on the bucket's tophash word without a
+ * branch: whether the slot ends the chain's live entries (every later slot
+ * EMPTY_REST, for slot 7 the overflow bucket's first one) and how far the
+ * run of EMPTY_ONE slots before it reaches are data a random delete cannot
+ * predict, and in a table much bigger than the caches a mispredicted branch
+ * on a cache-missing tophash throws away the memory accesses of the deletes
+ * the processor was already working on.  Only a run that reaches slot 0 of
+ * an overflow bucket goes on, out of line, into the bucket before it. */
+GM_INLINE void delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
+{
+    static const uint8_t zero_bytes8[8];
+    if (m->owns_storage || m->bscan) gm_map_delete_clear(m, b, i);
+    unsigned sh = 8 * i;
+    uint64_t hi = (~0ull << sh) << 8;   /* the bytes of slots i+1..7 */
+    uint64_t lo = ~hi;                  /* slots 0..i */
+    uint64_t w = (tophash_word(b) & ~(0xffull << sh)) | ((uint64_t)EMPTY_ONE << sh);
+    /* For slot 7 the next slot is the overflow bucket's first: loaded
+     * through pointers chosen without branching (a zero byte otherwise). */
+    const uint8_t *op = i == BUCKET_CNT - 1 ? b + m->ovfoff : zero_bytes8;
+    const uint8_t *o;
+    memcpy(&o, op, sizeof o);
+    const uint8_t *next = o ? o : zero_bytes8;
+    bool rest = ((w & hi) == 0) & (*next == EMPTY_REST);
+    /* The EMPTY_ONE run ending at slot i: slots above the highest slot
+     * 0..i-1 that is not EMPTY_ONE. */
+    uint64_t other = ~zero_bytes(w ^ LSB8) & (LSB8 << 7) & lo;
+    unsigned from = (64u - (unsigned)__builtin_clzll(other | 1)) & -(unsigned)(other != 0);
+    uint64_t run = lo & (~0ull << from) & -(uint64_t)rest; /* arithmetic, not a branch */
+    tophash_store(b, w & ~run);
+    if (GM_UNLIKELY(rest & (other == 0) & (b != borig))) gm_map_delete_rest_prev(m, borig, b);
+    if (--m->count == 0) gm_map_emptied(m);
 }
 
 /* mapdelete body; the caller holds F_WRITING. */
@@ -206,13 +262,16 @@ GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
     size_t bucket = h & bucket_mask(m->B);
     if (growing(m) && !gm_map_grow_work(m, bucket)) gm_fatal("runtime: out of memory");
     uint8_t *borig = bucket_at(m, m->buckets, bucket);
+    /* The keys' second cache line (a delete reads no value): it arrives
+     * with the tophash line instead of after the tophash compare. */
+    if (m->prefetch) __builtin_prefetch(borig + 64);
     uint8_t top = tophash(h);
     for (uint8_t *b = borig; b; b = b_ovf(m, b)) {
         uint64_t w = tophash_word(b);
         for (uint64_t mt = match_top(w, top); mt; mt &= mt - 1) {
             unsigned i = first_slot(mt);
             if (!kk_equal(m, kind, key, kk_key(m, kind, b, i))) continue;
-            gm_map_delete_slot(m, borig, b, i);
+            delete_slot(m, borig, b, i);
             return true;
         }
         if (zero_bytes(w)) return false;

@@ -111,6 +111,9 @@ struct gm_map {
     uint64_t n_grows, n_same_grows, n_evac_buckets, n_moved, n_ovf, n_shrinks;
     size_t sparse_writes;               /* shrink policy: writes while sparse and steady, in a row */
     size_t sparse_base;                 /* count when that streak began */
+    size_t sparse_below;                /* sparse below this count; 0: cannot shrink now */
+    size_t grow_at;                     /* inserting a new key at this count grows (SIZE_MAX: resizing) */
+    uint32_t ovf_limit;                 /* this many overflow buckets call for a same-size grow */
     uint8_t min_B;                      /* never shrink below the size hinted at creation */
 };
 
@@ -238,7 +241,9 @@ GM_INTERNAL void gm_map_end_write(gm_map *m);
 GM_INTERNAL bool gm_map_grow_work(gm_map *m, size_t bucket);
 GM_INTERNAL bool gm_map_hash_grow(gm_map *m);
 GM_INTERNAL void gm_map_shrink_start(gm_map *m);
-GM_INTERNAL void gm_map_delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i);
+GM_INTERNAL void gm_map_delete_clear(gm_map *m, uint8_t *b, unsigned i);
+GM_INTERNAL void gm_map_delete_rest_prev(gm_map *m, uint8_t *borig, uint8_t *b);
+GM_INTERNAL void gm_map_emptied(gm_map *m);
 
 /* memory (map_mem.c) */
 GM_INTERNAL uint8_t *gm_arr_new(gm_map *m, unsigned B, gm_barray **hdr);

@@ -290,6 +290,9 @@ GM_INTERNAL void gc_wb_flush_all(gc_workbuf *w);
 GM_INTERNAL void gc_save_regs(uintptr_t regs[GC_NREGS]);
 GM_INTERNAL uintptr_t gc_current_sp(void);
 GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread */
+/* +1 before creating a library thread (it attaches with
+ * gc_thread_register_internal, which counts -1); -1 if creation failed */
+GM_INTERNAL void gc_thread_starting(int delta);
 GM_INTERNAL void gc_thread_fork_init(void);         /* pthread_atfork handlers */
 GM_INTERNAL void gc_special_fork(int phase);        /* 0 prepare, 1 parent, 2 child */
 GM_INTERNAL void gc_collect_fork_child(void);

@@ -214,7 +214,9 @@ static void wake_sweeper(void)
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        gc_thread_starting(1);
         if (pthread_create(&th, &a, sweeper_main, NULL) == 0) bg_started = true;
+        else gc_thread_starting(-1);
         pthread_attr_destroy(&a);
     }
     bg_work = true;
@@ -628,6 +630,7 @@ static void wake_worker(void)
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        gc_thread_starting(1);
         if (pthread_create(&th, &a, worker_main, NULL) != 0)
             gm_fatal("runtime: cannot start the mark worker");
         pthread_attr_destroy(&a);

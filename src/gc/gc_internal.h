@@ -5,11 +5,15 @@
  *   pageheap.c   the address-space reservation, arenas, page map, free runs,
  *                scavenging (madvise), span structures
  *   alloc.c      mcache / mcentral / mallocgc, heap bits, lazy sweep of a span
- *   thread.c     attached threads, safepoints, stop-the-world handshake
- *   mark.c       roots, the mark queue, scanning
- *   collect.c    the cycle: phases, pacer, background sweeper, memstats, gctrace
+ *   thread.c     attached threads, safepoints, stop-the-world and stack-scan
+ *                handshakes
+ *   mark.c       roots, the mark queues, scanning, gccheckmark; the
+ *                correctness argument of the concurrent mark
+ *   collect.c    the cycle: phases, mark worker, assists, pacer, background
+ *                sweeper, memstats, gctrace, trace events
  *   special.c    finalizers, cleanups, weak handles (per-span special records)
- *   barrier.c    gm_store / gm_typed_memmove / gm_typed_memclr
+ *   barrier.c    the hybrid write barrier (gm_store, gm_typed_memmove,
+ *                gm_typed_memclr, gm_atomic_*), buffered per thread
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
  *
  * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
@@ -286,6 +290,9 @@ GM_INTERNAL void gc_wb_flush_all(gc_workbuf *w);
 GM_INTERNAL void gc_save_regs(uintptr_t regs[GC_NREGS]);
 GM_INTERNAL uintptr_t gc_current_sp(void);
 GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread */
+/* +1 before creating a library thread (it attaches with
+ * gc_thread_register_internal, which counts -1); -1 if creation failed */
+GM_INTERNAL void gc_thread_starting(int delta);
 GM_INTERNAL void gc_thread_fork_init(void);         /* pthread_atfork handlers */
 GM_INTERNAL void gc_special_fork(int phase);        /* 0 prepare, 1 parent, 2 child */
 GM_INTERNAL void gc_collect_fork_child(void);
@@ -333,7 +340,7 @@ GM_INTERNAL uint64_t gc_roots_bytes(void);
 /* ---- collector (collect.c) ----------------------------------------------- */
 enum { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 };
 extern _Atomic int gc_phase_a;           /* GC_OFF outside a cycle */
-extern _Atomic bool gc_wb_enabled_a;     /* the write barrier is on (issue 5) */
+extern _Atomic bool gc_wb_enabled_a;     /* the write barrier is on (concurrent mark) */
 extern _Atomic uint32_t gc_sweepgen_a;   /* += 2 per cycle */
 extern _Atomic uint64_t gc_heap_live_a;  /* bytes live or cached, for the pacer */
 extern _Atomic uint64_t gc_trigger_a;    /* collect when heap_live reaches this */

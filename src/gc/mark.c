@@ -7,7 +7,7 @@
  * (the global queue, every worker's buffer, every thread's write-barrier
  * buffer) and every thread's stack has been scanned.
  *
- * CONCURRENT MARK (issue 5; collect.c runs the cycle).  While the world runs
+ * CONCURRENT MARK (collect.c runs the cycle).  While the world runs
  * the collector keeps the WEAK tri-colour invariant of Go's hybrid barrier
  * (design 17503): every white object that a black object or a scanned
  * ("black") stack points to is reachable from a grey object through white

@@ -453,6 +453,7 @@ static void start_thread(void)
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    gc_thread_starting(1);
     if (pthread_create(&th, &a, finalizer_main, NULL) != 0)
         gm_fatal("runtime: cannot start the finalizer thread");
     pthread_attr_destroy(&a);

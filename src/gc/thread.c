@@ -152,10 +152,18 @@ gc_thread *gc_thread_auto(void) { return attach(true); }
 
 void gm_thread_attach(void) { attach(false); }
 
+/* Library threads being started: created but not yet attached.  A fork
+ * waits for them (fork_prepare): until it attaches, such a thread runs
+ * outside the stop-the-world handshake and may hold the allocator's lock. */
+static _Atomic int starting_a;
+
+void gc_thread_starting(int delta) { atomic_fetch_add(&starting_a, delta); }
+
 void gc_thread_register_internal(void)
 {
     gc_thread *t = attach(false);
     t->internal = true;
+    gc_thread_starting(-1);
 }
 
 static void park(gc_thread *t);
@@ -419,6 +427,7 @@ static void fork_prepare(void)
      * ignores safepoints: after 1 s, fork anyway (the child may then find
      * that thread's cached spans inconsistent) */
     int r;
+    for (int k = 0; k < 1000 && atomic_load(&starting_a) > 0; k++) usleep(1000);
     while ((r = stop_world("fork", 1000, false)) == 0) {}
     fork_stopped = r == 1;
     gc_special_fork(0);
@@ -461,6 +470,7 @@ static void fork_child(void)
     }
     stw_requested = false;
     stw_owner = NULL;
+    atomic_store(&starting_a, 0);
     atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STW, memory_order_relaxed);
     pthread_cond_init(&stopped_cv, NULL);
     pthread_cond_init(&resume_cv, NULL);

@@ -81,7 +81,8 @@ int main(void)
     pauses(&maxp, &p99);
     gm_memstats ms;
     gm_read_memstats(&ms);
-    printf("RESULT gomap time_s=%.3f gcs=%u max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f gc_cpu=%.3f check=%llu\n",
-           secs, ms.num_gc, maxp, p99, bt_rss_mb(), ms.gc_cpu_fraction, (unsigned long long)check);
+    const char *peer = getenv("MH_PEER") ? getenv("MH_PEER") : "gomap";
+    printf("RESULT %s time_s=%.3f gcs=%u max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f gc_cpu=%.3f check=%llu\n",
+           peer, secs, ms.num_gc, maxp, p99, bt_rss_mb(), ms.gc_cpu_fraction, (unsigned long long)check);
     return 0;
 }

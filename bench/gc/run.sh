@@ -5,8 +5,8 @@
 # malloc/free.  Installs what it needs (Debian packages), builds gomap in
 # Release mode and the peers, runs them interleaved RUNS times (default 5),
 # and prints the median of each figure and the ratios to Boehm.  Then a
-# map-heavy workload (maps_gomap.c / maps_go.go: gm_map_new_gc maps of
-# pointers vs Go maps, MAPS_KEYS / MAPS_OPS / MAPS_RUNS).  Then the
+# map-heavy workload (run_maps.sh: GC maps of pointers vs Boehm and Go;
+# MAPS_RUNS / MAPS_SIZES).  Then the
 # checkmark soak: the concurrent-mutation stress test under
 # GMDEBUG=gccheckmark=1 for SOAK_SCALE*40 cycles (default 25: 1000 cycles;
 # SOAK_SCALE=0 skips it).
@@ -77,33 +77,12 @@ for p in "${PEERS[@]}"; do
 done
 echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gomap: <= 1.20x)"
 
-# The map-heavy workload: gm_map_new_gc maps of pointers vs Go maps (Boehm
-# has no map of its own: not compared).  MAPS_RUNS rounds (default RUNS).
-cc "${CFLAGS[@]}" "$HERE/maps_gomap.c" "$OUT/gomap/libgomap.a" -lpthread -lm -o "$OUT/maps_gomap"
-(cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/maps_go" maps_go.go)
-MRES="$OUT/maps_results.txt"
-: >"$MRES"
+# The map-heavy workload (mh_*.c / mh_go.go, bench/gc/run_maps.sh): GC maps
+# of pointers churned by 2 threads on gomap (concurrent and stop-the-world),
+# Boehm (default and incremental, with a GC_MALLOC'd table) and Go maps.
+# MAPS_RUNS rounds (default RUNS), MAPS_SIZES records per thread.
 echo
-echo "maps: ${BT_THREADS:-2} threads x ${MAPS_KEYS:-1048576} keys, ${MAPS_OPS:-8388608} operations each"
-for r in $(seq 1 "${MAPS_RUNS:-$RUNS}"); do
-  for p in gomap gomap-stw go; do
-    case $p in
-      gomap-stw) line=$(BT_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/maps_gomap" | grep '^RESULT') ;;
-      gomap) line=$("$OUT/maps_gomap" | grep '^RESULT') ;;
-      go) line=$("$OUT/maps_go" | grep '^RESULT') ;;
-    esac
-    echo "$line" >>"$MRES"
-    echo "  round $r: $line"
-  done
-done
-checks=$(awk '{for(i=3;i<=NF;i++) if ($i ~ /^check=/) print $i}' "$MRES" | sort -u | wc -l)
-[ "$checks" -eq 1 ] || { echo "map checksums differ between peers!"; exit 1; }
-RES="$MRES"
-printf "\n%-10s %8s %6s %13s %13s %7s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms gc_cpu rss_mb
-for p in gomap gomap-stw go; do
-  printf "%-10s %8.2f %6.0f %13.3f %13.3f %7.3f %9.1f\n" "$p" "$(median "$p" time_s)" "$(median "$p" gcs)" \
-    "$(median "$p" max_pause_ms)" "$(median "$p" p99_pause_ms)" "$(median "$p" gc_cpu)" "$(median "$p" rss_mb)"
-done
+RUNS="${MAPS_RUNS:-$RUNS}" SIZES="${MAPS_SIZES:-550000}" bash "$HERE/run_maps.sh"
 
 # The checkmark soak: >= 1000 concurrent cycles under gccheckmark (fatal if
 # the concurrent mark ever leaves a reachable object white).

@@ -9,8 +9,11 @@
 #
 # SIZES: records per thread (550000 ~ 100 MiB live on gomap, 5500000 ~ 1 GiB).
 # MH_OPS: operations per thread (default 8,000,000).
-# Figures per peer: wall time, GC count, max and p99 stop-the-world pause,
-# peak RSS, GC CPU fraction (gomap and Go report it; Boehm does not).
+# Peers: gomap (concurrent mark), gomap-stw (GMDEBUG=gcstoptheworld=1),
+# boehm, boehm-incr (GC_enable_incremental), go.  Figures per peer: wall
+# time, GC count, max and p99 pause (gomap and Go: a cycle's stops of the
+# world summed, as Go's PauseNs; Boehm: each stop of the world), peak RSS,
+# GC CPU fraction (gomap and Go report it; Boehm does not).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -33,6 +36,7 @@ cc "${CFLAGS[@]}" "$HERE/mh_boehm.c" -lgc -lpthread -o "$OUT/mh_boehm"
 run_peer() { # peer
   case "$1" in
     gomap) "$OUT/mh_gomap" ;;
+    gomap-stw) MH_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/mh_gomap" ;;
     boehm) MH_INCREMENTAL=0 "$OUT/mh_boehm" ;;
     boehm-incr) MH_INCREMENTAL=1 "$OUT/mh_boehm" ;;
     go) "$OUT/mh_go" ;;
@@ -44,7 +48,7 @@ median() { # file peer field
     sort -g | awk '{a[NR]=$1} END { if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
 }
 
-PEERS=(gomap boehm boehm-incr go)
+read -r -a PEERS <<<"${PEERS:-gomap gomap-stw boehm boehm-incr go}"
 for live in $SIZES; do
   export MH_LIVE="$live"
   RES="$OUT/maps-$live.txt"

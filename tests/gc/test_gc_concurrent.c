@@ -121,8 +121,8 @@ static void *mutator(void *arg)
             node tmp;
             if (a && b) {
                 gm_typed_memmove(&node_type, &tmp, b);
-                gm_typed_memmove(&node_type, a, &tmp);
-                a->val = sum_of(a);
+                tmp.val = sum_of(a);        /* a never shows b's checksum: a walker */
+                gm_typed_memmove(&node_type, a, &tmp); /* on the other thread may read it */
             }
             break;
         }

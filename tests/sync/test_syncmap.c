@@ -272,94 +272,13 @@ TEST(syncmap_misses_promote_dirty_and_deletes_expunge)
     gm_syncmap_free(m);
 }
 
-/* Random operations against a plain model, over few keys so that every path
- * (read hit, dirty hit, expunged, promotion, clear) recurs. */
+/* Random operations against a plain model (syncmap_model.h), over few keys
+ * so that every path (read hit, dirty hit, expunged, promotion, clear) recurs. */
 TEST(syncmap_matches_a_model_under_random_operations)
 {
-    enum { K = 48 };
     gm_syncmap *m = new_u64();
-    bool present[K] = { false };
-    uint64_t model[K] = { 0 };
-    uint64_t seed = 42;
-    int steps = scaled(200000);
-    for (int i = 0; i < steps; i++) {
-        uint64_t r = test_rand(&seed);
-        uint64_t k = r % K, v = (r >> 8) % 5, out = 99;
-        bool ok;
-        switch ((r >> 16) % 10) {
-        case 0: case 1:
-            ok = gm_syncmap_load(m, &k, &out);
-            CHECK(ok == present[k]);
-            CHECK_EQ_U(out, present[k] ? model[k] : 0);
-            break;
-        case 2:
-            gm_syncmap_store(m, &k, &v);
-            present[k] = true; model[k] = v;
-            break;
-        case 3:
-            ok = gm_syncmap_load_or_store(m, &k, &v, &out);
-            CHECK(ok == present[k]);
-            if (!present[k]) { present[k] = true; model[k] = v; }
-            CHECK_EQ_U(out, model[k]);
-            break;
-        case 4:
-            ok = gm_syncmap_load_and_delete(m, &k, &out);
-            CHECK(ok == present[k]);
-            CHECK_EQ_U(out, present[k] ? model[k] : 0);
-            present[k] = false;
-            break;
-        case 5:
-            ok = gm_syncmap_swap(m, &k, &v, &out);
-            CHECK(ok == present[k]);
-            CHECK_EQ_U(out, present[k] ? model[k] : 0);
-            present[k] = true; model[k] = v;
-            break;
-        case 6: {
-            uint64_t old = (r >> 24) % 5;
-            ok = gm_syncmap_compare_and_swap(m, &k, &old, &v);
-            bool want = present[k] && model[k] == old;
-            CHECK(ok == want);
-            if (want) model[k] = v;
-            break;
-        }
-        case 7: {
-            uint64_t old = (r >> 24) % 5;
-            ok = gm_syncmap_compare_and_delete(m, &k, &old);
-            bool want = present[k] && model[k] == old;
-            CHECK(ok == want);
-            if (want) present[k] = false;
-            break;
-        }
-        case 8:
-            if ((r >> 24) % 64 == 0) {
-                gm_syncmap_clear(m);
-                memset(present, 0, sizeof present);
-            } else {
-                gm_syncmap_delete(m, &k);
-                present[k] = false;
-            }
-            break;
-        case 9:
-            if ((r >> 24) % 16 == 0) {
-                range_ctx c;
-                memset(&c, 0, sizeof c);
-                gm_syncmap_range(m, range_fn, &c);
-                int n = 0;
-                for (int j = 0; j < K; j++) {
-                    n += present[j];
-                    CHECK_EQ_U(c.seen[j], present[j] ? model[j] : 0);
-                }
-                CHECK_EQ_U(c.calls, n);
-            }
-            break;
-        }
-        if (i % 997 == 0) {
-            const char *err = gm_syncmap_check(m);
-            CHECK_MSG(err == NULL, "step %d: %s", i, err);
-        }
-        if (check_failures) break;
-    }
-    CHECK(gm_syncmap_check(m) == NULL);
+    REQUIRE(m != NULL);
+    syncmap_model_run(m, 8, scaled(200000), NULL);
     gm_syncmap_free(m);
 }
 

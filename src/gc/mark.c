@@ -35,7 +35,17 @@
  *      where rule 2's deletion half greys them before their last heap
  *      reference disappears.  Threads must not pass GC pointers to each
  *      other through memory that is neither GC heap nor a root range (the
- *      same rule as under stop-the-world).
+ *      same rule as under stop-the-world).  Mark termination then scans
+ *      every stack once more with the world stopped (gc_stacks_finish): a
+ *      conservative scan cannot tell a stale slot from a live one, and a
+ *      frame pushed after a thread's first scan can expose old values in
+ *      slots it has not written yet.  Without the rescan such a value is
+ *      reachable to checkmark (which scans the same stacks) but unmarked --
+ *      a false alarm, found by scripts/soak.sh.  With it, what the stacks
+ *      hold at termination is kept this cycle, which also makes a heap-to-
+ *      stack move safe without the deletion half; the cost is a pause that
+ *      grows with the total depth of the stacks (a few KiB per thread
+ *      here: microseconds).
  *   4. Registered root ranges are scanned at mark start and scanned again
  *      with the world stopped at mark termination: a range registered
  *      during the cycle, or a pointer stored into a range with a plain

@@ -552,20 +552,24 @@ size_t gc_scan_stacks_step(void)
     return pending;
 }
 
-/* World stopped (mark termination): scan every stack still PENDING into w,
- * flush every barrier buffer into w, clear POLL_STACK. */
+/* World stopped (mark termination): scan every stack into w (again, for
+ * those already scanned), flush every barrier buffer into w, clear
+ * POLL_STACK. */
 void gc_stacks_finish(gc_workbuf *w)
 {
     pthread_mutex_lock(&world_mu);
+    /* Every stack is scanned again, not only the ones still pending: a
+     * conservative scan cannot tell a live slot from a stale one, and a
+     * frame pushed since a thread's first scan may expose old values in
+     * slots it has not written yet.  What a stack holds at termination is
+     * kept this cycle -- the same stacks checkmark re-marks from. */
     for (gc_thread *t = threads; t; t = t->next) {
-        if (t->stack_state == STK_PENDING) {
-            if (t == gc_self) {
-                gc_save_regs(t->regs);
-                t->saved_sp = gc_current_sp();
-            }
-            gc_scan_thread_stack(t, w);
-            t->stack_state = STK_DONE;
+        if (t == gc_self) {
+            gc_save_regs(t->regs);
+            t->saved_sp = gc_current_sp();
         }
+        gc_scan_thread_stack(t, w);
+        t->stack_state = STK_DONE;
         gc_wb_flush(t, w);
     }
     pthread_mutex_unlock(&world_mu);

@@ -127,6 +127,7 @@ typedef struct gm_memstats {
     uint64_t gc_assist_work;   /* by mark assists of allocating threads */
     uint64_t gc_bg_work;       /* by the background mark worker */
     uint64_t gc_num_assists;   /* assists that did scan work */
+    uint64_t gc_wb_shades;     /* heap pointers the write barrier recorded while marking */
 } gm_memstats;
 
 GM_API void gm_read_memstats(gm_memstats *out);  /* runtime.ReadMemStats */

@@ -60,6 +60,7 @@ static void wb_record(uintptr_t a, uintptr_t b)
 {
     gc_thread *t = gc_self;
     if (GM_UNLIKELY(!t)) {
+        atomic_fetch_add_explicit(&gc_wb_recorded_a, 2, memory_order_relaxed);
         gc_workbuf *w = gc_cur_work();
         gc_shade_into(w, a);
         gc_shade_into(w, b);

@@ -285,6 +285,7 @@ GM_INTERNAL void gc_for_each_thread(void (*fn)(gc_thread *t, void *arg), void *a
 GM_INTERNAL size_t gc_thread_count(void);
 GM_INTERNAL void gc_request_stack_scans(void);   /* world stopped: all PENDING */
 GM_INTERNAL size_t gc_scan_stacks_step(void);    /* scan what can be; returns # still pending */
+extern _Atomic uint64_t gc_wb_recorded_a;   /* heap pointers the barrier recorded (MemStats) */
 GM_INTERNAL void gc_stacks_finish(gc_workbuf *w); /* world stopped: every stack again, + wb buffers */
 GM_INTERNAL void gc_wb_flush_all(gc_workbuf *w);
 GM_INTERNAL void gc_save_regs(uintptr_t regs[GC_NREGS]);

@@ -615,8 +615,11 @@ void gc_mark_thread_exit(void)
 
 /* Shades every value in t's buffer into w.  The caller is t itself, or the
  * collector with the world stopped. */
+_Atomic uint64_t gc_wb_recorded_a;   /* values the barrier recorded (MemStats) */
+
 void gc_wb_flush(gc_thread *t, gc_workbuf *w)
 {
+    if (t->wbn) atomic_fetch_add_explicit(&gc_wb_recorded_a, t->wbn, memory_order_relaxed);
     for (size_t i = 0; i < t->wbn; i++) gc_shade_into(w, t->wb[i]);
     t->wbn = 0;
 }

@@ -68,7 +68,7 @@ typedef struct fill_result {
     uint64_t grows, evacuated;
     uint64_t max_pause_ns, pauses;
     double pause_sum_ns;
-    uint64_t assist_work, bg_work, assists;
+    uint64_t assist_work, bg_work, assists, wb_shades;
 } fill_result;
 
 static gm_map *mark_map; /* a root */
@@ -103,6 +103,7 @@ static fill_result fill(size_t n)
     r.assist_work = ms.gc_assist_work - ms0.gc_assist_work;
     r.bg_work = ms.gc_bg_work - ms0.gc_bg_work;
     r.assists = ms.gc_num_assists - ms0.gc_num_assists;
+    r.wb_shades = ms.gc_wb_shades - ms0.gc_wb_shades;
     for (uint32_t c = ms.num_gc > 256 && ms.num_gc - 256 > gc0 ? ms.num_gc - 256 : gc0; c < ms.num_gc; c++) {
         uint64_t p = ms.pause_ns[c % 256];
         if (p > r.max_pause_ns) r.max_pause_ns = p;
@@ -228,17 +229,21 @@ static int run_growth_mark(const lab_opts *o)
     size_t n = o->quick ? 300000 : 3000000;
     fill_result r = fill(n);
     static const char *hdr[] = { "entries", "grows", "buckets evacuated", "GC cycles meanwhile", "max pause",
-                                 "mean pause", "assists", "assist / background mark", "values intact" };
-    lab_table_begin(9, hdr);
+                                 "mean pause", "barrier shades", "assists", "assist / background mark",
+                                 "values intact" };
+    lab_table_begin(10, hdr);
     char aw[32], bw[32];
-    lab_table_row("%zu|%llu|%llu|%ld|%.3f ms|%.3f ms|%llu|%s / %s|%s", r.n, (unsigned long long)r.grows,
+    lab_table_row("%zu|%llu|%llu|%ld|%.3f ms|%.3f ms|%llu|%llu|%s / %s|%s", r.n, (unsigned long long)r.grows,
                   (unsigned long long)r.evacuated, r.cycles, r.max_pause_ns / 1e6,
-                  r.pauses ? r.pause_sum_ns / (double)r.pauses / 1e6 : 0.0, (unsigned long long)r.assists,
+                  r.pauses ? r.pause_sum_ns / (double)r.pauses / 1e6 : 0.0, (unsigned long long)r.wb_shades,
+                  (unsigned long long)r.assists,
                   lab_bytes((double)r.assist_work, aw, sizeof aw), lab_bytes((double)r.bg_work, bw, sizeof bw),
                   r.bad ? "NO" : "all");
     lab_table_end();
     lab_say("  (pause: a cycle's two stops of the world together, as Go's PauseNs; marking");
     lab_say("   runs between them while the filling thread keeps inserting and evacuating;");
+    lab_say("   barrier shades: pointers the write barrier handed to the mark -- values");
+    lab_say("   copied and cleared by evacuation, inserts and overflow links while marking;");
     lab_say("   assists: mark work the filling thread did itself because it allocated fast)");
 
     char buf[8192];

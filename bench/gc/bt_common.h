@@ -48,6 +48,7 @@ static double bt_rss_mb(void)
     return ru.ru_maxrss / 1024.0;
 }
 
+#ifndef BT_HELPERS_ONLY /* mh_common.h wants the helpers above, not the workload */
 #define BT_MAX_DEPTH 20
 #define BT_MIN_DEPTH 4
 
@@ -144,5 +145,7 @@ static uint64_t bt_depth_round(int d, long iters, int nthreads)
                (unsigned long long)(gcs_expr), maxp, p99, (double)(gc_cpu_expr), \
                bt_rss_mb(), (unsigned long long)total);                          \
     } while (0)
+
+#endif /* BT_HELPERS_ONLY */
 
 #endif

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#define BT_HELPERS_ONLY
 #include "bt_common.h"
 
 #define MH_THREADS 2

@@ -7,20 +7,10 @@
 #include "../gc/gc_util.h"
 #include "gomap/gomap.h"
 #include "map/map_internal.h"
+#include "gc_box.h"
 
 #define CHECK_MAP(m) do { const char *e_ = gm_map_check(m); CHECK_MSG(e_ == NULL, "gm_map_check: %s", e_); } while (0)
 
-typedef struct box { uint64_t v, check; } box;
-
-static box *new_box(uint64_t v)
-{
-    box *b = gm_alloc_noscan(sizeof *b);
-    b->v = v;
-    b->check = v * 0x9e3779b97f4a7c15ull + 1;
-    return b;
-}
-
-static bool box_ok(const box *b, uint64_t v) { return b && b->v == v && b->check == v * 0x9e3779b97f4a7c15ull + 1; }
 
 static gm_map *pmap; /* registered as a root in the cases that need one */
 

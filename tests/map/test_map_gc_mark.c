@@ -35,18 +35,8 @@
 #include "gc/gc_fault.h"
 #include "gomap/gomap.h"
 #include "map/map_internal.h"
+#include "gc_box.h"
 
-typedef struct box { uint64_t v, check; } box;
-
-static box *new_box(uint64_t v)
-{
-    box *b = gm_alloc_noscan(sizeof *b);
-    b->v = v;
-    b->check = ~v;
-    return b;
-}
-
-static bool box_ok(const box *b, uint64_t v) { return b && b->v == v && b->check == ~v; }
 
 static gm_map *gmap;            /* a root: the map is not on any stack */
 

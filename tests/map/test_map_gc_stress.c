@@ -35,18 +35,8 @@
 #include "gc/gc_fault.h"
 #include "gomap/gomap.h"
 #include "map/map_internal.h"
+#include "gc_box.h"
 
-typedef struct box { uint64_t v, check; } box;
-
-static box *new_box(uint64_t v)
-{
-    box *b = gm_alloc_noscan(sizeof *b);
-    b->v = v;
-    b->check = v * 0x9e3779b97f4a7c15ull + 1;
-    return b;
-}
-
-static bool box_ok(const box *b, uint64_t v) { return b && b->v == v && b->check == v * 0x9e3779b97f4a7c15ull + 1; }
 
 /* v = key in the low 32 bits, a version above: a box found under the wrong
  * key or with a stale version is caught. */

@@ -37,7 +37,6 @@
 #include "map/map_internal.h"
 #include "gc_box.h"
 
-
 static gm_map *gmap;            /* a root: the map is not on any stack */
 
 static void *run_gc(void *arg)

@@ -37,7 +37,6 @@
 #include "map/map_internal.h"
 #include "gc_box.h"
 
-
 /* v = key in the low 32 bits, a version above: a box found under the wrong
  * key or with a stale version is caught. */
 static uint64_t vof(uint64_t k, uint64_t ver) { return (k & 0xffffffffu) | (ver << 32); }

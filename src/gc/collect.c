@@ -10,9 +10,10 @@
  *      and blocking threads' stacks and drains the grey queue; running
  *      threads scan their own stacks at safepoints and assist.
  *   3. mark termination (stop the world) once nothing is grey and no stack
- *      is pending: flush barrier buffers, rescan root ranges, scan late
- *      stacks, drain at most STW_MARK_BUDGET; grey objects left: back to
- *      concurrent marking (after STW_TRIES attempts: drain all).  Then
+ *      is pending: flush barrier buffers, rescan root ranges, scan every
+ *      stack again (mark.c, rule 3), drain at most STW_MARK_BUDGET; grey
+ *      objects left: back to concurrent marking (after STW_TRIES attempts:
+ *      drain all).  Then
  *      checkmark, specials, sweepgen += 2 (every in-use span unswept),
  *      pacer; restart the world.
  *   4. sweep, concurrently: lazily by allocation and by the background

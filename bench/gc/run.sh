@@ -24,19 +24,9 @@
 # MemStats GCCPUFraction; Boehm: time inside collections / (wall * CPUs).
 # The output checksums of all peers must agree.
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
 RUNS="${RUNS:-5}"
 export BT_DEPTH="${BT_DEPTH:-20}"
-OUT="$ROOT/build/bench-gc"
-
-bash "$ROOT/scripts/deps.sh" build-essential cmake pkg-config libxxhash-dev libgc-dev golang-go
-
-mkdir -p "$OUT"
-cmake -S "$ROOT" -B "$OUT/gomap" -DCMAKE_BUILD_TYPE=Release -DGOMAP_TESTS=OFF \
-      -DGOMAP_TOOLS=OFF -DGOMAP_DEV=OFF >/dev/null
-cmake --build "$OUT/gomap" -j "$(nproc)" --target gomap_static >/dev/null
-CFLAGS=(-O2 -march=native -I"$ROOT/include" -I"$HERE")
+source "$(dirname "$0")/common.sh"
 cc "${CFLAGS[@]}" "$HERE/bt_gomap.c" "$OUT/gomap/libgomap.a" -lpthread -lm -o "$OUT/bt_gomap"
 cc "${CFLAGS[@]}" "$HERE/bt_boehm.c" -lgc -o "$OUT/bt_boehm"
 cc "${CFLAGS[@]}" "$HERE/bt_malloc.c" -o "$OUT/bt_malloc"
@@ -61,18 +51,13 @@ done
 checks=$(awk '{for(i=3;i<=NF;i++) if ($i ~ /^check=/) print $i}' "$RES" | sort -u | wc -l)
 [ "$checks" -eq 1 ] || { echo "checksums differ between peers!"; exit 1; }
 
-# median of field F for peer P
-median() {
-  awk -v p="$1" -v f="$2" '$2==p { for(i=3;i<=NF;i++){ split($i,kv,"="); if (kv[1]==f) print kv[2] } }' "$RES" |
-    sort -g | awk '{a[NR]=$1} END { if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
-}
 
 printf "\n%-10s %8s %6s %13s %13s %7s %9s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms gc_cpu rss_mb vs_boehm
-bt=$(median boehm time_s)
+bt=$(median "$RES" boehm time_s)
 for p in "${PEERS[@]}"; do
-  t=$(median "$p" time_s)
-  printf "%-10s %8.2f %6.0f %13.3f %13.3f %7.3f %9.1f %8.2fx\n" "$p" "$t" "$(median "$p" gcs)" \
-    "$(median "$p" max_pause_ms)" "$(median "$p" p99_pause_ms)" "$(median "$p" gc_cpu)" "$(median "$p" rss_mb)" \
+  t=$(median "$RES" "$p" time_s)
+  printf "%-10s %8.2f %6.0f %13.3f %13.3f %7.3f %9.1f %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
+    "$(median "$RES" "$p" max_pause_ms)" "$(median "$RES" "$p" p99_pause_ms)" "$(median "$RES" "$p" gc_cpu)" "$(median "$RES" "$p" rss_mb)" \
     "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
 done
 echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gomap: <= 1.20x)"

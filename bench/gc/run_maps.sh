@@ -15,20 +15,10 @@
 # world summed, as Go's PauseNs; Boehm: each stop of the world), peak RSS,
 # GC CPU fraction (gomap and Go report it; Boehm does not).
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
 RUNS="${RUNS:-3}"
 SIZES="${SIZES:-550000 5500000}"
 export MH_OPS="${MH_OPS:-8000000}"
-OUT="$ROOT/build/bench-gc"
-
-bash "$ROOT/scripts/deps.sh" build-essential cmake pkg-config libxxhash-dev libgc-dev golang-go
-
-mkdir -p "$OUT"
-cmake -S "$ROOT" -B "$OUT/gomap" -DCMAKE_BUILD_TYPE=Release -DGOMAP_TESTS=OFF \
-      -DGOMAP_TOOLS=OFF -DGOMAP_DEV=OFF -DGOMAP_FAULT_INJECTION=OFF >/dev/null
-cmake --build "$OUT/gomap" -j "$(nproc)" --target gomap_static >/dev/null
-CFLAGS=(-O2 -march=native -I"$ROOT/include" -I"$HERE")
+source "$(dirname "$0")/common.sh"
 cc "${CFLAGS[@]}" "$HERE/mh_gomap.c" "$OUT/gomap/libgomap.a" -lpthread -lm -o "$OUT/mh_gomap"
 cc "${CFLAGS[@]}" "$HERE/mh_boehm.c" -lgc -lpthread -o "$OUT/mh_boehm"
 (cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/mh_go" mh_go.go)
@@ -43,10 +33,6 @@ run_peer() { # peer
   esac
 }
 
-median() { # file peer field
-  awk -v p="$2" -v f="$3" '$2==p { for(i=3;i<=NF;i++){ split($i,kv,"="); if (kv[1]==f) print kv[2] } }' "$1" |
-    sort -g | awk '{a[NR]=$1} END { if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
-}
 
 read -r -a PEERS <<<"${PEERS:-gomap gomap-stw boehm boehm-incr go}"
 for live in $SIZES; do

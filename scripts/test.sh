@@ -3,7 +3,8 @@
 #   1. dev build (-Werror), the whole ctest suite;
 #   2. ASan+UBSan build, the whole suite again;
 #   3. TSan build, the tests labelled "tsan" (multithreaded ones the GC allows);
-#   4. libFuzzer targets, each for GOMAP_FUZZ_SECONDS (default 60).
+#   4. libFuzzer targets, each for GOMAP_FUZZ_SECONDS (default 60);
+#   and the demo's release configuration built with -Werror (no warnings).
 # Prints one closing line "tests: N passed, M failed" over all stages.
 # Options: --quick runs stage 1 only.
 set -uo pipefail
@@ -46,6 +47,11 @@ build dev "$ROOT/build/dev" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMAP_DEV=ON &&
   run_ctest dev "$ROOT/build/dev"
 
 if [ $quick -eq 0 ]; then
+  # The demo's configuration (release, fault switches off) with -Werror: a
+  # warning in any configuration fails the run.
+  build release-werror "$ROOT/build/release-werror" -DCMAKE_BUILD_TYPE=Release -DGOMAP_DEV=ON \
+      -DGOMAP_TESTS=OFF -DGOMAP_FAULT_INJECTION=OFF && total_pass=$((total_pass + 1))
+
   build asan "$ROOT/build/asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 -DCMAKE_C_COMPILER=clang \
       -DCMAKE_CXX_COMPILER=clang++ -DGOMAP_SANITIZE=address,undefined &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \

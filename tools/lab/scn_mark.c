@@ -115,13 +115,6 @@ static fill_result fill(size_t n)
     return r;
 }
 
-static bool st_growing(void)
-{
-    gm_map_stats st;
-    gm_map_stats_get(mark_map, &st);
-    return st.growing;
-}
-
 static size_t child_n(void)
 {
     const char *s = getenv("GOMAP_LAB_N");
@@ -138,6 +131,13 @@ static const lab_child ck = { "growth-checkmark", child_checkmark };
 LAB_CHILD(ck)
 
 #ifdef GOMAP_FAULT_INJECTION
+static bool st_growing(void)
+{
+    gm_map_stats st;
+    gm_map_stats_get(mark_map, &st);
+    return st.growing;
+}
+
 /* The fault build's child: the interleaving is forced with the collector's
  * hold switch.  The map is filled to the edge of a grow and collected (its
  * boxes are old and white); a cycle starts and its background mark is held

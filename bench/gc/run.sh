@@ -6,7 +6,8 @@
 # Release mode and the peers, runs them interleaved RUNS times (default 5),
 # and prints the median of each figure and the ratios to Boehm.  Then a
 # map-heavy workload (run_maps.sh: GC maps of pointers vs Boehm and Go;
-# MAPS_RUNS / MAPS_SIZES).  Then the
+# MAPS_RUNS / MAPS_SIZES).  Then the mt-gcbench and quads shapes
+# (run_shapes.sh, SHAPES_RUNS rounds).  Then the
 # checkmark soak: the concurrent-mutation stress test under
 # GMDEBUG=gccheckmark=1 for SOAK_SCALE*40 cycles (default 25: 1000 cycles;
 # SOAK_SCALE=0 skips it).
@@ -68,6 +69,11 @@ echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gom
 # MAPS_RUNS rounds (default RUNS), MAPS_SIZES records per thread.
 echo
 RUNS="${MAPS_RUNS:-$RUNS}" SIZES="${MAPS_SIZES:-550000}" bash "$HERE/run_maps.sh"
+
+# The mt-gcbench and quads shapes (sh_*.c, sh_go.go, run_shapes.sh) on 1 and
+# 2 mutator threads, with the mark's CPU per cycle for gomap and gomap-stw.
+echo
+RUNS="${SHAPES_RUNS:-$RUNS}" bash "$HERE/run_shapes.sh"
 
 # The checkmark soak: >= 1000 concurrent cycles under gccheckmark (fatal if
 # the concurrent mark ever leaves a reachable object white).

@@ -365,6 +365,7 @@ typedef struct gc_counters {
 } gc_counters;
 extern gc_counters gc_stats;
 GM_INTERNAL uint64_t gc_nanotime(void);
+GM_INTERNAL uint64_t gc_thread_cpu_ns(void);
 
 /* ---- specials (special.c) ------------------------------------------------ */
 enum { SP_FINALIZER = 1, SP_CLEANUP = 2, SP_WEAK = 3 };

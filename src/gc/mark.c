@@ -309,6 +309,33 @@ GC_NO_TSAN void gc_scan_object_referents(uintptr_t base, gc_span *s)
  * object right after discovering it, with no time for the load. */
 #define PREFETCH_RING 16
 
+typedef struct pf_ring { uintptr_t p[PREFETCH_RING]; unsigned head, n; } pf_ring;
+
+/* Tops the ring up from w's stack, prefetching each object it takes. */
+__attribute__((always_inline)) static inline void ring_fill(pf_ring *r, gc_workbuf *w)
+{
+    while (r->n < PREFETCH_RING && w->n) {
+        uintptr_t q = w->buf[--w->n];
+        __builtin_prefetch((const void *)q);
+        r->p[(r->head + r->n) & (PREFETCH_RING - 1)] = q;
+        r->n++;
+    }
+}
+
+__attribute__((always_inline)) static inline uintptr_t ring_pop(pf_ring *r)
+{
+    uintptr_t p = r->p[r->head];
+    r->head = (r->head + 1) & (PREFETCH_RING - 1);
+    r->n--;
+    return p;
+}
+
+/* A drain that stops early gives the ring's objects back to w (still grey). */
+static void ring_spill(pf_ring *r, gc_workbuf *w)
+{
+    while (r->n) work_push(w, ring_pop(r));
+}
+
 /* Parallel marking (the world is stopped).  Workers share grey objects
  * through a pool of chunks under pool.mu: a worker that sees an idle worker
  * (checked every 16 objects) gives away part of its stack (donate); a
@@ -385,22 +412,15 @@ static bool take(gc_workbuf *w)
 
 GC_NO_TSAN static void drain(gc_workbuf *w)
 {
-    uintptr_t ring[PREFETCH_RING];
-    unsigned head = 0, n = 0, polls = 0;
+    pf_ring r = { .n = 0 };
+    unsigned polls = 0;
     for (;;) {
-        while (n < PREFETCH_RING && w->n) {
-            uintptr_t q = w->buf[--w->n];
-            __builtin_prefetch((const void *)q);
-            ring[(head + n) & (PREFETCH_RING - 1)] = q;
-            n++;
-        }
-        if (n == 0) {
+        ring_fill(&r, w);
+        if (r.n == 0) {
             if (!w->shared || !take(w)) break;
             continue;
         }
-        uintptr_t p = ring[head];
-        head = (head + 1) & (PREFETCH_RING - 1);
-        n--;
+        uintptr_t p = ring_pop(&r);
         gc_span *s = gc_span_of(p);
         if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
         w->parent = p;
@@ -415,7 +435,8 @@ void gc_mark_drain(void)
 {
     drain(&gc_work);
     gc_marked_bytes += gc_work.marked;
-    gc_work.marked = 0;
+    atomic_fetch_add_explicit(&gc_scan_work_a, gc_work.scanned, memory_order_relaxed);
+    gc_work.marked = gc_work.scanned = 0;
 }
 
 /* ---- mark helper threads ------------------------------------------------------------ */
@@ -505,10 +526,15 @@ void gc_mark_drain_parallel(void)
     while (helpers_running > 0) pthread_cond_wait(&helpers_done_cv, &helpers_mu);
     pthread_mutex_unlock(&helpers_mu);
     gc_work.shared = false;
-    uint64_t marked = gc_work.marked;
-    for (int i = 0; i < helpers; i++) marked += helper_work[i].marked;
+    uint64_t marked = gc_work.marked, scanned = gc_work.scanned;
+    for (int i = 0; i < helpers; i++) {
+        marked += helper_work[i].marked;
+        scanned += helper_work[i].scanned;
+        helper_work[i].scanned = 0;
+    }
     gc_marked_bytes += marked;
-    gc_work.marked = 0;
+    atomic_fetch_add_explicit(&gc_scan_work_a, scanned, memory_order_relaxed);
+    gc_work.marked = gc_work.scanned = 0;
 }
 
 /* ---- the global queue (concurrent mark) -------------------------------------------- */
@@ -572,19 +598,23 @@ GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic b
 {
     uint64_t done = 0;
     atomic_fetch_add_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
+    pf_ring r = { .n = 0 };
     for (;;) {
         if (!w->n && !wq_take(w)) break;
         uint64_t start = w->scanned;
         unsigned k = 0;
-        while (w->n) {
-            uintptr_t p = w->buf[--w->n];
-            if (w->n) __builtin_prefetch((const void *)w->buf[w->n - 1]);
+        for (;;) {
+            ring_fill(&r, w);
+            if (r.n == 0) break;
+            uintptr_t p = ring_pop(&r);
             gc_span *s = gc_span_of(p);
             if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
             scan_object(w, p, s);
             if ((++k & 63) == 0 && (w->scanned - start + done >= budget ||
-                                    (stop && atomic_load_explicit(stop, memory_order_relaxed))))
+                                    (stop && atomic_load_explicit(stop, memory_order_relaxed)))) {
+                ring_spill(&r, w);
                 break;
+            }
         }
         done += w->scanned - start;
         if (done >= budget || (stop && atomic_load_explicit(stop, memory_order_relaxed))) break;

@@ -1,0 +1,61 @@
+/* sh_gomap.c - the mt-gcbench and quads shapes (sh_common.h) on gomap's GC
+ * heap: typed nodes scanned precisely, stores through gm_store, the array
+ * pointer-free.  SH_PEER names the RESULT line (run_shapes.sh runs gomap-stw
+ * with GMDEBUG=gcstoptheworld=1). */
+#include "gomap/gc.h"
+
+#define SH_THREAD_ENTER() gm_thread_attach()
+#define SH_THREAD_EXIT()  gm_thread_detach()
+#define SH_WAIT_BEGIN()   gm_blocking_begin()
+#define SH_WAIT_END()     gm_blocking_end()
+static void extra_fields(void);
+#define SH_EXTRA_FIELDS() extra_fields()
+#include "sh_common.h"
+
+static const uint8_t bmask[] = { 0x3 }, qmask[] = { 0xf };
+static const gm_type btype = { sizeof(bnode), 8, NULL, NULL, bmask, 0, "bnode" };
+static const gm_type qtype = { sizeof(qnode), 8, NULL, NULL, qmask, 0, "qnode" };
+
+static bnode *bnew(void) { return gm_new(&btype); }
+static void bset(bnode **slot, bnode *v) { gm_store(slot, v); }
+static qnode *qnew(void) { return gm_new(&qtype); }
+static void qset(qnode **slot, qnode *v) { gm_store(slot, v); }
+static double *dnew(size_t n) { return gm_alloc_noscan(n * sizeof(double)); }
+
+static void pauses(double *max_ms, double *p99_ms)
+{
+    *p99_ms = gm_pause_quantile_ns(0.99) / 1e6;
+    *max_ms = gm_pause_quantile_ns(1.0) / 1e6;
+}
+
+static gm_memstats ms;
+
+static uint64_t gcs(void)
+{
+    gm_read_memstats(&ms);
+    return ms.num_gc;
+}
+
+static double gc_cpu(void)
+{
+    gm_read_memstats(&ms);
+    return ms.gc_cpu_fraction;
+}
+
+/* The mark's CPU (MemStats gc_mark_cpu_ns: worker, assists, the mark inside
+ * stops of the world) per cycle and per MiB of objects scanned. */
+static void extra_fields(void)
+{
+    gm_read_memstats(&ms);
+    printf(" mark_ms_per_cycle=%.3f mark_ms_per_mib=%.3f",
+           ms.num_gc ? ms.gc_mark_cpu_ns / 1e6 / ms.num_gc : 0.0,
+           ms.gc_scan_work ? ms.gc_mark_cpu_ns / 1e6 / (ms.gc_scan_work / 1048576.0) : 0.0);
+}
+
+int main(void)
+{
+    gm_thread_attach();
+    const char *peer = getenv("SH_PEER") ? getenv("SH_PEER") : "gomap";
+    SH_MAIN(peer, gcs(), pauses, gc_cpu());
+    return 0;
+}

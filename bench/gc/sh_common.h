@@ -6,8 +6,9 @@
  * SHAPE=mtgcbench (default): each of SH_THREADS mutator threads (default 1)
  *   builds a stretch tree of depth SH_DEPTH+2 and drops it, keeps a
  *   long-lived binary tree of depth SH_DEPTH (default 16) and a pointer-free
- *   array of 500,000 doubles, then for d = 4, 6, ..., SH_DEPTH builds
- *   2 * nodes(SH_DEPTH) / nodes(d) trees of depth d twice: top down (a node
+ *   array of 500,000 doubles, then SH_ROUNDS times (default 4), for
+ *   d = 4, 6, ..., SH_DEPTH, builds 2 * nodes(SH_DEPTH + 2) / nodes(d) trees
+ *   of depth d twice (GCBench's counts): top down (a node
  *   is allocated, stored into its parent, then filled: stores into older
  *   objects, the write barrier's case) and bottom up (children first).
  *   Nodes are 24 bytes: two pointers and two ints.
@@ -92,8 +93,9 @@ static void sh_mtgcbench(long *check)
     sh_populate(maxd, long_lived);
     double *arr = dnew(500000);
     for (int k = 0; k < 500000 / 2; k++) arr[k] = 1.0 / (k + 1);
+    for (int round = 0, rounds = sh_env("SH_ROUNDS", 4); round < rounds; round++)
     for (int d = 4; d <= maxd; d += 2) {
-        long iters = 2 * sh_nodes(maxd) / sh_nodes(d);
+        long iters = 2 * sh_nodes(maxd + 2) / sh_nodes(d);
         for (long k = 0; k < iters; k++) {
             bnode *t = bnew();
             sh_populate(d, t);

@@ -70,13 +70,15 @@ func mtgcbench() int64 {
 	for k := 0; k < 500000/2; k++ {
 		arr[k] = 1.0 / float64(k+1)
 	}
-	for d := 4; d <= maxd; d += 2 {
-		iters := 2 * nodes(maxd) / nodes(d)
-		for k := int64(0); k < iters; k++ {
-			t := &bnode{}
-			populate(d, t)
-			check += count(t)
-			check += count(makeTree(d))
+	for round := 0; round < env("SH_ROUNDS", 4); round++ {
+		for d := 4; d <= maxd; d += 2 {
+			iters := 2 * nodes(maxd+2) / nodes(d)
+			for k := int64(0); k < iters; k++ {
+				t := &bnode{}
+				populate(d, t)
+				check += count(t)
+				check += count(makeTree(d))
+			}
 		}
 	}
 	check += count(longLived)

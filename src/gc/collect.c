@@ -627,6 +627,7 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     gc_thread_register_internal();
+    gc_self->no_stack_roots = true;
     uint64_t seen = 0;
     for (;;) {
         gm_blocking_begin();

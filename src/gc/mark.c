@@ -192,6 +192,33 @@ gc_workbuf *gc_cur_work(void)
 
 __attribute__((noinline)) static void checkmark_unmarked(gc_workbuf *w, gc_span *s, uintptr_t base);
 
+/* The span mark queue (GMDEBUG=gcmarkqueue=span, after Go 1.26's Green
+ * Tea).  A small object that turns grey only sets its mark bit; its span
+ * goes on the work queue, tagged with bit 0, unless it is queued already.
+ * scan_span later scans every object of the span that is marked but not yet
+ * scanned, in address order, and records them in scan_bits.  Several
+ * markers run at once: a marker sets the mark bit, then reads queued; the
+ * scanner clears queued, then reads the mark bits (all seq_cst).  So either
+ * the scanner sees the new mark bit, or the marker sees queued clear and
+ * queues the span again: no grey object is left behind.  An object is
+ * scanned once per cycle: scan_bits are claimed with an atomic OR.
+ * Objects allocated black get their scan bit with their mark bit (alloc.c):
+ * they are born without pointers, as in the object queue. */
+#define SPAN_TAG ((uintptr_t)1)
+
+static inline void enqueue_span(gc_workbuf *w, gc_span *s)
+{
+    if (w->shared) {
+        if (__atomic_load_n(&s->queued, __ATOMIC_SEQ_CST) ||
+            __atomic_exchange_n(&s->queued, 1, __ATOMIC_SEQ_CST))
+            return;
+    } else {
+        if (__atomic_load_n(&s->queued, __ATOMIC_RELAXED)) return;
+        __atomic_store_n(&s->queued, 1, __ATOMIC_RELAXED);
+    }
+    work_push(w, (uintptr_t)s | SPAN_TAG);
+}
+
 /* white -> grey.  With several mark workers the bit is set with an atomic
  * OR and only the worker that flipped it queues the object.  The checkmark
  * re-mark uses its own bits and reports what the real mark missed. */
@@ -211,12 +238,15 @@ __attribute__((always_inline)) GC_NO_TSAN static inline void grey_object(gc_work
     uint64_t *word = &s->mark_bits[idx >> 6];
     if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit) return;
     if (w->shared) {
-        if (__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit) return;
+        /* seq_cst: ordered before enqueue_span's load of s->queued */
+        if (__atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST) & bit) return;
     } else {
         __atomic_store_n(word, __atomic_load_n(word, __ATOMIC_RELAXED) | bit, __ATOMIC_RELAXED);
     }
     w->marked += span_obj_bytes(s);
-    if (!s->noscan) work_push(w, base);
+    if (s->noscan) return;
+    if (gc_opt.gcmarkqueue == GC_MARKQ_SPAN && s->sizeclass) enqueue_span(w, s);
+    else work_push(w, base);
 }
 
 __attribute__((always_inline)) GC_NO_TSAN static inline void shade_word(gc_workbuf *w, uintptr_t p)
@@ -301,6 +331,39 @@ GC_NO_TSAN void gc_scan_object_referents(uintptr_t base, gc_span *s)
     scan_object(w, base, s);
 }
 
+GC_NO_TSAN static void scan_span(gc_workbuf *w, gc_span *s)
+{
+    uint32_t nw = (s->nelems + 63) / 64;
+    if (w->shared) __atomic_store_n(&s->queued, 0, __ATOMIC_SEQ_CST);
+    else __atomic_store_n(&s->queued, 0, __ATOMIC_RELAXED);
+    for (uint32_t k = 0; k < nw; k++) {
+        uint64_t m = __atomic_load_n(&s->mark_bits[k], w->shared ? __ATOMIC_SEQ_CST : __ATOMIC_RELAXED);
+        uint64_t pend = m & ~__atomic_load_n(&s->scan_bits[k], __ATOMIC_RELAXED);
+        if (!pend) continue;
+        if (w->shared) pend &= ~__atomic_fetch_or(&s->scan_bits[k], pend, __ATOMIC_RELAXED);
+        else __atomic_store_n(&s->scan_bits[k], s->scan_bits[k] | pend, __ATOMIC_RELAXED);
+        while (pend) {
+            uintptr_t base = s->base + ((uintptr_t)k * 64 + (unsigned)__builtin_ctzll(pend)) * s->elemsize;
+            w->parent = base;
+            scan_object(w, base, s);
+            pend &= pend - 1;
+        }
+    }
+}
+
+/* One work item: an object, or (tagged) a span of the span queue. */
+__attribute__((always_inline)) GC_NO_TSAN static inline void scan_item(gc_workbuf *w, uintptr_t p)
+{
+    if (p & SPAN_TAG) {
+        scan_span(w, (gc_span *)(p - SPAN_TAG));
+        return;
+    }
+    gc_span *s = gc_span_of(p);
+    if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
+    w->parent = p;
+    scan_object(w, p, s);
+}
+
 /* ---- draining ------------------------------------------------------------------- */
 
 /* Objects popped from the work stack pass through a small FIFO before they
@@ -316,7 +379,7 @@ __attribute__((always_inline)) static inline void ring_fill(pf_ring *r, gc_workb
 {
     while (r->n < PREFETCH_RING && w->n) {
         uintptr_t q = w->buf[--w->n];
-        __builtin_prefetch((const void *)q);
+        __builtin_prefetch((const void *)(q & ~SPAN_TAG));
         r->p[(r->head + r->n) & (PREFETCH_RING - 1)] = q;
         r->n++;
     }
@@ -334,6 +397,16 @@ __attribute__((always_inline)) static inline uintptr_t ring_pop(pf_ring *r)
 static void ring_spill(pf_ring *r, gc_workbuf *w)
 {
     while (r->n) work_push(w, ring_pop(r));
+}
+
+/* The ring's slots keep the addresses they held; a drain clears them when
+ * it returns, or a later frame at the same depth could expose them to the
+ * conservative scan of this thread's stack (the next cycle would keep those
+ * objects: a test of freeing found it). */
+static void ring_clear(pf_ring *r)
+{
+    memset(r, 0, sizeof *r);
+    __asm__ volatile("" : : "r"(r) : "memory");
 }
 
 /* Parallel marking (the world is stopped).  Workers share grey objects
@@ -420,15 +493,12 @@ GC_NO_TSAN static void drain(gc_workbuf *w)
             if (!w->shared || !take(w)) break;
             continue;
         }
-        uintptr_t p = ring_pop(&r);
-        gc_span *s = gc_span_of(p);
-        if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
-        w->parent = p;
-        scan_object(w, p, s);
+        scan_item(w, ring_pop(&r));
         if (w->shared && (++polls & 15) == 0 && w->n >= 2 &&
             atomic_load_explicit(&pool.nidle, memory_order_relaxed) > 0)
             donate(w);
     }
+    ring_clear(&r);
 }
 
 void gc_mark_drain(void)
@@ -606,10 +676,7 @@ GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic b
         for (;;) {
             ring_fill(&r, w);
             if (r.n == 0) break;
-            uintptr_t p = ring_pop(&r);
-            gc_span *s = gc_span_of(p);
-            if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
-            scan_object(w, p, s);
+            scan_item(w, ring_pop(&r));
             if ((++k & 63) == 0 && (w->scanned - start + done >= budget ||
                                     (stop && atomic_load_explicit(stop, memory_order_relaxed)))) {
                 ring_spill(&r, w);
@@ -619,6 +686,7 @@ GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic b
         done += w->scanned - start;
         if (done >= budget || (stop && atomic_load_explicit(stop, memory_order_relaxed))) break;
     }
+    ring_clear(&r);
     gc_work_publish(w);
     atomic_fetch_sub_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
     return done;
@@ -661,6 +729,7 @@ void gc_wb_flush(gc_thread *t, gc_workbuf *w)
  * is stopped). */
 static void scan_stack(gc_workbuf *w, gc_thread *t, uintptr_t lo)
 {
+    if (t->no_stack_roots) return;
     uintptr_t hi = t->stack_hi;
     if (lo < t->stack_lo || lo > hi) lo = t->stack_lo;   /* never happens; be safe */
     if (w->checkmark) w->root = "a thread stack", w->parent = 0;

@@ -8,8 +8,8 @@
 #define SH_THREAD_EXIT()  gm_thread_detach()
 #define SH_WAIT_BEGIN()   gm_blocking_begin()
 #define SH_WAIT_END()     gm_blocking_end()
-static void extra_fields(void);
-#define SH_EXTRA_FIELDS() extra_fields()
+#include "gm_bench.h"
+#define SH_EXTRA_FIELDS() gm_bench_mark_fields()
 #include "sh_common.h"
 
 static const uint8_t bmask[] = { 0x3 }, qmask[] = { 0xf };
@@ -42,15 +42,6 @@ static double gc_cpu(void)
     return ms.gc_cpu_fraction;
 }
 
-/* The mark's CPU (MemStats gc_mark_cpu_ns: worker, assists, the mark inside
- * stops of the world) per cycle and per MiB of objects scanned. */
-static void extra_fields(void)
-{
-    gm_read_memstats(&ms);
-    printf(" mark_ms_per_cycle=%.3f mark_ms_per_mib=%.3f",
-           ms.num_gc ? ms.gc_mark_cpu_ns / 1e6 / ms.num_gc : 0.0,
-           ms.gc_scan_work ? ms.gc_mark_cpu_ns / 1e6 / (ms.gc_scan_work / 1048576.0) : 0.0);
-}
 
 int main(void)
 {

@@ -33,7 +33,7 @@ cc "${CFLAGS[@]}" "$HERE/bt_boehm.c" -lgc -o "$OUT/bt_boehm"
 cc "${CFLAGS[@]}" "$HERE/bt_malloc.c" -o "$OUT/bt_malloc"
 (cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/bt_go" bt_go.go)
 
-read -r -a PEERS <<<"${PEERS:-gomap gomap-span gomap-stw boehm boehm-inc go malloc}"
+read -r -a PEERS <<<"${PEERS:-gomap gomap-obj gomap-stw boehm boehm-inc go malloc}"
 RES="$OUT/results.txt"
 : >"$RES"
 echo "binary-trees depth $BT_DEPTH, ${BT_THREADS:-2} threads, live depth ${BT_LIVE_DEPTH:-none}, $RUNS interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -41,7 +41,7 @@ for r in $(seq 1 "$RUNS"); do
   for p in "${PEERS[@]}"; do
     case $p in
       gomap-stw) line=$(BT_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/bt_gomap" | grep '^RESULT') ;;
-      gomap-span) line=$(BT_PEER=gomap-span GMDEBUG=gcmarkqueue=span "$OUT/bt_gomap" | grep '^RESULT') ;;
+      gomap-obj) line=$(BT_PEER=gomap-obj GMDEBUG=gcmarkqueue=object "$OUT/bt_gomap" | grep '^RESULT') ;;
       boehm-inc) line=$(BOEHM_INCREMENTAL=1 "$OUT/bt_boehm" | grep '^RESULT') ;;
       *) line=$("$OUT/bt_$p" | grep '^RESULT') ;;
     esac

@@ -27,7 +27,7 @@ run_peer() { # peer
   case "$1" in
     gomap) "$OUT/mh_gomap" ;;
     gomap-stw) MH_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/mh_gomap" ;;
-    gomap-span) MH_PEER=gomap-span GMDEBUG=gcmarkqueue=span "$OUT/mh_gomap" ;;
+    gomap-obj) MH_PEER=gomap-obj GMDEBUG=gcmarkqueue=object "$OUT/mh_gomap" ;;
     boehm) MH_INCREMENTAL=0 "$OUT/mh_boehm" ;;
     boehm-incr) MH_INCREMENTAL=1 "$OUT/mh_boehm" ;;
     go) "$OUT/mh_go" ;;
@@ -35,7 +35,7 @@ run_peer() { # peer
 }
 
 
-read -r -a PEERS <<<"${PEERS:-gomap gomap-span gomap-stw boehm boehm-incr go}"
+read -r -a PEERS <<<"${PEERS:-gomap gomap-obj gomap-stw boehm boehm-incr go}"
 for live in $SIZES; do
   export MH_LIVE="$live"
   RES="$OUT/maps-$live.txt"

@@ -25,14 +25,14 @@ run_peer() { # peer
   case "$1" in
     gomap) "$OUT/sh_gomap" ;;
     gomap-stw) SH_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/sh_gomap" ;;
-    gomap-span) SH_PEER=gomap-span GMDEBUG=gcmarkqueue=span "$OUT/sh_gomap" ;;
+    gomap-obj) SH_PEER=gomap-obj GMDEBUG=gcmarkqueue=object "$OUT/sh_gomap" ;;
     boehm) BOEHM_INCREMENTAL=0 "$OUT/sh_boehm" ;;
     boehm-inc) BOEHM_INCREMENTAL=1 "$OUT/sh_boehm" ;;
     go) "$OUT/sh_go" ;;
   esac
 }
 
-read -r -a PEERS <<<"${PEERS:-gomap gomap-span gomap-stw boehm boehm-inc go}"
+read -r -a PEERS <<<"${PEERS:-gomap gomap-obj gomap-stw boehm boehm-inc go}"
 for shape in $SHAPES; do
   for nth in $THREADS; do
     export SHAPE="$shape" SH_THREADS="$nth"

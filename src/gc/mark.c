@@ -196,11 +196,12 @@ __attribute__((noinline)) static void checkmark_unmarked(gc_workbuf *w, gc_span 
  * Tea).  A small object that turns grey only sets its mark bit; its span
  * goes on the work queue, tagged with bit 0, unless it is queued already.
  * scan_span later scans every object of the span that is marked but not yet
- * scanned, in address order, and records them in scan_bits.  Several
- * markers run at once: a marker sets the mark bit, then reads queued; the
- * scanner clears queued, then reads the mark bits (all seq_cst).  So either
- * the scanner sees the new mark bit, or the marker sees queued clear and
- * queues the span again: no grey object is left behind.  An object is
+ * scanned, in address order, and records them in scan_bits, until none is
+ * left.  Several markers run at once: a marker sets the mark bit, then reads
+ * queued; the scanner, done, clears queued, then reads the mark bits once
+ * more (all seq_cst).  So either the scanner sees the new mark bit (and
+ * takes the span back, unless a marker queued it meanwhile), or the marker
+ * sees queued clear and queues the span: no grey object is left behind.  An object is
  * scanned once per cycle: scan_bits are claimed with an atomic OR.
  * Objects allocated black get their scan bit with their mark bit (alloc.c):
  * they are born without pointers, as in the object queue. */
@@ -331,23 +332,42 @@ GC_NO_TSAN void gc_scan_object_referents(uintptr_t base, gc_span *s)
     scan_object(w, base, s);
 }
 
+/* Scans the marked-but-unscanned objects of s until none is left, then lets
+ * the span go (see the span mark queue above).  Objects of s greyed while
+ * it is being scanned find it still queued and are picked up by the next
+ * pass here, in address order, instead of queueing the span again. */
 GC_NO_TSAN static void scan_span(gc_workbuf *w, gc_span *s)
 {
     uint32_t nw = (s->nelems + 63) / 64;
-    if (w->shared) __atomic_store_n(&s->queued, 0, __ATOMIC_SEQ_CST);
-    else __atomic_store_n(&s->queued, 0, __ATOMIC_RELAXED);
-    for (uint32_t k = 0; k < nw; k++) {
-        uint64_t m = __atomic_load_n(&s->mark_bits[k], w->shared ? __ATOMIC_SEQ_CST : __ATOMIC_RELAXED);
-        uint64_t pend = m & ~__atomic_load_n(&s->scan_bits[k], __ATOMIC_RELAXED);
-        if (!pend) continue;
-        if (w->shared) pend &= ~__atomic_fetch_or(&s->scan_bits[k], pend, __ATOMIC_RELAXED);
-        else __atomic_store_n(&s->scan_bits[k], s->scan_bits[k] | pend, __ATOMIC_RELAXED);
-        while (pend) {
-            uintptr_t base = s->base + ((uintptr_t)k * 64 + (unsigned)__builtin_ctzll(pend)) * s->elemsize;
-            w->parent = base;
-            scan_object(w, base, s);
-            pend &= pend - 1;
+    int mo = w->shared ? __ATOMIC_SEQ_CST : __ATOMIC_RELAXED;
+    for (;;) {
+        bool any = false;
+        for (uint32_t k = 0; k < nw; k++) {
+            /* the same word again until it has nothing new: an object's
+             * referents often follow it closely (allocation order) */
+            uint64_t m;
+            while ((m = __atomic_load_n(&s->mark_bits[k], __ATOMIC_RELAXED) &
+                        ~__atomic_load_n(&s->scan_bits[k], __ATOMIC_RELAXED)) != 0) {
+            uint64_t pend = m;
+            if (w->shared) pend &= ~__atomic_fetch_or(&s->scan_bits[k], pend, __ATOMIC_RELAXED);
+            else __atomic_store_n(&s->scan_bits[k], s->scan_bits[k] | pend, __ATOMIC_RELAXED);
+            any |= pend != 0;
+            while (pend) {
+                uintptr_t base = s->base + ((uintptr_t)k * 64 + (unsigned)__builtin_ctzll(pend)) * s->elemsize;
+                w->parent = base;
+                scan_object(w, base, s);
+                pend &= pend - 1;
+            }
+            }
         }
+        if (any) continue;
+        /* nothing left: release the span, then look once more (a marker
+         * that saw it queued did not queue it again) */
+        __atomic_store_n(&s->queued, 0, mo);
+        bool more = false;
+        for (uint32_t k = 0; k < nw && !more; k++)
+            more = (__atomic_load_n(&s->mark_bits[k], mo) & ~__atomic_load_n(&s->scan_bits[k], __ATOMIC_RELAXED)) != 0;
+        if (!more || __atomic_exchange_n(&s->queued, 1, mo)) return;
     }
 }
 

@@ -30,7 +30,7 @@ static int bt_cmp_u64(const void *a, const void *b)
 }
 
 /* Max and p99 of n pause samples (ns), in ms. */
-static void bt_pause_stats(uint64_t *p, size_t n, double *max_ms, double *p99_ms)
+__attribute__((unused)) static void bt_pause_stats(uint64_t *p, size_t n, double *max_ms, double *p99_ms)
 {
     *max_ms = *p99_ms = 0;
     if (!n) return;
@@ -57,6 +57,9 @@ typedef struct node_t node_t;
 static node_t *make(int d);
 static uint64_t check(const node_t *t);
 static void drop(node_t *t);
+#ifndef BT_EXTRA_FIELDS
+#define BT_EXTRA_FIELDS()      /* more " name=value" fields for the RESULT line */
+#endif
 #ifndef BT_THREAD_ENTER
 #define BT_THREAD_ENTER()      /* a worker thread starts (gm_thread_attach) */
 #define BT_THREAD_EXIT()
@@ -141,9 +144,11 @@ static uint64_t bt_depth_round(int d, long iters, int nthreads)
         double maxp, p99;                                                        \
         pause_fn(&maxp, &p99);                                                   \
         printf("RESULT %s time_s=%.3f gcs=%llu max_pause_ms=%.3f p99_pause_ms=%.3f " \
-               "gc_cpu=%.3f rss_mb=%.1f check=%llu\n", peer, secs,               \
+               "gc_cpu=%.3f rss_mb=%.1f check=%llu", peer, secs,                 \
                (unsigned long long)(gcs_expr), maxp, p99, (double)(gc_cpu_expr), \
                bt_rss_mb(), (unsigned long long)total);                          \
+        BT_EXTRA_FIELDS();                                                       \
+        printf("\n");                                                            \
     } while (0)
 
 #endif /* BT_HELPERS_ONLY */

@@ -8,6 +8,8 @@
 #define BT_THREAD_EXIT()  gm_thread_detach()
 #define BT_WAIT_BEGIN()   gm_blocking_begin()
 #define BT_WAIT_END()     gm_blocking_end()
+#include "gm_bench.h"
+#define BT_EXTRA_FIELDS() gm_bench_mark_fields()
 #include "bt_common.h"
 
 typedef struct node_t { struct node_t *left, *right; } node_t;

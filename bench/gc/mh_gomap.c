@@ -6,6 +6,7 @@
 
 #include "gomap/gomap.h"
 #include "mh_common.h"
+#include "gm_bench.h"
 
 static const uint8_t rec_mask[] = { 0x1 };
 static const gm_type rec_type = { sizeof(rec), 8, NULL, NULL, rec_mask, 0, "rec" };
@@ -82,7 +83,9 @@ int main(void)
     gm_memstats ms;
     gm_read_memstats(&ms);
     const char *peer = getenv("MH_PEER") ? getenv("MH_PEER") : "gomap";
-    printf("RESULT %s time_s=%.3f gcs=%u max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f gc_cpu=%.3f check=%llu\n",
+    printf("RESULT %s time_s=%.3f gcs=%u max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f gc_cpu=%.3f check=%llu",
            peer, secs, ms.num_gc, maxp, p99, bt_rss_mb(), ms.gc_cpu_fraction, (unsigned long long)check);
+    gm_bench_mark_fields();
+    printf("\n");
     return 0;
 }

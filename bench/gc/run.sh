@@ -6,7 +6,8 @@
 # Release mode and the peers, runs them interleaved RUNS times (default 5),
 # and prints the median of each figure and the ratios to Boehm.  Then a
 # map-heavy workload (run_maps.sh: GC maps of pointers vs Boehm and Go;
-# MAPS_RUNS / MAPS_SIZES).  Then the
+# MAPS_RUNS / MAPS_SIZES).  Then the mt-gcbench and quads shapes
+# (run_shapes.sh, SHAPES_RUNS rounds).  Then the
 # checkmark soak: the concurrent-mutation stress test under
 # GMDEBUG=gccheckmark=1 for SOAK_SCALE*40 cycles (default 25: 1000 cycles;
 # SOAK_SCALE=0 skips it).
@@ -32,7 +33,7 @@ cc "${CFLAGS[@]}" "$HERE/bt_boehm.c" -lgc -o "$OUT/bt_boehm"
 cc "${CFLAGS[@]}" "$HERE/bt_malloc.c" -o "$OUT/bt_malloc"
 (cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/bt_go" bt_go.go)
 
-read -r -a PEERS <<<"${PEERS:-gomap gomap-stw boehm boehm-inc go malloc}"
+read -r -a PEERS <<<"${PEERS:-gomap gomap-obj gomap-stw boehm boehm-inc go malloc}"
 RES="$OUT/results.txt"
 : >"$RES"
 echo "binary-trees depth $BT_DEPTH, ${BT_THREADS:-2} threads, live depth ${BT_LIVE_DEPTH:-none}, $RUNS interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -40,6 +41,7 @@ for r in $(seq 1 "$RUNS"); do
   for p in "${PEERS[@]}"; do
     case $p in
       gomap-stw) line=$(BT_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/bt_gomap" | grep '^RESULT') ;;
+      gomap-obj) line=$(BT_PEER=gomap-obj GMDEBUG=gcmarkqueue=object "$OUT/bt_gomap" | grep '^RESULT') ;;
       boehm-inc) line=$(BOEHM_INCREMENTAL=1 "$OUT/bt_boehm" | grep '^RESULT') ;;
       *) line=$("$OUT/bt_$p" | grep '^RESULT') ;;
     esac
@@ -52,15 +54,18 @@ checks=$(awk '{for(i=3;i<=NF;i++) if ($i ~ /^check=/) print $i}' "$RES" | sort -
 [ "$checks" -eq 1 ] || { echo "checksums differ between peers!"; exit 1; }
 
 
-printf "\n%-10s %8s %6s %13s %13s %7s %9s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms gc_cpu rss_mb vs_boehm
+printf "\n%-10s %8s %6s %13s %13s %7s %9s %13s %12s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms gc_cpu rss_mb \
+  mark_ms/cycle mark_ms/MiB vs_boehm
 bt=$(median "$RES" boehm time_s)
 for p in "${PEERS[@]}"; do
   t=$(median "$RES" "$p" time_s)
-  printf "%-10s %8.2f %6.0f %13.3f %13.3f %7.3f %9.1f %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
+  printf "%-10s %8.2f %6.0f %13.3f %13.3f %7.3f %9.1f %13s %12s %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
     "$(median "$RES" "$p" max_pause_ms)" "$(median "$RES" "$p" p99_pause_ms)" "$(median "$RES" "$p" gc_cpu)" "$(median "$RES" "$p" rss_mb)" \
+    "$(median "$RES" "$p" mark_ms_per_cycle)" "$(median "$RES" "$p" mark_ms_per_mib)" \
     "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
 done
-echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gomap: <= 1.20x)"
+echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gomap: <= 1.00x;"
+echo " mark_ms: the mark's thread CPU per cycle and per MiB scanned, gomap peers only)"
 
 # The map-heavy workload (mh_*.c / mh_go.go, bench/gc/run_maps.sh): GC maps
 # of pointers churned by 2 threads on gomap (concurrent and stop-the-world),
@@ -68,6 +73,11 @@ echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gom
 # MAPS_RUNS rounds (default RUNS), MAPS_SIZES records per thread.
 echo
 RUNS="${MAPS_RUNS:-$RUNS}" SIZES="${MAPS_SIZES:-550000}" bash "$HERE/run_maps.sh"
+
+# The mt-gcbench and quads shapes (sh_*.c, sh_go.go, run_shapes.sh) on 1 and
+# 2 mutator threads, with the mark's CPU per cycle for gomap and gomap-stw.
+echo
+RUNS="${SHAPES_RUNS:-$RUNS}" bash "$HERE/run_shapes.sh"
 
 # The checkmark soak: >= 1000 concurrent cycles under gccheckmark (fatal if
 # the concurrent mark ever leaves a reachable object white).

@@ -27,6 +27,7 @@ run_peer() { # peer
   case "$1" in
     gomap) "$OUT/mh_gomap" ;;
     gomap-stw) MH_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/mh_gomap" ;;
+    gomap-obj) MH_PEER=gomap-obj GMDEBUG=gcmarkqueue=object "$OUT/mh_gomap" ;;
     boehm) MH_INCREMENTAL=0 "$OUT/mh_boehm" ;;
     boehm-incr) MH_INCREMENTAL=1 "$OUT/mh_boehm" ;;
     go) "$OUT/mh_go" ;;
@@ -34,7 +35,7 @@ run_peer() { # peer
 }
 
 
-read -r -a PEERS <<<"${PEERS:-gomap gomap-stw boehm boehm-incr go}"
+read -r -a PEERS <<<"${PEERS:-gomap gomap-obj gomap-stw boehm boehm-incr go}"
 for live in $SIZES; do
   export MH_LIVE="$live"
   RES="$OUT/maps-$live.txt"
@@ -49,13 +50,15 @@ for live in $SIZES; do
   done
   checks=$(awk '{for(i=3;i<=NF;i++) if ($i ~ /^check=/) print $i}' "$RES" | sort -u | wc -l)
   [ "$checks" -eq 1 ] || { echo "checksums differ between peers!"; exit 1; }
-  printf "\n%-11s %9s %6s %13s %13s %8s %7s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms rss_mb gc_cpu vs_boehm
+  printf "\n%-11s %9s %6s %13s %13s %8s %7s %13s %12s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms rss_mb gc_cpu \
+    mark_ms/cycle mark_ms/MiB vs_boehm
   bt=$(median "$RES" boehm time_s)
   for p in "${PEERS[@]}"; do
     t=$(median "$RES" "$p" time_s)
-    printf "%-11s %9.2f %6.0f %13.3f %13.3f %8.1f %7s %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
+    printf "%-11s %9.2f %6.0f %13.3f %13.3f %8.1f %7s %13s %12s %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
       "$(median "$RES" "$p" max_pause_ms)" "$(median "$RES" "$p" p99_pause_ms)" "$(median "$RES" "$p" rss_mb)" \
-      "$(median "$RES" "$p" gc_cpu)" "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
+      "$(median "$RES" "$p" gc_cpu)" "$(median "$RES" "$p" mark_ms_per_cycle)" "$(median "$RES" "$p" mark_ms_per_mib)" \
+      "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
   done
   echo "(medians over $RUNS rounds; vs_boehm = time / Boehm default's time)"
   echo

@@ -128,6 +128,10 @@ typedef struct gm_memstats {
     uint64_t gc_bg_work;       /* by the background mark worker */
     uint64_t gc_num_assists;   /* assists that did scan work */
     uint64_t gc_wb_shades;     /* heap pointers the write barrier recorded while marking */
+    /* not in Go: the mark's cost, both modes (gcstoptheworld too) */
+    uint64_t gc_mark_cpu_ns;   /* thread CPU time spent marking: background worker, assists,
+                                  and the mark done inside stops of the world */
+    uint64_t gc_scan_work;     /* bytes of objects scanned by the mark, every cycle */
 } gm_memstats;
 
 GM_API void gm_read_memstats(gm_memstats *out);  /* runtime.ReadMemStats */

@@ -148,6 +148,7 @@ static void span_init_small(gc_span *s, unsigned spc)
     s->sizeclass = (uint8_t)cl;
     s->noscan = spc & 1;
     s->elemsize = gc_classes[cl].size;
+    memset(s->scan_bits, 0, sizeof s->scan_bits);
     s->nelems = gc_classes[cl].nelems;
     s->divmul = gc_classes[cl].divmul;
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
@@ -189,6 +190,7 @@ static sweep_result sweep_span(gc_span *s)
     s->alloc_bits = s->mark_bits;
     s->mark_bits = t;
     memset(t, 0, nwords * 8);
+    memset(s->scan_bits, 0, nwords * 8);
     s->freeindex = 0;
     s->alloc_count = marked;
     if (freed) s->needzero = 1;
@@ -495,8 +497,11 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     if (kind != K_NOSCAN) write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
     /* allocate black while a mark is running: markers set bits in the same
      * word at the same time, hence the atomic OR */
-    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF))
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF)) {
         __atomic_fetch_or(&s->mark_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+        if (kind != K_NOSCAN && gc_opt.gcmarkqueue == GC_MARKQ_SPAN)   /* born scanned (mark.c) */
+            __atomic_fetch_or(&s->scan_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+    }
     return (void *)p;
 }
 

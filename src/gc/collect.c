@@ -89,6 +89,18 @@ uint64_t gc_nanotime(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU time of the calling thread: what the mark's own accounting (gctrace's
+ * cpu fields, GCCPUFraction, the worker's 25% share, the assist limiter and
+ * MemStats gc_mark_cpu_ns) is measured in.  Wall time would charge the
+ * collector for the time the scheduler gave to other threads, which on a
+ * machine with fewer cores than runnable threads is most of it. */
+uint64_t gc_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t unix_ns(void)
 {
     struct timespec ts;
@@ -375,6 +387,8 @@ static uint64_t cur_expected_work;         /* scan work the cycle is expected to
 static _Atomic uint64_t bg_credit_a;       /* scan work the worker did that assists may claim */
 static _Atomic uint64_t cyc_assist_ns_a, cyc_bg_ns_a;
 static _Atomic uint64_t total_assist_work_a, total_bg_work_a, total_assists_a;
+static _Atomic uint64_t total_mark_cpu_ns_a;  /* bg + assists + mark inside stops of the world */
+static uint64_t total_scan_work;           /* bytes scanned by every cycle's mark (stats_mu) */
 static _Atomic int hold_mark_a;            /* fault injection: the worker waits before marking */
 
 #ifdef GOMAP_FAULT_INJECTION
@@ -490,8 +504,10 @@ static void mark_termination(uint64_t t0, uint64_t pause_start, uint64_t pause_t
     cur.assist_ns = atomic_load_explicit(&cyc_assist_ns_a, memory_order_relaxed);
     cur.bg_ns = atomic_load_explicit(&cyc_bg_ns_a, memory_order_relaxed);
     record_stw(t1 - pause_start);
+    atomic_fetch_add_explicit(&total_mark_cpu_ns_a, cur.assist_ns + cur.bg_ns, memory_order_relaxed);
     pthread_mutex_lock(&stats_mu);
     gc_busy_ns += cur.assist_ns + cur.bg_ns;
+    total_scan_work += atomic_load_explicit(&gc_scan_work_a, memory_order_relaxed);
     pthread_mutex_unlock(&stats_mu);
     record_cycle(pause_total_prev + (t1 - pause_start), unix_ns());
     uint32_t n = num_gc;
@@ -514,7 +530,7 @@ static bool try_terminate(int attempt)
     gc_save_regs(self->regs);
     self->saved_sp = gc_current_sp();
     if (!gc_stop_the_world("gc mark termination")) return false;
-    uint64_t t0 = gc_nanotime();
+    uint64_t t0 = gc_nanotime(), c0 = gc_thread_cpu_ns();
     TRACE_BEGIN("STW mark termination");
     atomic_store_explicit(&gc_mark_concurrent_a, false, memory_order_relaxed);
     gc_work.shared = false;
@@ -523,6 +539,7 @@ static bool try_terminate(int attempt)
     gc_special_mark_roots();   /* records made during the mark (only spans with records) */
     uint64_t ta = gc_nanotime();
     uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
+    atomic_fetch_add_explicit(&total_mark_cpu_ns_a, gc_thread_cpu_ns() - c0, memory_order_relaxed);
     if (gc_opt.gctrace >= 2)
         fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan, %.3f ms drain (%llu bytes)%s\n",
                 num_gc + 1, attempt, (ta - t0) / 1e6, (gc_nanotime() - ta) / 1e6, (unsigned long long)did,
@@ -569,17 +586,18 @@ static void mark_cycle(void)
     while (atomic_load_explicit(&hold_mark_a, memory_order_relaxed)) worker_nap(200);
     double share = 0.25 * (double)gc_nproc;
     if (share > 1) share = 1;
-    uint64_t t0 = gc_nanotime(), busy = 0;
+    uint64_t t0 = gc_nanotime(), c0 = gc_thread_cpu_ns(), busy = 0;
     gc_workbuf *w = gc_cur_work();
     gc_mark_root_ranges(w);
     gc_special_mark_roots();
     gc_work_publish(w);
-    busy += gc_nanotime() - t0;
+    busy += gc_thread_cpu_ns() - c0;
+    atomic_fetch_add_explicit(&cyc_bg_ns_a, busy, memory_order_relaxed);
     for (int attempt = 0;;) {
-        uint64_t a = gc_nanotime();
+        uint64_t a = gc_thread_cpu_ns();
         size_t pending = gc_scan_stacks_step();
         uint64_t did = gc_mark_drain_some_mine(BG_STEP);
-        uint64_t b = gc_nanotime();
+        uint64_t b = gc_thread_cpu_ns();
         busy += b - a;
         atomic_fetch_add_explicit(&cyc_bg_ns_a, b - a, memory_order_relaxed);
         atomic_fetch_add_explicit(&bg_credit_a, did, memory_order_relaxed);
@@ -600,7 +618,7 @@ static void mark_cycle(void)
             continue;
         }
         if (!atomic_load_explicit(&sync_waiters_a, memory_order_relaxed) &&
-            (double)busy > share * (double)(b - t0))
+            (double)busy > share * (double)(gc_nanotime() - t0))
             worker_nap(100);
     }
 }
@@ -609,6 +627,7 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     gc_thread_register_internal();
+    gc_self->no_stack_roots = true;
     uint64_t seen = 0;
     for (;;) {
         gm_blocking_begin();
@@ -693,9 +712,9 @@ void gc_assist_alloc(gc_thread *t, uint64_t bytes)
     }
     if (debt < ASSIST_MIN_WORK) debt = ASSIST_MIN_WORK;
     TRACE_BEGIN("assist");
-    uint64_t a = gc_nanotime();
+    uint64_t a = gc_thread_cpu_ns();
     uint64_t did = gc_mark_drain_some_mine(debt);
-    uint64_t ns = gc_nanotime() - a;
+    uint64_t ns = gc_thread_cpu_ns() - a;
     TRACE_END("assist");
     atomic_fetch_add_explicit(&cyc_assist_ns_a, ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&total_assist_work_a, did, memory_order_relaxed);
@@ -720,8 +739,12 @@ static void cycle_stw(bool forced, uint64_t t_stop)
     atomic_store_explicit(&gc_phase_a, GC_MARK, memory_order_relaxed);
     gc_marked_bytes = 0;
     atomic_store_explicit(&gc_marked_bytes_a, 0, memory_order_relaxed);
+    atomic_store_explicit(&gc_scan_work_a, 0, memory_order_relaxed);
+    uint64_t c1 = gc_thread_cpu_ns();
     gc_mark_roots();
     gc_mark_drain_parallel();
+    /* the collector thread's CPU (the helpers of gcworkers>1 are not counted) */
+    atomic_fetch_add_explicit(&total_mark_cpu_ns_a, gc_thread_cpu_ns() - c1, memory_order_relaxed);
     atomic_store_explicit(&gc_marked_bytes_a, gc_marked_bytes, memory_order_relaxed);
     uint64_t t2 = gc_nanotime();
     cur.mark = t2 - t1;
@@ -899,6 +922,8 @@ void gm_read_memstats(gm_memstats *m)
     m->gc_bg_work = atomic_load_explicit(&total_bg_work_a, memory_order_relaxed);
     m->gc_num_assists = atomic_load_explicit(&total_assists_a, memory_order_relaxed);
     m->gc_wb_shades = atomic_load_explicit(&gc_wb_recorded_a, memory_order_relaxed);
+    m->gc_mark_cpu_ns = atomic_load_explicit(&total_mark_cpu_ns_a, memory_order_relaxed);
+    m->gc_scan_work = total_scan_work;
     pthread_mutex_unlock(&stats_mu);
     pthread_mutex_lock(&pacer_mu);
     m->enable_gc = gc_percent >= 0 || mem_limit != INT64_MAX;

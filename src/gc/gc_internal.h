@@ -109,6 +109,8 @@ typedef struct gc_span {
     gc_special *specials;         /* under special_mu */
     uint8_t in_special_list;      /* listed in special.c's spans-with-specials (special_mu) */
     uint64_t freed_at;            /* free runs: cycle number when freed */
+    _Atomic uint8_t queued;       /* span mark queue: on a work queue, not yet scanned (mark.c) */
+    uint64_t scan_bits[GC_BITS_WORDS]; /* span mark queue: objects scanned this cycle (mark.c) */
     uint64_t bits[2][GC_BITS_WORDS];
     uint64_t ckbits[GC_BITS_WORDS]; /* gccheckmark's separate mark bits (debug.c) */
 } __attribute__((aligned(64))) gc_span;
@@ -250,6 +252,9 @@ typedef struct gc_thread {
     int blocking_depth;
     bool auto_attached;
     bool internal;                 /* the sweeper / finalizer thread */
+    bool no_stack_roots;           /* the mark worker: its stack holds no references of its
+                                      own (what it handles is marked already), and stale
+                                      slots of its deep mark frames would keep garbage */
     uintptr_t stack_lo, stack_hi;  /* [lo, hi): the whole stack */
     uintptr_t saved_sp;            /* valid while parked or blocking */
     uintptr_t regs[GC_NREGS];      /* callee-saved registers at park/blocking */
@@ -365,6 +370,7 @@ typedef struct gc_counters {
 } gc_counters;
 extern gc_counters gc_stats;
 GM_INTERNAL uint64_t gc_nanotime(void);
+GM_INTERNAL uint64_t gc_thread_cpu_ns(void);
 
 /* ---- specials (special.c) ------------------------------------------------ */
 enum { SP_FINALIZER = 1, SP_CLEANUP = 2, SP_WEAK = 3 };
@@ -390,7 +396,9 @@ typedef struct gc_options {
     int stoptimeout_ms;
     int gcworkers;           /* mark threads during a stop-the-world mark */
     int gcstoptheworld;      /* 1: the whole mark with the world stopped (no concurrent mark) */
+    int gcmarkqueue;         /* GC_MARKQ_OBJECT or GC_MARKQ_SPAN (mark.c) */
 } gc_options;
+enum { GC_MARKQ_OBJECT = 0, GC_MARKQ_SPAN = 1 };
 extern gc_options gc_opt;
 GM_INTERNAL void gc_options_init(void);
 GM_INTERNAL size_t gc_verify_stopped(void);  /* world stopped by the caller */      /* GMDEBUG, GMGC, GMMEMLIMIT */

@@ -192,6 +192,34 @@ gc_workbuf *gc_cur_work(void)
 
 __attribute__((noinline)) static void checkmark_unmarked(gc_workbuf *w, gc_span *s, uintptr_t base);
 
+/* The span mark queue (GMDEBUG=gcmarkqueue=span, after Go 1.26's Green
+ * Tea).  A small object that turns grey only sets its mark bit; its span
+ * goes on the work queue, tagged with bit 0, unless it is queued already.
+ * scan_span later scans every object of the span that is marked but not yet
+ * scanned, in address order, and records them in scan_bits, until none is
+ * left.  Several markers run at once: a marker sets the mark bit, then reads
+ * queued; the scanner, done, clears queued, then reads the mark bits once
+ * more (all seq_cst).  So either the scanner sees the new mark bit (and
+ * takes the span back, unless a marker queued it meanwhile), or the marker
+ * sees queued clear and queues the span: no grey object is left behind.  An object is
+ * scanned once per cycle: scan_bits are claimed with an atomic OR.
+ * Objects allocated black get their scan bit with their mark bit (alloc.c):
+ * they are born without pointers, as in the object queue. */
+#define SPAN_TAG ((uintptr_t)1)
+
+static inline void enqueue_span(gc_workbuf *w, gc_span *s)
+{
+    if (w->shared) {
+        if (__atomic_load_n(&s->queued, __ATOMIC_SEQ_CST) ||
+            __atomic_exchange_n(&s->queued, 1, __ATOMIC_SEQ_CST))
+            return;
+    } else {
+        if (__atomic_load_n(&s->queued, __ATOMIC_RELAXED)) return;
+        __atomic_store_n(&s->queued, 1, __ATOMIC_RELAXED);
+    }
+    work_push(w, (uintptr_t)s | SPAN_TAG);
+}
+
 /* white -> grey.  With several mark workers the bit is set with an atomic
  * OR and only the worker that flipped it queues the object.  The checkmark
  * re-mark uses its own bits and reports what the real mark missed. */
@@ -211,12 +239,15 @@ __attribute__((always_inline)) GC_NO_TSAN static inline void grey_object(gc_work
     uint64_t *word = &s->mark_bits[idx >> 6];
     if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit) return;
     if (w->shared) {
-        if (__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit) return;
+        /* seq_cst: ordered before enqueue_span's load of s->queued */
+        if (__atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST) & bit) return;
     } else {
         __atomic_store_n(word, __atomic_load_n(word, __ATOMIC_RELAXED) | bit, __ATOMIC_RELAXED);
     }
     w->marked += span_obj_bytes(s);
-    if (!s->noscan) work_push(w, base);
+    if (s->noscan) return;
+    if (gc_opt.gcmarkqueue == GC_MARKQ_SPAN && s->sizeclass) enqueue_span(w, s);
+    else work_push(w, base);
 }
 
 __attribute__((always_inline)) GC_NO_TSAN static inline void shade_word(gc_workbuf *w, uintptr_t p)
@@ -301,6 +332,58 @@ GC_NO_TSAN void gc_scan_object_referents(uintptr_t base, gc_span *s)
     scan_object(w, base, s);
 }
 
+/* Scans the marked-but-unscanned objects of s until none is left, then lets
+ * the span go (see the span mark queue above).  Objects of s greyed while
+ * it is being scanned find it still queued and are picked up by the next
+ * pass here, in address order, instead of queueing the span again. */
+GC_NO_TSAN static void scan_span(gc_workbuf *w, gc_span *s)
+{
+    uint32_t nw = (s->nelems + 63) / 64;
+    int mo = w->shared ? __ATOMIC_SEQ_CST : __ATOMIC_RELAXED;
+    for (;;) {
+        bool any = false;
+        for (uint32_t k = 0; k < nw; k++) {
+            /* the same word again until it has nothing new: an object's
+             * referents often follow it closely (allocation order) */
+            uint64_t m;
+            while ((m = __atomic_load_n(&s->mark_bits[k], __ATOMIC_RELAXED) &
+                        ~__atomic_load_n(&s->scan_bits[k], __ATOMIC_RELAXED)) != 0) {
+            uint64_t pend = m;
+            if (w->shared) pend &= ~__atomic_fetch_or(&s->scan_bits[k], pend, __ATOMIC_RELAXED);
+            else __atomic_store_n(&s->scan_bits[k], s->scan_bits[k] | pend, __ATOMIC_RELAXED);
+            any |= pend != 0;
+            while (pend) {
+                uintptr_t base = s->base + ((uintptr_t)k * 64 + (unsigned)__builtin_ctzll(pend)) * s->elemsize;
+                w->parent = base;
+                scan_object(w, base, s);
+                pend &= pend - 1;
+            }
+            }
+        }
+        if (any) continue;
+        /* nothing left: release the span, then look once more (a marker
+         * that saw it queued did not queue it again) */
+        __atomic_store_n(&s->queued, 0, mo);
+        bool more = false;
+        for (uint32_t k = 0; k < nw && !more; k++)
+            more = (__atomic_load_n(&s->mark_bits[k], mo) & ~__atomic_load_n(&s->scan_bits[k], __ATOMIC_RELAXED)) != 0;
+        if (!more || __atomic_exchange_n(&s->queued, 1, mo)) return;
+    }
+}
+
+/* One work item: an object, or (tagged) a span of the span queue. */
+__attribute__((always_inline)) GC_NO_TSAN static inline void scan_item(gc_workbuf *w, uintptr_t p)
+{
+    if (p & SPAN_TAG) {
+        scan_span(w, (gc_span *)(p - SPAN_TAG));
+        return;
+    }
+    gc_span *s = gc_span_of(p);
+    if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
+    w->parent = p;
+    scan_object(w, p, s);
+}
+
 /* ---- draining ------------------------------------------------------------------- */
 
 /* Objects popped from the work stack pass through a small FIFO before they
@@ -308,6 +391,43 @@ GC_NO_TSAN void gc_scan_object_referents(uintptr_t base, gc_span *s)
  * in cache by the time it leaves.  The depth-first stack alone would scan an
  * object right after discovering it, with no time for the load. */
 #define PREFETCH_RING 16
+
+typedef struct pf_ring { uintptr_t p[PREFETCH_RING]; unsigned head, n; } pf_ring;
+
+/* Tops the ring up from w's stack, prefetching each object it takes. */
+__attribute__((always_inline)) static inline void ring_fill(pf_ring *r, gc_workbuf *w)
+{
+    while (r->n < PREFETCH_RING && w->n) {
+        uintptr_t q = w->buf[--w->n];
+        __builtin_prefetch((const void *)(q & ~SPAN_TAG));
+        r->p[(r->head + r->n) & (PREFETCH_RING - 1)] = q;
+        r->n++;
+    }
+}
+
+__attribute__((always_inline)) static inline uintptr_t ring_pop(pf_ring *r)
+{
+    uintptr_t p = r->p[r->head];
+    r->head = (r->head + 1) & (PREFETCH_RING - 1);
+    r->n--;
+    return p;
+}
+
+/* A drain that stops early gives the ring's objects back to w (still grey). */
+static void ring_spill(pf_ring *r, gc_workbuf *w)
+{
+    while (r->n) work_push(w, ring_pop(r));
+}
+
+/* The ring's slots keep the addresses they held; a drain clears them when
+ * it returns, or a later frame at the same depth could expose them to the
+ * conservative scan of this thread's stack (the next cycle would keep those
+ * objects: a test of freeing found it). */
+static void ring_clear(pf_ring *r)
+{
+    memset(r, 0, sizeof *r);
+    __asm__ volatile("" : : "r"(r) : "memory");
+}
 
 /* Parallel marking (the world is stopped).  Workers share grey objects
  * through a pool of chunks under pool.mu: a worker that sees an idle worker
@@ -385,37 +505,28 @@ static bool take(gc_workbuf *w)
 
 GC_NO_TSAN static void drain(gc_workbuf *w)
 {
-    uintptr_t ring[PREFETCH_RING];
-    unsigned head = 0, n = 0, polls = 0;
+    pf_ring r = { .n = 0 };
+    unsigned polls = 0;
     for (;;) {
-        while (n < PREFETCH_RING && w->n) {
-            uintptr_t q = w->buf[--w->n];
-            __builtin_prefetch((const void *)q);
-            ring[(head + n) & (PREFETCH_RING - 1)] = q;
-            n++;
-        }
-        if (n == 0) {
+        ring_fill(&r, w);
+        if (r.n == 0) {
             if (!w->shared || !take(w)) break;
             continue;
         }
-        uintptr_t p = ring[head];
-        head = (head + 1) & (PREFETCH_RING - 1);
-        n--;
-        gc_span *s = gc_span_of(p);
-        if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
-        w->parent = p;
-        scan_object(w, p, s);
+        scan_item(w, ring_pop(&r));
         if (w->shared && (++polls & 15) == 0 && w->n >= 2 &&
             atomic_load_explicit(&pool.nidle, memory_order_relaxed) > 0)
             donate(w);
     }
+    ring_clear(&r);
 }
 
 void gc_mark_drain(void)
 {
     drain(&gc_work);
     gc_marked_bytes += gc_work.marked;
-    gc_work.marked = 0;
+    atomic_fetch_add_explicit(&gc_scan_work_a, gc_work.scanned, memory_order_relaxed);
+    gc_work.marked = gc_work.scanned = 0;
 }
 
 /* ---- mark helper threads ------------------------------------------------------------ */
@@ -505,10 +616,15 @@ void gc_mark_drain_parallel(void)
     while (helpers_running > 0) pthread_cond_wait(&helpers_done_cv, &helpers_mu);
     pthread_mutex_unlock(&helpers_mu);
     gc_work.shared = false;
-    uint64_t marked = gc_work.marked;
-    for (int i = 0; i < helpers; i++) marked += helper_work[i].marked;
+    uint64_t marked = gc_work.marked, scanned = gc_work.scanned;
+    for (int i = 0; i < helpers; i++) {
+        marked += helper_work[i].marked;
+        scanned += helper_work[i].scanned;
+        helper_work[i].scanned = 0;
+    }
     gc_marked_bytes += marked;
-    gc_work.marked = 0;
+    atomic_fetch_add_explicit(&gc_scan_work_a, scanned, memory_order_relaxed);
+    gc_work.marked = gc_work.scanned = 0;
 }
 
 /* ---- the global queue (concurrent mark) -------------------------------------------- */
@@ -572,23 +688,25 @@ GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic b
 {
     uint64_t done = 0;
     atomic_fetch_add_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
+    pf_ring r = { .n = 0 };
     for (;;) {
         if (!w->n && !wq_take(w)) break;
         uint64_t start = w->scanned;
         unsigned k = 0;
-        while (w->n) {
-            uintptr_t p = w->buf[--w->n];
-            if (w->n) __builtin_prefetch((const void *)w->buf[w->n - 1]);
-            gc_span *s = gc_span_of(p);
-            if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
-            scan_object(w, p, s);
+        for (;;) {
+            ring_fill(&r, w);
+            if (r.n == 0) break;
+            scan_item(w, ring_pop(&r));
             if ((++k & 63) == 0 && (w->scanned - start + done >= budget ||
-                                    (stop && atomic_load_explicit(stop, memory_order_relaxed))))
+                                    (stop && atomic_load_explicit(stop, memory_order_relaxed)))) {
+                ring_spill(&r, w);
                 break;
+            }
         }
         done += w->scanned - start;
         if (done >= budget || (stop && atomic_load_explicit(stop, memory_order_relaxed))) break;
     }
+    ring_clear(&r);
     gc_work_publish(w);
     atomic_fetch_sub_explicit(&gc_mark_drainers_a, 1, memory_order_acq_rel);
     return done;
@@ -631,6 +749,7 @@ void gc_wb_flush(gc_thread *t, gc_workbuf *w)
  * is stopped). */
 static void scan_stack(gc_workbuf *w, gc_thread *t, uintptr_t lo)
 {
+    if (t->no_stack_roots) return;
     uintptr_t hi = t->stack_hi;
     if (lo < t->stack_lo || lo > hi) lo = t->stack_lo;   /* never happens; be safe */
     if (w->checkmark) w->root = "a thread stack", w->parent = 0;

@@ -1,7 +1,8 @@
 /* gomap/gc.h - the garbage-collected heap (Go's runtime/malloc.go, mgc.go).
  *
  * Objects are allocated with gm_new / gm_new_array (typed: scanned precisely
- * by the type's ptrmask), gm_alloc_noscan (never scanned) or
+ * by the type's ptrmask, or by its trace function when it has one: see
+ * gomap/type.h and docs/gc.md), gm_alloc_noscan (never scanned) or
  * gm_alloc_conservative (every aligned word may be a pointer).  Memory is
  * zeroed.  Objects never move.  An object stays alive while it is reachable
  * from a root: the stacks and saved registers of attached threads (scanned
@@ -62,6 +63,13 @@ GM_API void  gm_atomic_store(void *slot, void *ptr);
 GM_API void *gm_atomic_swap(void *slot, void *ptr);            /* returns the old pointer */
 GM_API bool  gm_atomic_cas(void *slot, void *old, void *ptr);  /* true if *slot was old */
 
+/* The write barrier for a slot the collector cannot decode (a field of a
+ * type with a trace function: a tagged or NaN-boxed word).  Call it with the
+ * pointer the slot held and the pointer it is about to hold (decoded; NULL
+ * for none), then store the encoded word yourself.  Outside a mark it is a
+ * load and a branch.  (gm_typed_memmove / memclr read only ptrmask.) */
+GM_API void gm_barrier(const void *old_ptr, const void *new_ptr);
+
 /* ---- roots -------------------------------------------------------------- */
 GM_API void gm_root_add(void *start, size_t len);     /* a global or malloc'd range holding GC pointers */
 GM_API void gm_root_remove(void *start);              /* by the start given to gm_root_add */
@@ -96,6 +104,22 @@ GM_API void gm_cleanup_stop(gm_cleanup c);   /* Cleanup.Stop: no-op if it alread
 typedef struct gm_weak gm_weak;
 GM_API gm_weak *gm_weak_make(void *p);
 GM_API void    *gm_weak_get(const gm_weak *w);
+
+/* ---- object queries ----------------------------------------------------- */
+/* The start of the GC object holding p (p may point anywhere inside it), or
+ * NULL if p is not inside an allocated GC object (a stack, static or malloc
+ * address, a free slot, a zero-size object).  Lock-free apart from sweeping
+ * p's span first if the background sweeper has not reached it yet. */
+GM_API void    *gm_base(const void *p);
+/* The usable size of that object (its size class, or the pages of a large
+ * object: at least what was asked), or 0 when gm_base(p) is NULL. */
+GM_API size_t   gm_size(const void *p);
+/* The collector's live-heap estimate in bytes (what the pacer compares with
+ * the trigger): marked at the last cycle plus allocated since, counting the
+ * free slots of spans held by threads' caches.  One atomic load: no
+ * stop-the-world (unlike gm_read_memstats), so a language's
+ * collectgarbage("count") may call it freely. */
+GM_API uint64_t gm_heap_live(void);
 
 /* ---- statistics --------------------------------------------------------- */
 #define GM_NUM_SIZE_CLASSES 68   /* class 0 = large objects */

@@ -136,7 +136,7 @@ GM_API const char *gm_map_check(const gm_map *m);
     typedef struct name name;                                                  \
     typedef struct name##_iter { gm_map_iter it; } name##_iter;                \
     static const gm_type name##_val_type_ = { sizeof(V), _Alignof(V), NULL,    \
-        NULL, NULL, 0, #V };                                                   \
+        NULL, NULL, 0, #V, NULL };                                             \
     static inline GM_MAYBE_UNUSED gm_map *name##_map(name *m) { return (gm_map *)(void *)m; }  \
     static inline GM_MAYBE_UNUSED name *name##_new(size_t hint)                                \
     { return (name *)(void *)gm_map_new(&(keytype), &name##_val_type_, hint); }\

@@ -11,8 +11,9 @@
  *
  * TYPES.  Small scan spans carry one heap bit per word (1 = this word holds
  * a pointer), written at allocation from the type's ptrmask, repeated for
- * arrays; conservative objects get every bit set.  Large objects record the
- * type and the array length in their span.  Noscan spans have no bits.
+ * arrays; conservative objects get every bit set; objects of a type with a
+ * trace function get none, and their type id in the span (trace_fn.c).
+ * Large objects record the type and the array length in their span.  Noscan spans have no bits.
  *
  * ACCOUNTING (as Go).  gc_heap_live_a counts a span's free slots as used as
  * soon as an mcache takes it (so the fast path updates no counter) and gives
@@ -152,6 +153,7 @@ static void span_init_small(gc_span *s, unsigned spc)
     s->divmul = gc_classes[cl].divmul;
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (!s->noscan) gc_heap_bits_reserve(s);
+    gc_otypes_reset(s);
     refresh_cache(s);
     /* a concurrent marker that looks the span up sees limit 0 (no object)
      * until the geometry and the heap bits are in place: limit publishes
@@ -393,9 +395,12 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
     size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
     uint64_t *hb = s->heap_bits;
     size_t tw = t ? t->size / WORD_SIZE : 0;
+    if (t && t->trace) tw = 0;                  /* traced: no pointer bits (trace_fn.c) */
     if (nwords <= 64 && tw <= 64) {
         uint64_t m;
-        if (!t) {                               /* conservative */
+        if (t && t->trace) {
+            m = 0;
+        } else if (!t) {                               /* conservative */
             size_t n = (size + WORD_SIZE - 1) / WORD_SIZE;
             m = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
         } else {
@@ -409,7 +414,7 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
     for (size_t i = 0; i < nwords; i++) {
         bool ptr;
         if (!t) ptr = i * WORD_SIZE < size;
-        else if (i >= tw * count) ptr = false;
+        else if (t->trace || i >= tw * count) ptr = false;
         else {
             size_t j = i % tw;
             ptr = (t->ptrmask[j / 8] >> (j % 8)) & 1;
@@ -492,7 +497,12 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     }
     uintptr_t p = s->base + (uintptr_t)idx * s->elemsize;
     if (s->needzero) zero_object(p, s->elemsize);
-    if (kind != K_NOSCAN) write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
+    if (kind != K_NOSCAN) {
+        const gm_type *ht = kind == K_TYPED ? t : NULL;
+        write_heap_bits(s, p, ht, count, size);
+        if (GM_UNLIKELY(s->otypes != NULL) || (ht && GM_UNLIKELY(ht->trace != NULL)))
+            gc_otype_note(s, (uint32_t)idx, ht && ht->trace ? ht : NULL);
+    }
     /* allocate black while a mark is running: markers set bits in the same
      * word at the same time, hence the atomic OR */
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF))
@@ -503,7 +513,7 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
 void *gm_new(const gm_type *t)
 {
     gc_ensure_init();
-    if (t->ptrmask == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
+    if (t->ptrmask == NULL && t->trace == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
     return mallocgc(t->size, K_TYPED, t, 1);
 }
 
@@ -511,7 +521,7 @@ void *gm_new_array(const gm_type *t, size_t n)
 {
     gc_ensure_init();
     if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
-    if (t->ptrmask == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
+    if (t->ptrmask == NULL && t->trace == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
     return mallocgc(t->size * n, K_TYPED, t, n);
 }
 

@@ -70,7 +70,8 @@
  * conservatively: any aligned word that points into an allocated object
  * (interior pointers included) marks that object.  Heap objects are scanned
  * through their heap bits (typed small objects), their span's type (typed
- * large objects), or word by word (conservative objects).  A word marked as
+ * large objects), their type's trace function (types that decode their own
+ * pointers: trace_fn.c), or word by word (conservative objects).  A word marked as
  * a pointer may still hold a non-heap address; gc_find_object filters it.
  *
  * The scanners read stacks and user ranges that sanitizers consider off
@@ -288,8 +289,16 @@ __attribute__((always_inline)) GC_NO_TSAN static inline void scan_object(gc_work
     w->scanned += span_obj_bytes(s);
     if (GM_UNLIKELY(s->sizeclass == 0)) {
         if (s->conservative) scan_heap_conservative(w, base, s->limit);
+        else if (s->type && s->type->trace) gc_trace_object(w, base, s->type, s->count);
         else if (s->type) scan_large_typed(w, base, s->type, s->count);
         return;
+    }
+    if (GM_UNLIKELY(s->otypes != NULL)) {        /* traced small objects (trace_fn.c) */
+        const gm_type *t = gc_otype(s, gc_obj_index(s, base));
+        if (t) {
+            gc_trace_object(w, base, t, s->elemsize / t->size);
+            return;
+        }
     }
     scan_small(w, base, s);
 }
@@ -693,20 +702,25 @@ static void ck_clear(void)
     for (size_t k = 0; k < n; k++) memset(all[k]->ckbits, 0, sizeof all[k]->ckbits);
 }
 
+static const char *obj_type_name(const gc_span *s, uintptr_t base)
+{
+    const gm_type *ot = s->sizeclass && s->otypes ? gc_otype(s, gc_obj_index(s, base)) : NULL;
+    return ot && ot->name                                  ? ot->name
+           : s->sizeclass == 0 && s->type && s->type->name ? s->type->name
+           : s->conservative                               ? "(conservative)"
+           : s->noscan                                     ? "(noscan, type not recorded)"
+                                                           : "(type not recorded for small objects)";
+}
+
 __attribute__((noinline)) static void checkmark_unmarked(gc_workbuf *w, gc_span *s, uintptr_t base)
 {
-    const char *tn = s->sizeclass == 0 && s->type && s->type->name ? s->type->name
-                     : s->conservative                             ? "(conservative)"
-                     : s->noscan                                   ? "(noscan, type not recorded)"
-                                                                   : "(type not recorded for small objects)";
     gm_errorf("runtime: checkmark found unmarked object obj=%#lx size=%llu type=%s span=%#lx class=%u",
-              (unsigned long)base, (unsigned long long)span_obj_bytes(s), tn, (unsigned long)s->base,
-              s->sizeclass);
+              (unsigned long)base, (unsigned long long)span_obj_bytes(s), obj_type_name(s, base),
+              (unsigned long)s->base, s->sizeclass);
     if (w->parent) {
         gc_span *ps = gc_span_of(w->parent);
         gm_errorf("runtime: reached from object %#lx size=%llu type=%s", (unsigned long)w->parent,
-                  (unsigned long long)(ps ? span_obj_bytes(ps) : 0),
-                  ps && ps->sizeclass == 0 && ps->type && ps->type->name ? ps->type->name : "?");
+                  (unsigned long long)(ps ? span_obj_bytes(ps) : 0), ps ? obj_type_name(ps, w->parent) : "?");
     } else {
         gm_errorf("runtime: reached directly from %s", w->root ? w->root : "a root");
     }
@@ -717,6 +731,7 @@ static gc_workbuf ck_work;
 
 void gc_checkmark(void)
 {
+    atomic_store_explicit(&gc_checkmarking_a, 1, memory_order_relaxed);
     ck_clear();
     ck_work.checkmark = true;
     ck_work.shared = false;
@@ -731,5 +746,6 @@ void gc_checkmark(void)
     gc_work = saved;
     drain(&ck_work);
     ck_work.n = 0;
+    atomic_store_explicit(&gc_checkmarking_a, 0, memory_order_relaxed);
 }
 

@@ -90,6 +90,21 @@ GM_API void gm_keep_alive(const void *p);   /* runtime.KeepAlive */
  * and shutdown aid; not in Go). */
 GM_API void gm_finalizers_wait(void);
 
+/* Boehm's unordered finalizer: as gm_set_finalizer, but obj's finalizer
+ * runs even while obj is reachable from another finalizable object, so a
+ * cycle through such objects is collected (each member's fn may then see
+ * the others finalized already).  Same rules otherwise (resurrection, one
+ * finalizer per object, fn NULL clears). */
+GM_API void gm_set_finalizer_unordered(void *obj, void (*fn)(void *obj, void *arg), void *arg);
+/* On demand (true): the library's finalizer thread runs nothing; finalizers
+ * and cleanups wait in the queue until a thread calls gm_run_finalizers,
+ * which runs every queued one on the calling thread (attaching it if
+ * needed) and returns how many ran -- an interpreter calls it at its own
+ * safe points.  false (the default) hands the queue back to the thread.
+ * gm_finalizers_wait in on-demand mode runs the queue on its caller. */
+GM_API void   gm_finalizers_on_demand(bool on);
+GM_API size_t gm_run_finalizers(void);
+
 /* runtime.AddCleanup (Go 1.24): fn(arg) runs on the finalizer thread after
  * obj becomes unreachable; obj is not resurrected; several per object.  arg
  * must not be obj (it would keep obj alive forever; fatal). */

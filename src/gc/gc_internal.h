@@ -415,6 +415,7 @@ struct gc_special {
     void *arg;
     uint64_t id;
     uintptr_t *weak_cell;  /* SP_WEAK: the handle object (one word: the pointer) */
+    bool unordered;        /* SP_FINALIZER: gm_set_finalizer_unordered (referents not marked at mark start) */
 };
 extern pthread_mutex_t gc_special_mu;
 GM_INTERNAL void gc_special_mark_roots(void);    /* STW mark: finalizer referents, args, queue */

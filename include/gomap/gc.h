@@ -136,6 +136,21 @@ GM_API size_t   gm_size(const void *p);
  * collectgarbage("count") may call it freely. */
 GM_API uint64_t gm_heap_live(void);
 
+/* Ephemerons (JavaScript WeakMap entries, Lua weak-keyed tables, Scheme
+ * weak hash tables).  gm_ephemeron_new returns a GC object (keep it
+ * reachable like any other) holding key weakly and value strongly only
+ * while key is reachable from somewhere other than value (or other
+ * ephemerons' values): a value that points back at its key does not keep
+ * it alive.  Once the key is found unreachable, both reads return NULL
+ * (from the end of that cycle's mark, before finalizers of the key run).
+ * key must point into a GC object (a non-heap key is never collected: the
+ * value stays); key NULL gives an ephemeron that reads NULL.  Key and value
+ * are fixed at creation. */
+typedef struct gm_ephemeron gm_ephemeron;
+GM_API gm_ephemeron *gm_ephemeron_new(void *key, void *value);
+GM_API void *gm_ephemeron_key(const gm_ephemeron *e);     /* NULL once the key died */
+GM_API void *gm_ephemeron_value(const gm_ephemeron *e);   /* NULL once the key died */
+
 /* ---- statistics --------------------------------------------------------- */
 #define GM_NUM_SIZE_CLASSES 68   /* class 0 = large objects */
 

@@ -21,7 +21,7 @@
  *                gm_typed_memclr, gm_atomic_*), buffered per thread
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
  *
- * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
+ * Lock order (outer first): special_mu -> finq_mu -> eph_mu; pacer_mu -> heap_lock;
  * cycle_mu is never held with another; wq.mu (mark queue) neither;
  * central[i].lock / large_lock -> heap_lock.  world_mu, roots_mu, bg_mu,
  * stats_mu and the mark pool's locks are never held with another.  No lock

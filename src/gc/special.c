@@ -21,12 +21,15 @@
  *   cleanup:   arg is marked; the object is not (no resurrection).
  *   weak:      the handle object is marked; the target is not.
  * AFTER THE DRAIN, in this order:
- *   1. weak handles of unmarked objects are cleared (before any finalizer
- *      resurrects its object, as Go 1.24 documents);
+ *   1. ephemerons of unmarked keys and weak handles of unmarked objects are
+ *      cleared (before any finalizer resurrects its object, as Go 1.24
+ *      documents for weak pointers);
  *   2. each unmarked finalizable object is marked (resurrected), its record
  *      removed, and (obj, fn, arg) queued for the finalizer thread; the queue
  *      is a root until the finalizer has been taken off it;
- *   3. the queue drains, then cleanups of objects still unmarked are queued.
+ *   3. the queue drains (and the ephemeron fixpoint after it: ephemerons
+ *      first reached from resurrected objects), then cleanups of objects
+ *      still unmarked are queued.
  * A finalized object is freed by the first cycle after its finalizer ran and
  * nothing revived it.
  *
@@ -361,9 +364,11 @@ void gc_special_mark_done(void)
 {
     pthread_mutex_lock(&gc_special_mu);
     pthread_mutex_lock(&finq_mu);
+    gc_ephemeron_finish();     /* dead keys' ephemerons cleared, as weak handles */
     process(SP_WEAK);
     process(SP_FINALIZER);
     gc_mark_drain();
+    gc_ephemeron_finish();     /* ephemerons reached from resurrected objects */
     size_t q = process(SP_CLEANUP);
     q += finq_pending;
     if (q) pthread_cond_signal(&finq_cv);

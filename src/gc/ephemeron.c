@@ -159,6 +159,11 @@ static void *read_shaded(const _Atomic uintptr_t *slot)
     return (void *)p;
 }
 
+bool gc_ephemeron_dead(const gm_ephemeron *e)
+{
+    return atomic_load_explicit(&e->key, memory_order_acquire) == 0;
+}
+
 void *gm_ephemeron_key(const gm_ephemeron *e) { return e ? read_shaded(&e->key) : NULL; }
 
 void *gm_ephemeron_value(const gm_ephemeron *e)

@@ -371,6 +371,9 @@ GM_INTERNAL size_t gc_ephemeron_progress(gc_workbuf *w);
 GM_INTERNAL void gc_ephemeron_finish(void);
 /* Bumped each time mark termination clears at least one ephemeron. */
 GM_INTERNAL uint64_t gc_ephemeron_epoch(void);
+/* Cleared (its key died)?  A read that does not shade: for tables that
+ * skip dead entries without handing out their keys (map_weak.c). */
+GM_INTERNAL bool gc_ephemeron_dead(const gm_ephemeron *e);
 
 /* ---- roots ------------------------------------------------------------- */
 GM_INTERNAL void gc_roots_scan(void);

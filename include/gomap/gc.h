@@ -82,8 +82,9 @@ GM_API void    gm_free_os_memory(void);     /* debug.FreeOSMemory: collect, retu
 
 /* ---- finalizers, cleanups, weak pointers --------------------------------- */
 /* runtime.SetFinalizer: obj must be the start of a GC object; fn NULL clears.
- * fn runs on the finalizer thread, one at a time, once obj is unreachable;
- * obj is reachable again while fn runs and is freed by a later cycle. */
+ * fn runs on the finalizer thread (or, on demand, in gm_run_finalizers),
+ * one at a time, once obj is unreachable; obj is reachable again while fn
+ * runs and is freed by a later cycle. */
 GM_API void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg);
 GM_API void gm_keep_alive(const void *p);   /* runtime.KeepAlive */
 /* Blocks until every finalizer and cleanup queued so far has run (a testing

@@ -300,6 +300,11 @@ TEST(traced_concurrent_mutation_stress)
     gm_root_add(tslots, sizeof tslots);
     pthread_t th[NMUT];
     for (int i = 0; i < NMUT; i++) pthread_create(&th[i], NULL, tmutator, (void *)(uintptr_t)i);
+    while (atomic_load(&nmut) < 100) {      /* both set up and mutating (slow under sanitizers) */
+        gm_blocking_begin();
+        usleep(1000);
+        gm_blocking_end();
+    }
     long cycles = scaled(30);
     gm_memstats *st = stats();
     uint32_t gc0 = st->num_gc;

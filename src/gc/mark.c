@@ -54,6 +54,13 @@
  *      finalizer queue) are roots scanned at mark start and again at mark
  *      termination (records made during the mark); gm_weak_get shades its
  *      result while marking (a weak-to-strong conversion is a load).
+ *   6. Ephemerons (ephemeron.c) are the one edge greyed late: a value only
+ *      once its key is marked, by a fixpoint that runs whenever the worker
+ *      runs dry and in the termination pause; "no grey object left" there
+ *      also means "no pending ephemeron with a marked key".  Objects whose
+ *      type has a trace function (trace_fn.c) are scanned through it, and
+ *      stores into their undecodable slots go through gm_barrier, which is
+ *      rule 2's barrier.
  * Any thread may grey objects concurrently: mark bits are set with an atomic
  * OR while marking runs concurrently, and only the thread whose OR flipped
  * the bit queues the object.  gccheckmark (below) re-marks from scratch with

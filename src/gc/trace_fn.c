@@ -19,7 +19,10 @@
  * gc_traced_types, filled once per type at its first allocation (a
  * registry: an open-addressing table of 2^17 slots, written under reg_mu,
  * read without a lock; a one-entry per-thread cache in front).  At most
- * GC_MAX_TRACED_TYPES types can have a trace function (fatal beyond).
+ * GC_MAX_TRACED_TYPES types can have a trace function (fatal beyond).  The
+ * id arrays survive the reuse of a span structure (pageheap.c keeps them,
+ * span_init_small zeroes them); they are not yet counted in MemStats'
+ * gc_sys.
  * Invariant: for every allocated object i of a small scan span,
  * otypes == NULL or otypes[i] is the id of its type if traced, else 0; the
  * allocating thread writes it before the object's address leaves

@@ -395,12 +395,9 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
     size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
     uint64_t *hb = s->heap_bits;
     size_t tw = t ? t->size / WORD_SIZE : 0;
-    if (t && t->trace) tw = 0;                  /* traced: no pointer bits (trace_fn.c) */
     if (nwords <= 64 && tw <= 64) {
         uint64_t m;
-        if (t && t->trace) {
-            m = 0;
-        } else if (!t) {                               /* conservative */
+        if (!t) {                               /* conservative */
             size_t n = (size + WORD_SIZE - 1) / WORD_SIZE;
             m = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
         } else {
@@ -414,7 +411,7 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
     for (size_t i = 0; i < nwords; i++) {
         bool ptr;
         if (!t) ptr = i * WORD_SIZE < size;
-        else if (t->trace || i >= tw * count) ptr = false;
+        else if (i >= tw * count) ptr = false;
         else {
             size_t j = i % tw;
             ptr = (t->ptrmask[j / 8] >> (j % 8)) & 1;
@@ -425,9 +422,21 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
     }
 }
 
+/* A traced object's words: no pointer bits (its type id says how to scan
+ * it, trace_fn.c). */
+static void clear_heap_bits(gc_span *s, uintptr_t p)
+{
+    size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
+    if (nwords <= 64) {
+        write_bits_word(s->heap_bits, wo, nwords, 0);
+        return;
+    }
+    for (size_t i = 0; i < nwords; i++) s->heap_bits[(wo + i) >> 6] &= ~((uint64_t)1 << ((wo + i) & 63));
+}
+
 /* ---- mallocgc --------------------------------------------------------------- */
 
-enum { K_NOSCAN, K_TYPED, K_CONSERVATIVE };
+enum { K_NOSCAN, K_TYPED, K_CONSERVATIVE, K_TRACED };
 
 /* Small objects are zeroed with plain stores: a memset call (or the
  * "rep stos" a compiler makes of a loop) costs more than the stores. */
@@ -497,11 +506,12 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     }
     uintptr_t p = s->base + (uintptr_t)idx * s->elemsize;
     if (s->needzero) zero_object(p, s->elemsize);
-    if (kind != K_NOSCAN) {
-        const gm_type *ht = kind == K_TYPED ? t : NULL;
-        write_heap_bits(s, p, ht, count, size);
-        if (GM_UNLIKELY(s->otypes != NULL) || (ht && GM_UNLIKELY(ht->trace != NULL)))
-            gc_otype_note(s, (uint32_t)idx, ht && ht->trace ? ht : NULL);
+    if (kind == K_TRACED) {
+        clear_heap_bits(s, p);
+        gc_otype_note(s, (uint32_t)idx, t);
+    } else if (kind != K_NOSCAN) {
+        write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
+        if (GM_UNLIKELY(s->otypes != NULL)) gc_otype_note(s, (uint32_t)idx, NULL);   /* a traced one's slot */
     }
     /* allocate black while a mark is running: markers set bits in the same
      * word at the same time, hence the atomic OR */
@@ -513,7 +523,8 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
 void *gm_new(const gm_type *t)
 {
     gc_ensure_init();
-    if (t->ptrmask == NULL && t->trace == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
+    if (GM_UNLIKELY(t->trace != NULL)) return mallocgc(t->size, K_TRACED, t, 1);
+    if (t->ptrmask == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
     return mallocgc(t->size, K_TYPED, t, 1);
 }
 
@@ -521,7 +532,8 @@ void *gm_new_array(const gm_type *t, size_t n)
 {
     gc_ensure_init();
     if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
-    if (t->ptrmask == NULL && t->trace == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
+    if (GM_UNLIKELY(t->trace != NULL)) return mallocgc(t->size * n, K_TRACED, t, n);
+    if (t->ptrmask == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
     return mallocgc(t->size * n, K_TYPED, t, n);
 }
 

@@ -98,6 +98,8 @@ typedef struct gc_span {
     uint8_t noscan;
     uint8_t conservative;         /* large: scan word by word */
     uint64_t *heap_bits;          /* scan small spans: 1 bit per word, set = pointer */
+    uint16_t *otypes;             /* small scan span: per object, the id of its traced type
+                                     (0: none; trace_fn.c); NULL until one is allocated here */
     /* the rest */
     uint32_t nelems;
     uint32_t alloc_count;
@@ -114,8 +116,6 @@ typedef struct gc_span {
     gc_special *specials;         /* under special_mu */
     uint8_t in_special_list;      /* listed in special.c's spans-with-specials (special_mu) */
     uint64_t freed_at;            /* free runs: cycle number when freed */
-    uint16_t *otypes;             /* small scan span: per object, the id of its traced type
-                                     (0: none; trace_fn.c); NULL until one is allocated here */
     uint32_t otypes_cap;          /* entries of otypes */
     uint64_t bits[2][GC_BITS_WORDS];
     uint64_t ckbits[GC_BITS_WORDS]; /* gccheckmark's separate mark bits (debug.c) */

@@ -1,7 +1,8 @@
 /* gomap/gc.h - the garbage-collected heap (Go's runtime/malloc.go, mgc.go).
  *
  * Objects are allocated with gm_new / gm_new_array (typed: scanned precisely
- * by the type's ptrmask), gm_alloc_noscan (never scanned) or
+ * by the type's ptrmask, or by its trace function when it has one: see
+ * gomap/type.h and docs/gc.md), gm_alloc_noscan (never scanned) or
  * gm_alloc_conservative (every aligned word may be a pointer).  Memory is
  * zeroed.  Objects never move.  An object stays alive while it is reachable
  * from a root: the stacks and saved registers of attached threads (scanned
@@ -62,6 +63,13 @@ GM_API void  gm_atomic_store(void *slot, void *ptr);
 GM_API void *gm_atomic_swap(void *slot, void *ptr);            /* returns the old pointer */
 GM_API bool  gm_atomic_cas(void *slot, void *old, void *ptr);  /* true if *slot was old */
 
+/* The write barrier for a slot the collector cannot decode (a field of a
+ * type with a trace function: a tagged or NaN-boxed word).  Call it with the
+ * pointer the slot held and the pointer it is about to hold (decoded; NULL
+ * for none), then store the encoded word yourself.  Outside a mark it is a
+ * load and a branch.  (gm_typed_memmove / memclr read only ptrmask.) */
+GM_API void gm_barrier(const void *old_ptr, const void *new_ptr);
+
 /* ---- roots -------------------------------------------------------------- */
 GM_API void gm_root_add(void *start, size_t len);     /* a global or malloc'd range holding GC pointers */
 GM_API void gm_root_remove(void *start);              /* by the start given to gm_root_add */
@@ -74,13 +82,29 @@ GM_API void    gm_free_os_memory(void);     /* debug.FreeOSMemory: collect, retu
 
 /* ---- finalizers, cleanups, weak pointers --------------------------------- */
 /* runtime.SetFinalizer: obj must be the start of a GC object; fn NULL clears.
- * fn runs on the finalizer thread, one at a time, once obj is unreachable;
- * obj is reachable again while fn runs and is freed by a later cycle. */
+ * fn runs on the finalizer thread (or, on demand, in gm_run_finalizers),
+ * one at a time, once obj is unreachable; obj is reachable again while fn
+ * runs and is freed by a later cycle. */
 GM_API void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg);
 GM_API void gm_keep_alive(const void *p);   /* runtime.KeepAlive */
 /* Blocks until every finalizer and cleanup queued so far has run (a testing
  * and shutdown aid; not in Go). */
 GM_API void gm_finalizers_wait(void);
+
+/* Boehm's unordered finalizer: as gm_set_finalizer, but obj's finalizer
+ * runs even while obj is reachable from another finalizable object, so a
+ * cycle through such objects is collected (each member's fn may then see
+ * the others finalized already).  Same rules otherwise (resurrection, one
+ * finalizer per object, fn NULL clears). */
+GM_API void gm_set_finalizer_unordered(void *obj, void (*fn)(void *obj, void *arg), void *arg);
+/* On demand (true): the library's finalizer thread runs nothing; finalizers
+ * and cleanups wait in the queue until a thread calls gm_run_finalizers,
+ * which runs every queued one on the calling thread (attaching it if
+ * needed) and returns how many ran -- an interpreter calls it at its own
+ * safe points.  false (the default) hands the queue back to the thread.
+ * gm_finalizers_wait in on-demand mode runs the queue on its caller. */
+GM_API void   gm_finalizers_on_demand(bool on);
+GM_API size_t gm_run_finalizers(void);
 
 /* runtime.AddCleanup (Go 1.24): fn(arg) runs on the finalizer thread after
  * obj becomes unreachable; obj is not resurrected; several per object.  arg
@@ -96,6 +120,37 @@ GM_API void gm_cleanup_stop(gm_cleanup c);   /* Cleanup.Stop: no-op if it alread
 typedef struct gm_weak gm_weak;
 GM_API gm_weak *gm_weak_make(void *p);
 GM_API void    *gm_weak_get(const gm_weak *w);
+
+/* ---- object queries ----------------------------------------------------- */
+/* The start of the GC object holding p (p may point anywhere inside it), or
+ * NULL if p is not inside an allocated GC object (a stack, static or malloc
+ * address, a free slot, a zero-size object).  Lock-free apart from sweeping
+ * p's span first if the background sweeper has not reached it yet. */
+GM_API void    *gm_base(const void *p);
+/* The usable size of that object (its size class, or the pages of a large
+ * object: at least what was asked), or 0 when gm_base(p) is NULL. */
+GM_API size_t   gm_size(const void *p);
+/* The collector's live-heap estimate in bytes (what the pacer compares with
+ * the trigger): marked at the last cycle plus allocated since, counting the
+ * free slots of spans held by threads' caches.  One atomic load: no
+ * stop-the-world (unlike gm_read_memstats), so a language's
+ * collectgarbage("count") may call it freely. */
+GM_API uint64_t gm_heap_live(void);
+
+/* Ephemerons (JavaScript WeakMap entries, Lua weak-keyed tables, Scheme
+ * weak hash tables).  gm_ephemeron_new returns a GC object (keep it
+ * reachable like any other) holding key weakly and value strongly only
+ * while key is reachable from somewhere other than value (or other
+ * ephemerons' values): a value that points back at its key does not keep
+ * it alive.  Once the key is found unreachable, both reads return NULL
+ * (from the end of that cycle's mark, before finalizers of the key run).
+ * key must point into a GC object (a non-heap key is never collected: the
+ * value stays); key NULL gives an ephemeron that reads NULL.  Key and value
+ * are fixed at creation. */
+typedef struct gm_ephemeron gm_ephemeron;
+GM_API gm_ephemeron *gm_ephemeron_new(void *key, void *value);
+GM_API void *gm_ephemeron_key(const gm_ephemeron *e);     /* NULL once the key died */
+GM_API void *gm_ephemeron_value(const gm_ephemeron *e);   /* NULL once the key died */
 
 /* ---- statistics --------------------------------------------------------- */
 #define GM_NUM_SIZE_CLASSES 68   /* class 0 = large objects */

@@ -38,6 +38,19 @@ GM_API gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint); 
  * pointer into a value slot returned by gm_map_assign must do the same
  * (gm_store, gm_typed_memmove) -- or use gm_map_put. */
 GM_API gm_map *gm_map_new_gc(const gm_type *key, const gm_type *val, size_t hint);
+/* A weak-keyed GC map (JavaScript WeakMap, Lua weak-keyed tables): keys are
+ * GC pointers (key->size == sizeof(void *); compared by address, key's
+ * hash/equal unused), a key that is not inside a GC object is fatal.  An
+ * entry lives exactly while its key is reachable from outside the map's
+ * values: a value pointing back at its key (or at another entry's key) does
+ * not keep it.  After a cycle that found a key unreachable its entry is
+ * gone: len drops, get/delete miss it, iteration never returns it.  Values
+ * are held in boxes (GC objects of type val, which may have a trace
+ * function): get and assign return the box, stable for the entry's life; a
+ * caller writing pointers into it uses the write barrier as for any GC
+ * object.  All the gm_map_* calls apply except the _u32/_u64/_str fast
+ * paths; operations take a lock, so readers and writers may share it. */
+GM_API gm_map *gm_map_new_weak(const gm_type *key, const gm_type *val, size_t hint);
 GM_API void    gm_map_free(gm_map *m);               /* malloc maps; NULL is fine */
 GM_API size_t  gm_map_len(const gm_map *m);          /* len(m); NULL map -> 0 */
 GM_API void   *gm_map_get(const gm_map *m, const void *key);   /* mapaccess2: value slot or NULL */
@@ -136,7 +149,7 @@ GM_API const char *gm_map_check(const gm_map *m);
     typedef struct name name;                                                  \
     typedef struct name##_iter { gm_map_iter it; } name##_iter;                \
     static const gm_type name##_val_type_ = { sizeof(V), _Alignof(V), NULL,    \
-        NULL, NULL, 0, #V };                                                   \
+        NULL, NULL, 0, #V, NULL };                                             \
     static inline GM_MAYBE_UNUSED gm_map *name##_map(name *m) { return (gm_map *)(void *)m; }  \
     static inline GM_MAYBE_UNUSED name *name##_new(size_t hint)                                \
     { return (name *)(void *)gm_map_new(&(keytype), &name##_val_type_, hint); }\

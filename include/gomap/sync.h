@@ -168,7 +168,7 @@ GM_API void gm_syncmap_clear(gm_syncmap *m);
 #define GM_SYNCMAP_DEFINE(name, K, V, keytype)                                  \
     typedef struct name name;                                                  \
     static const gm_type name##_val_type_ = { sizeof(V), _Alignof(V), NULL,    \
-        NULL, NULL, 0, #V };                                                   \
+        NULL, NULL, 0, #V, NULL };                                                 \
     static inline gm_syncmap *name##_raw(name *m)                              \
     { return (gm_syncmap *)(void *)m; }                                        \
     static inline name *name##_new(void)                                       \

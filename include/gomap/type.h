@@ -22,6 +22,10 @@ extern "C" {
 #define GM_TYPE_KEY_UPDATE  0x2u  /* equal keys can differ in bits (+0/-0): assign rewrites the key */
 #define GM_TYPE_OWNED_STR   0x4u  /* gm_str key whose bytes a malloc map copies and frees */
 
+/* The visitor a trace function reports decoded pointers to (interior
+ * pointers and non-heap addresses are fine: the collector filters them). */
+typedef void gm_visit_fn(void *ptr, void *ctx);
+
 typedef struct gm_type {
     size_t size;        /* bytes; 0 is legal (Go's struct{}) */
     size_t align;       /* power of two; size is a multiple of it */
@@ -30,6 +34,16 @@ typedef struct gm_type {
     const uint8_t *ptrmask; /* bit i set: pointer-sized word i holds a GC pointer; NULL: none */
     uint32_t flags;     /* GM_TYPE_* */
     const char *name;
+    /* Optional (a trailing field: positional initializers that stop at name
+     * leave it NULL).  When set, the collector does not read ptrmask for
+     * objects of this type: it calls trace(obj, visit, ctx) for each element
+     * (gm_new: one; gm_new_array: each), and trace calls visit(p, ctx) for
+     * every GC pointer it decodes from the element (a tagged or NaN-boxed
+     * word, a high-bit-tagged pointer...).  It runs on collector threads,
+     * concurrently with mutators, possibly on a zeroed or half-written
+     * element: it must only read the element, never allocate, lock or call
+     * into gomap except visit.  Stores into such slots use gm_barrier. */
+    void (*trace)(const void *obj, gm_visit_fn *visit, void *ctx);
 } gm_type;
 
 /* A string: bytes and a length, not NUL-terminated (Go's string header). */
@@ -66,12 +80,12 @@ GM_API uint64_t gm_hash_mix(uint64_t h, uint64_t field_hash);
     static GM_MAYBE_UNUSED bool name##_equalfn(const void *a, const void *b)                   \
     { return gm_mem_equal(a, b, sizeof(ctype)); }                              \
     static const gm_type name = { sizeof(ctype), _Alignof(ctype),              \
-        name##_hashfn, name##_equalfn, NULL, 0, #ctype }
+        name##_hashfn, name##_equalfn, NULL, 0, #ctype, NULL }
 
 /* GM_TYPE_DEFINE_VALUE(name, ctype): a pointer-free value type (not a key). */
 #define GM_TYPE_DEFINE_VALUE(name, ctype)                                      \
     static const gm_type name = { sizeof(ctype), _Alignof(ctype),              \
-        NULL, NULL, NULL, 0, #ctype }
+        NULL, NULL, NULL, 0, #ctype, NULL }
 
 GM_API bool gm_mem_equal(const void *a, const void *b, size_t n);
 

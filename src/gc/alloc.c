@@ -11,8 +11,9 @@
  *
  * TYPES.  Small scan spans carry one heap bit per word (1 = this word holds
  * a pointer), written at allocation from the type's ptrmask, repeated for
- * arrays; conservative objects get every bit set.  Large objects record the
- * type and the array length in their span.  Noscan spans have no bits.
+ * arrays; conservative objects get every bit set; objects of a type with a
+ * trace function get none, and their type id in the span (trace_fn.c).
+ * Large objects record the type and the array length in their span.  Noscan spans have no bits.
  *
  * ACCOUNTING (as Go).  gc_heap_live_a counts a span's free slots as used as
  * soon as an mcache takes it (so the fast path updates no counter) and gives
@@ -153,6 +154,7 @@ static void span_init_small(gc_span *s, unsigned spc)
     s->divmul = gc_classes[cl].divmul;
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (!s->noscan) gc_heap_bits_reserve(s);
+    gc_otypes_reset(s);
     refresh_cache(s);
     /* a concurrent marker that looks the span up sees limit 0 (no object)
      * until the geometry and the heap bits are in place: limit publishes
@@ -422,9 +424,21 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
     }
 }
 
+/* A traced object's words: no pointer bits (its type id says how to scan
+ * it, trace_fn.c). */
+static void clear_heap_bits(gc_span *s, uintptr_t p)
+{
+    size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
+    if (nwords <= 64) {
+        write_bits_word(s->heap_bits, wo, nwords, 0);
+        return;
+    }
+    for (size_t i = 0; i < nwords; i++) s->heap_bits[(wo + i) >> 6] &= ~((uint64_t)1 << ((wo + i) & 63));
+}
+
 /* ---- mallocgc --------------------------------------------------------------- */
 
-enum { K_NOSCAN, K_TYPED, K_CONSERVATIVE };
+enum { K_NOSCAN, K_TYPED, K_CONSERVATIVE, K_TRACED };
 
 /* Small objects are zeroed with plain stores: a memset call (or the
  * "rep stos" a compiler makes of a loop) costs more than the stores. */
@@ -494,7 +508,13 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     }
     uintptr_t p = s->base + (uintptr_t)idx * s->elemsize;
     if (s->needzero) zero_object(p, s->elemsize);
-    if (kind != K_NOSCAN) write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
+    if (kind == K_TRACED) {
+        clear_heap_bits(s, p);
+        gc_otype_note(s, (uint32_t)idx, t);
+    } else if (kind != K_NOSCAN) {
+        write_heap_bits(s, p, kind == K_TYPED ? t : NULL, count, size);
+        if (GM_UNLIKELY(s->otypes != NULL)) gc_otype_note(s, (uint32_t)idx, NULL);   /* a traced one's slot */
+    }
     /* allocate black while a mark is running: markers set bits in the same
      * word at the same time, hence the atomic OR */
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF)) {
@@ -508,6 +528,7 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
 void *gm_new(const gm_type *t)
 {
     gc_ensure_init();
+    if (GM_UNLIKELY(t->trace != NULL)) return mallocgc(t->size, K_TRACED, t, 1);
     if (t->ptrmask == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
     return mallocgc(t->size, K_TYPED, t, 1);
 }
@@ -516,6 +537,7 @@ void *gm_new_array(const gm_type *t, size_t n)
 {
     gc_ensure_init();
     if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
+    if (GM_UNLIKELY(t->trace != NULL)) return mallocgc(t->size * n, K_TRACED, t, n);
     if (t->ptrmask == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
     return mallocgc(t->size * n, K_TYPED, t, n);
 }

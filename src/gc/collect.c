@@ -11,7 +11,8 @@
  *      threads scan their own stacks at safepoints and assist.
  *   3. mark termination (stop the world) once nothing is grey and no stack
  *      is pending: flush barrier buffers, rescan root ranges, scan every
- *      stack again (mark.c, rule 3), drain at most STW_MARK_BUDGET; grey
+ *      stack again (mark.c, rule 3), drain at most STW_MARK_BUDGET, then one
+ *      pass of the ephemeron fixpoint (ephemeron.c); grey
  *      objects left: back to concurrent marking (after STW_TRIES attempts:
  *      drain all).  Then
  *      checkmark, specials, sweepgen += 2 (every in-use span unswept),
@@ -539,6 +540,12 @@ static bool try_terminate(int attempt)
     gc_special_mark_roots();   /* records made during the mark (only spans with records) */
     uint64_t ta = gc_nanotime();
     uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
+    /* the ephemeron fixpoint (ephemeron.c): values of keys marked since */
+    while (gc_wq_empty() && gc_ephemeron_progress(&gc_work)) {
+        gc_work_publish(&gc_work);
+        if (attempt < STW_TRIES) break;
+        did += gc_mark_drain_some(&gc_work, UINT64_MAX, NULL);
+    }
     atomic_fetch_add_explicit(&total_mark_cpu_ns_a, gc_thread_cpu_ns() - c0, memory_order_relaxed);
     if (gc_opt.gctrace >= 2)
         fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan, %.3f ms drain (%llu bytes)%s\n",
@@ -607,6 +614,10 @@ static void mark_cycle(void)
          * hands (it publishes what it holds when its step ends) */
         if (did == 0 && pending == 0 && gc_wq_empty() &&
             atomic_load_explicit(&gc_mark_drainers_a, memory_order_acquire) == 0) {
+            if (gc_ephemeron_progress(w)) {     /* keys marked since: their values */
+                gc_work_publish(w);
+                continue;
+            }
             if (try_terminate(attempt++)) {
                 wake_sweeper();
                 return;
@@ -743,6 +754,7 @@ static void cycle_stw(bool forced, uint64_t t_stop)
     uint64_t c1 = gc_thread_cpu_ns();
     gc_mark_roots();
     gc_mark_drain_parallel();
+    while (gc_ephemeron_progress(&gc_work)) gc_mark_drain();   /* the ephemeron fixpoint */
     /* the collector thread's CPU (the helpers of gcworkers>1 are not counted) */
     atomic_fetch_add_explicit(&total_mark_cpu_ns_a, gc_thread_cpu_ns() - c1, memory_order_relaxed);
     atomic_store_explicit(&gc_marked_bytes_a, gc_marked_bytes, memory_order_relaxed);

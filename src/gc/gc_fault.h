@@ -26,6 +26,11 @@ GM_API int gm_gc_fault_hold_mark(int on);
 /* 1 while a concurrent mark is in progress (between mark setup and mark
  * termination), else 0. */
 GM_API int gm_gc_fault_marking(void);
+
+/* 1 while gccheckmark's re-mark runs (the world stopped, after the real
+ * mark), else 0: a test's trace function can hide a pointer from the real
+ * mark only, and see checkmark report the object it hid. */
+GM_API int gm_gc_fault_checkmarking(void);
 #endif
 
 #endif

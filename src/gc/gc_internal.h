@@ -12,11 +12,16 @@
  *   collect.c    the cycle: phases, mark worker, assists, pacer, background
  *                sweeper, memstats, gctrace, trace events
  *   special.c    finalizers, cleanups, weak handles (per-span special records)
+ *   trace_fn.c   types with a trace function (per-object type ids of small
+ *                objects), gm_barrier, object queries (gm_base, gm_size,
+ *                gm_heap_live)
+ *   ephemeron.c  ephemerons: the pending list, the fixpoint in the mark,
+ *                clearing at mark termination
  *   barrier.c    the hybrid write barrier (gm_store, gm_typed_memmove,
  *                gm_typed_memclr, gm_atomic_*), buffered per thread
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
  *
- * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
+ * Lock order (outer first): special_mu -> finq_mu -> eph_mu; pacer_mu -> heap_lock;
  * cycle_mu is never held with another; wq.mu (mark queue) neither;
  * central[i].lock / large_lock -> heap_lock.  world_mu, roots_mu, bg_mu,
  * stats_mu and the mark pool's locks are never held with another.  No lock
@@ -93,6 +98,8 @@ typedef struct gc_span {
     uint8_t noscan;
     uint8_t conservative;         /* large: scan word by word */
     uint64_t *heap_bits;          /* scan small spans: 1 bit per word, set = pointer */
+    uint16_t *otypes;             /* small scan span: per object, the id of its traced type
+                                     (0: none; trace_fn.c); NULL until one is allocated here */
     /* the rest */
     uint32_t nelems;
     uint32_t alloc_count;
@@ -111,6 +118,7 @@ typedef struct gc_span {
     uint64_t freed_at;            /* free runs: cycle number when freed */
     _Atomic uint8_t queued;       /* span mark queue: on a work queue, not yet scanned (mark.c) */
     uint64_t scan_bits[GC_BITS_WORDS]; /* span mark queue: objects scanned this cycle (mark.c) */
+    uint32_t otypes_cap;          /* entries of otypes */
     uint64_t bits[2][GC_BITS_WORDS];
     uint64_t ckbits[GC_BITS_WORDS]; /* gccheckmark's separate mark bits (debug.c) */
 } __attribute__((aligned(64))) gc_span;
@@ -339,6 +347,39 @@ GM_INTERNAL void gc_scan_range_conservative(uintptr_t lo, uintptr_t hi);
 GM_INTERNAL void gc_scan_object_referents(uintptr_t base, gc_span *s); /* push what obj points to */
 static inline bool gc_is_marked(const gc_span *s, uint32_t i) { return gc_bit(s->mark_bits, i); }
 
+/* ---- types with a trace function (trace_fn.c) ------------------------------ */
+#define GC_MAX_TRACED_TYPES 65535
+extern const gm_type *gc_traced_types[GC_MAX_TRACED_TYPES + 1];  /* by id; [0] unused */
+/* Allocation of object idx of small scan span s: t is its type if traced,
+ * else NULL (called when t is traced or s already has ids). */
+GM_INTERNAL void gc_otype_note(gc_span *s, uint32_t idx, const gm_type *t);
+GM_INTERNAL void gc_otypes_reset(gc_span *s);   /* span (re)initialised */
+/* The traced type of object i of a small span, or NULL (racy, as marking). */
+GC_RACY static inline const gm_type *gc_otype(const gc_span *s, uint32_t i)
+{
+    const uint16_t *o = __atomic_load_n(&s->otypes, __ATOMIC_ACQUIRE);
+    if (o == NULL) return NULL;
+    uint16_t id = __atomic_load_n(&o[i], __ATOMIC_RELAXED);
+    return id ? gc_traced_types[id] : NULL;
+}
+/* Calls t->trace on each of the count elements at base, visiting into w. */
+GM_INTERNAL void gc_trace_object(gc_workbuf *w, uintptr_t base, const gm_type *t, size_t count);
+/* 1 while gccheckmark's re-mark runs (for a fault-injection test) */
+extern _Atomic int gc_checkmarking_a;
+
+/* ---- ephemerons (ephemeron.c) ------------------------------------------------ */
+/* Marking, any thread: shades the values of pending ephemerons whose keys
+ * are now marked into w; returns how many. */
+GM_INTERNAL size_t gc_ephemeron_progress(gc_workbuf *w);
+/* World stopped, after a complete drain (gc_mark_drain): runs the fixpoint
+ * to its end, then clears every ephemeron whose key is still unmarked. */
+GM_INTERNAL void gc_ephemeron_finish(void);
+/* Bumped each time mark termination clears at least one ephemeron. */
+GM_INTERNAL uint64_t gc_ephemeron_epoch(void);
+/* Cleared (its key died)?  A read that does not shade: for tables that
+ * skip dead entries without handing out their keys (map_weak.c). */
+GM_INTERNAL bool gc_ephemeron_dead(const gm_ephemeron *e);
+
 /* ---- roots ------------------------------------------------------------- */
 GM_INTERNAL void gc_roots_scan(void);
 GM_INTERNAL uint64_t gc_roots_bytes(void);
@@ -383,6 +424,7 @@ struct gc_special {
     void *arg;
     uint64_t id;
     uintptr_t *weak_cell;  /* SP_WEAK: the handle object (one word: the pointer) */
+    bool unordered;        /* SP_FINALIZER: gm_set_finalizer_unordered (referents not marked at mark start) */
 };
 extern pthread_mutex_t gc_special_mu;
 GM_INTERNAL void gc_special_mark_roots(void);    /* STW mark: finalizer referents, args, queue */

@@ -54,6 +54,13 @@
  *      finalizer queue) are roots scanned at mark start and again at mark
  *      termination (records made during the mark); gm_weak_get shades its
  *      result while marking (a weak-to-strong conversion is a load).
+ *   6. Ephemerons (ephemeron.c) are the one edge greyed late: a value only
+ *      once its key is marked, by a fixpoint that runs whenever the worker
+ *      runs dry and in the termination pause; "no grey object left" there
+ *      also means "no pending ephemeron with a marked key".  Objects whose
+ *      type has a trace function (trace_fn.c) are scanned through it, and
+ *      stores into their undecodable slots go through gm_barrier, which is
+ *      rule 2's barrier.
  * Any thread may grey objects concurrently: mark bits are set with an atomic
  * OR while marking runs concurrently, and only the thread whose OR flipped
  * the bit queues the object.  gccheckmark (below) re-marks from scratch with
@@ -70,7 +77,8 @@
  * conservatively: any aligned word that points into an allocated object
  * (interior pointers included) marks that object.  Heap objects are scanned
  * through their heap bits (typed small objects), their span's type (typed
- * large objects), or word by word (conservative objects).  A word marked as
+ * large objects), their type's trace function (types that decode their own
+ * pointers: trace_fn.c), or word by word (conservative objects).  A word marked as
  * a pointer may still hold a non-heap address; gc_find_object filters it.
  *
  * The scanners read stacks and user ranges that sanitizers consider off
@@ -319,8 +327,16 @@ __attribute__((always_inline)) GC_NO_TSAN static inline void scan_object(gc_work
     w->scanned += span_obj_bytes(s);
     if (GM_UNLIKELY(s->sizeclass == 0)) {
         if (s->conservative) scan_heap_conservative(w, base, s->limit);
+        else if (s->type && s->type->trace) gc_trace_object(w, base, s->type, s->count);
         else if (s->type) scan_large_typed(w, base, s->type, s->count);
         return;
+    }
+    if (GM_UNLIKELY(s->otypes != NULL)) {        /* traced small objects (trace_fn.c) */
+        const gm_type *t = gc_otype(s, gc_obj_index(s, base));
+        if (t) {
+            gc_trace_object(w, base, t, s->elemsize / t->size);
+            return;
+        }
     }
     scan_small(w, base, s);
 }
@@ -812,20 +828,25 @@ static void ck_clear(void)
     for (size_t k = 0; k < n; k++) memset(all[k]->ckbits, 0, sizeof all[k]->ckbits);
 }
 
+static const char *obj_type_name(const gc_span *s, uintptr_t base)
+{
+    const gm_type *ot = s->sizeclass && s->otypes ? gc_otype(s, gc_obj_index(s, base)) : NULL;
+    return ot && ot->name                                  ? ot->name
+           : s->sizeclass == 0 && s->type && s->type->name ? s->type->name
+           : s->conservative                               ? "(conservative)"
+           : s->noscan                                     ? "(noscan, type not recorded)"
+                                                           : "(type not recorded for small objects)";
+}
+
 __attribute__((noinline)) static void checkmark_unmarked(gc_workbuf *w, gc_span *s, uintptr_t base)
 {
-    const char *tn = s->sizeclass == 0 && s->type && s->type->name ? s->type->name
-                     : s->conservative                             ? "(conservative)"
-                     : s->noscan                                   ? "(noscan, type not recorded)"
-                                                                   : "(type not recorded for small objects)";
     gm_errorf("runtime: checkmark found unmarked object obj=%#lx size=%llu type=%s span=%#lx class=%u",
-              (unsigned long)base, (unsigned long long)span_obj_bytes(s), tn, (unsigned long)s->base,
-              s->sizeclass);
+              (unsigned long)base, (unsigned long long)span_obj_bytes(s), obj_type_name(s, base),
+              (unsigned long)s->base, s->sizeclass);
     if (w->parent) {
         gc_span *ps = gc_span_of(w->parent);
         gm_errorf("runtime: reached from object %#lx size=%llu type=%s", (unsigned long)w->parent,
-                  (unsigned long long)(ps ? span_obj_bytes(ps) : 0),
-                  ps && ps->sizeclass == 0 && ps->type && ps->type->name ? ps->type->name : "?");
+                  (unsigned long long)(ps ? span_obj_bytes(ps) : 0), ps ? obj_type_name(ps, w->parent) : "?");
     } else {
         gm_errorf("runtime: reached directly from %s", w->root ? w->root : "a root");
     }
@@ -836,6 +857,7 @@ static gc_workbuf ck_work;
 
 void gc_checkmark(void)
 {
+    atomic_store_explicit(&gc_checkmarking_a, 1, memory_order_relaxed);
     ck_clear();
     ck_work.checkmark = true;
     ck_work.shared = false;
@@ -850,5 +872,6 @@ void gc_checkmark(void)
     gc_work = saved;
     drain(&ck_work);
     ck_work.n = 0;
+    atomic_store_explicit(&gc_checkmarking_a, 0, memory_order_relaxed);
 }
 

@@ -105,14 +105,20 @@ static gc_span *span_struct_new(void)
         allspans[nallspans++] = s;
         s->heap_bits = NULL;
         s->heap_bits_words = 0;
+        s->otypes = NULL;
+        s->otypes_cap = 0;
         hs.span_structs++;
         hs.span_bytes += sizeof *s;
     }
-    uint64_t *hb = s->heap_bits;
+    uint64_t *hb = s->heap_bits;       /* side arrays stay with the structure */
     size_t hbw = s->heap_bits_words;
+    uint16_t *ot = s->otypes;
+    uint32_t otc = s->otypes_cap;
     memset(s, 0, sizeof *s);
     s->heap_bits = hb;
     s->heap_bits_words = hbw;
+    s->otypes = ot;                     /* zeroed by span_init_small before use */
+    s->otypes_cap = otc;
     s->alloc_bits = s->bits[0];
     s->mark_bits = s->bits[1];
     return s;

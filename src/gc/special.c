@@ -11,25 +11,42 @@
  *              finalizers, B is reachable from A and only A's runs this cycle;
  *              a cycle through a finalizable object marks itself and is never
  *              collected.
+ *   unordered finalizer (gm_set_finalizer_unordered, Boehm's no-order
+ *              finalizers): only fn's arg is marked.  The object is queued
+ *              as soon as nothing but finalizable objects reach it, even from
+ *              an object whose finalizer runs in the same cycle, so a cycle
+ *              of such objects is collected: every member is queued at once,
+ *              in one pass of step 2 below (before the drain that resurrects
+ *              them), and each fn may see the others already finalized.
  *   cleanup:   arg is marked; the object is not (no resurrection).
  *   weak:      the handle object is marked; the target is not.
  * AFTER THE DRAIN, in this order:
- *   1. weak handles of unmarked objects are cleared (before any finalizer
- *      resurrects its object, as Go 1.24 documents);
+ *   1. ephemerons of unmarked keys and weak handles of unmarked objects are
+ *      cleared (before any finalizer resurrects its object, as Go 1.24
+ *      documents for weak pointers);
  *   2. each unmarked finalizable object is marked (resurrected), its record
  *      removed, and (obj, fn, arg) queued for the finalizer thread; the queue
  *      is a root until the finalizer has been taken off it;
- *   3. the queue drains, then cleanups of objects still unmarked are queued.
+ *   3. the queue drains (and the ephemeron fixpoint after it: ephemerons
+ *      first reached from resurrected objects), then cleanups of objects
+ *      still unmarked are queued.
  * A finalized object is freed by the first cycle after its finalizer ran and
  * nothing revived it.
  *
  * The finalizer thread is an attached mutator; it runs the queue one entry
- * at a time, in queue order.
+ * at a time, in queue order.  ON DEMAND (gm_finalizers_on_demand(true)) it
+ * leaves the queue alone, and the queue runs only when a mutator calls
+ * gm_run_finalizers (at its own safe points: an interpreter's __gc or
+ * FinalizationRegistry callbacks run on the interpreter's thread).  Several
+ * runners may pop entries concurrently (the queue is under finq_mu); an
+ * entry is run by exactly one of them, and finq_pending counts entries
+ * queued or running, for gm_finalizers_wait.
  */
 #include "gc/gc_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 pthread_mutex_t gc_special_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t next_special_id = 1;
@@ -128,7 +145,7 @@ static void unlink_special(gc_span *s, gc_special *x)
 
 /* ---- finalizers ------------------------------------------------------------------- */
 
-void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg)
+static void set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg, bool unordered)
 {
     gc_ensure_init();
     if (obj == NULL) gm_fatal("runtime.SetFinalizer: first argument is nil");
@@ -157,8 +174,19 @@ void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg)
     sp = new_special(SP_FINALIZER, off);
     sp->fin = fn;
     sp->arg = arg;
+    sp->unordered = unordered;
     link_special(s, sp);
     pthread_mutex_unlock(&gc_special_mu);
+}
+
+void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg)
+{
+    set_finalizer(obj, fn, arg, false);
+}
+
+void gm_set_finalizer_unordered(void *obj, void (*fn)(void *obj, void *arg), void *arg)
+{
+    set_finalizer(obj, fn, arg, true);
 }
 
 __attribute__((noinline)) void gm_keep_alive(const void *p)
@@ -264,7 +292,7 @@ void gc_special_mark_roots(void)
         for (gc_special *sp = s->specials; sp; sp = sp->next) {
             switch (sp->kind) {
             case SP_FINALIZER:
-                gc_scan_object_referents(s->base + sp->offset, s);
+                if (!sp->unordered) gc_scan_object_referents(s->base + sp->offset, s);
                 gc_shade((uintptr_t)sp->arg);
                 break;
             case SP_CLEANUP:
@@ -336,9 +364,11 @@ void gc_special_mark_done(void)
 {
     pthread_mutex_lock(&gc_special_mu);
     pthread_mutex_lock(&finq_mu);
+    gc_ephemeron_finish();     /* dead keys' ephemerons cleared, as weak handles */
     process(SP_WEAK);
     process(SP_FINALIZER);
     gc_mark_drain();
+    gc_ephemeron_finish();     /* ephemerons reached from resurrected objects */
     size_t q = process(SP_CLEANUP);
     q += finq_pending;
     if (q) pthread_cond_signal(&finq_cv);
@@ -383,10 +413,17 @@ size_t gc_special_verify(void)
 /* Pops and runs one entry.  Separate and not inlined so that no copy of the
  * object's address stays in finalizer_main's frame or registers afterwards:
  * the thread's stack is scanned conservatively while it waits. */
-__attribute__((noinline)) static void run_one(void)
+static _Atomic bool on_demand_a;   /* gm_finalizers_on_demand */
+
+/* false if the queue was empty (another runner took the entry) */
+__attribute__((noinline)) static bool run_one(void)
 {
     pthread_mutex_lock(&finq_mu);
     finq_entry *e = finq_head;
+    if (e == NULL) {
+        pthread_mutex_unlock(&finq_mu);
+        return false;
+    }
     finq_head = e->next;
     if (!finq_head) finq_tail = NULL;
     pthread_mutex_unlock(&finq_mu);
@@ -396,6 +433,14 @@ __attribute__((noinline)) static void run_one(void)
     free(e);
     if (obj) fin(obj, a);
     else cl(a);
+    return true;
+}
+
+static void ran_one(void)
+{
+    pthread_mutex_lock(&finq_mu);
+    if (--finq_pending == 0) pthread_cond_broadcast(&finq_done_cv);
+    pthread_mutex_unlock(&finq_mu);
 }
 
 /* Overwrites the dead frames the finalizer just used. */
@@ -413,16 +458,15 @@ static void *finalizer_main(void *arg)
     for (;;) {
         gm_blocking_begin();
         pthread_mutex_lock(&finq_mu);
-        while (!finq_head) pthread_cond_wait(&finq_cv, &finq_mu);
+        while (!finq_head || atomic_load_explicit(&on_demand_a, memory_order_relaxed))
+            pthread_cond_wait(&finq_cv, &finq_mu);
         pthread_mutex_unlock(&finq_mu);
         gm_blocking_end();
         /* running: no cycle can start before run_one's first safepoint, and
          * by then the entry's object is in run_one's frame */
-        run_one();
+        if (!run_one()) continue;
         scrub_stack();
-        pthread_mutex_lock(&finq_mu);
-        if (--finq_pending == 0) pthread_cond_broadcast(&finq_done_cv);
-        pthread_mutex_unlock(&finq_mu);
+        ran_one();
     }
     return NULL;
 }
@@ -462,9 +506,41 @@ static void start_thread(void)
 
 void gc_finq_start_thread(void) { pthread_once(&finq_once, start_thread); }
 
+void gm_finalizers_on_demand(bool on)
+{
+    gc_ensure_init();
+    pthread_mutex_lock(&finq_mu);
+    atomic_store_explicit(&on_demand_a, on, memory_order_relaxed);
+    pthread_cond_broadcast(&finq_cv);          /* off: the thread resumes the queue */
+    pthread_mutex_unlock(&finq_mu);
+}
+
+size_t gm_run_finalizers(void)
+{
+    gc_ensure_init();
+    (void)gc_thread_auto();                    /* finalizers touch the heap: a mutator */
+    size_t n = 0;
+    while (run_one()) {
+        ran_one();
+        n++;
+    }
+    if (n) scrub_stack();
+    return n;
+}
+
 void gm_finalizers_wait(void)
 {
     gc_ensure_init();
+    while (atomic_load_explicit(&on_demand_a, memory_order_relaxed)) {
+        gm_run_finalizers();                   /* others may be running entries: wait for them */
+        pthread_mutex_lock(&finq_mu);
+        bool done = finq_pending == 0;
+        pthread_mutex_unlock(&finq_mu);
+        if (done) return;
+        gm_blocking_begin();
+        usleep(1000);
+        gm_blocking_end();
+    }
     gc_finq_start_thread();
     gm_blocking_begin();
     pthread_mutex_lock(&finq_mu);

@@ -180,6 +180,13 @@ static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, boo
         errno = EINVAL;
         return NULL;
     }
+    if (gc && (key->trace || val->trace)) {   /* buckets are scanned by a ptrmask */
+        gm_errorf("%s: %s type %s has a trace function: store a pointer to a GC object of it "
+                  "instead", fn, key->trace ? "key" : "value",
+                  (key->trace ? key : val)->name ? (key->trace ? key : val)->name : "?");
+        errno = EINVAL;
+        return NULL;
+    }
     gm_map *m = gc ? gm_alloc_conservative(sizeof *m) : gm_map_malloc(sizeof *m, _Alignof(gm_map));
     if (m == NULL) goto oom;
     if (!gc) memset(m, 0, sizeof *m);
@@ -243,7 +250,11 @@ bool gm_map_first_array(gm_map *m)
     return true;
 }
 
-size_t gm_map_len(const gm_map *m) { return m ? m->count : 0; }
+size_t gm_map_len(const gm_map *m)
+{
+    if (WEAK_FRONT(m)) return gm_wmap_len(m);
+    return m ? m->count : 0;
+}
 const gm_type *gm_map_key_type(const gm_map *m) { return m ? m->kt : NULL; }
 const gm_type *gm_map_val_type(const gm_map *m) { return m ? m->vt : NULL; }
 
@@ -320,12 +331,14 @@ uint8_t *gm_map_access_k(gm_map *m, const void *key, uint8_t **elem)
 
 void *gm_map_get(const gm_map *m, const void *key)
 {
+    if (WEAK_FRONT(m)) return gm_wmap_get(m, key);
     uint8_t *e;
     return gm_map_access_k((gm_map *)m, key, &e) ? e : NULL;
 }
 
 const void *gm_map_get_or_zero(const gm_map *m, const void *key)
 {
+    if (WEAK_FRONT(m)) return gm_wmap_get_or_zero(m, key);
     void *e = gm_map_get(m, key);
     if (e) return e;
     return m && m->zero ? m->zero : zero_buf;
@@ -714,11 +727,16 @@ void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
 
 void *gm_map_assign(gm_map *m, const void *key)
 {
+    if (WEAK_FRONT(m)) return gm_wmap_assign(m, key);
     return assign_entry(m, KK_GENERIC, key);
 }
 
 void gm_map_put(gm_map *m, const void *key, const void *val)
 {
+    if (WEAK_FRONT(m)) {
+        gm_wmap_put(m, key, val);
+        return;
+    }
     void *e = gm_map_assign(m, key);
     if (e == NULL) gm_fatal("runtime: out of memory");
     if (m->gc && m->vt->ptrmask) gm_typed_memmove(m->vt, e, val);
@@ -777,6 +795,7 @@ void gm_map_emptied(gm_map *m)
 
 bool gm_map_delete(gm_map *m, const void *key)
 {
+    if (WEAK_FRONT(m)) return gm_wmap_delete(m, key);
     return delete_entry(m, KK_GENERIC, key);
 }
 
@@ -801,6 +820,10 @@ static void free_all_entry_storage(gm_map *m)
 
 void gm_map_clear(gm_map *m)
 {
+    if (WEAK_FRONT(m)) {
+        gm_wmap_clear(m);
+        return;
+    }
     if (m == NULL || m->count == 0) return;
     gm_map_begin_write(m);
     /* Every running iterator stops (Go issue 59411); they notice the new
@@ -841,6 +864,7 @@ void gm_map_free(gm_map *m)
 gm_map *gm_map_clone(const gm_map *src)
 {
     if (src == NULL) return NULL;
+    if (WEAK_FRONT(src)) return gm_wmap_clone(src);
     gm_map *m = map_make(src->kt, src->vt, src->count, src->gc);
     if (m == NULL) return NULL;
     gm_map_iter it;
@@ -867,6 +891,10 @@ void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
 {
     memset(out, 0, sizeof *out);
     if (m == NULL) return;
+    if (WEAK_FRONT(m)) {
+        gm_wmap_stats(m, out);
+        return;
+    }
     out->count = m->count;
     out->b = m->B;
     out->nbuckets = (size_t)1 << m->B;

@@ -115,7 +115,31 @@ struct gm_map {
     size_t grow_at;                     /* inserting a new key at this count grows (SIZE_MAX: resizing) */
     uint32_t ovf_limit;                 /* this many overflow buckets call for a same-size grow */
     uint8_t min_B;                      /* never shrink below the size hinted at creation */
+
+    /* weak-keyed maps (map_weak.c): the header the user holds is a front
+     * with only kt, vt, gc and weak set; the entries live in a table behind
+     * it, whose weak_back points to the same gm_wmap */
+    struct gm_wmap *weak;               /* this header is a weak map's front */
+    struct gm_wmap *weak_back;          /* this table is behind a front: iterators translate */
 };
+
+/* The public entry points of map.c / map_iter.c / map_check.c hand a weak
+ * map's front to map_weak.c (one test of a field already in cache). */
+#define WEAK_FRONT(m) GM_UNLIKELY((m) != NULL && (m)->weak != NULL)
+GM_INTERNAL size_t gm_wmap_len(const gm_map *m);
+GM_INTERNAL void *gm_wmap_get(const gm_map *m, const void *key);
+GM_INTERNAL const void *gm_wmap_get_or_zero(const gm_map *m, const void *key);
+GM_INTERNAL void *gm_wmap_assign(gm_map *m, const void *key);
+GM_INTERNAL void gm_wmap_put(gm_map *m, const void *key, const void *val);
+GM_INTERNAL bool gm_wmap_delete(gm_map *m, const void *key);
+GM_INTERNAL void gm_wmap_clear(gm_map *m);
+GM_INTERNAL gm_map *gm_wmap_clone(const gm_map *m);
+GM_INTERNAL void gm_wmap_iter_init(gm_map_iter *it, gm_map *m);
+GM_INTERNAL bool gm_wmap_iter_next(gm_map_iter *it, const void **keyp, void **valp);
+GM_INTERNAL const char *gm_wmap_check(const gm_map *m);
+GM_INTERNAL void gm_wmap_stats(const gm_map *m, gm_map_stats *out);
+/* gm_map_iter_next without the weak-map translation */
+GM_INTERNAL bool gm_map_iter_next_raw(gm_map_iter *it, const void **keyp, void **valp);
 
 /* ---- bucket accessors ---- */
 static inline uint8_t *b_key(const gm_map *m, uint8_t *b, unsigned i)

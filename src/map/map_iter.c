@@ -42,6 +42,10 @@ static void iter_finish(gm_map_iter *it)
 
 void gm_map_iter_init(gm_map_iter *it, gm_map *m)
 {
+    if (WEAK_FRONT(m)) {
+        gm_wmap_iter_init(it, m);
+        return;
+    }
     memset(it, 0, sizeof *it);
     it->done = 1;
     if (m == NULL || m->count == 0) return;
@@ -187,6 +191,12 @@ __attribute__((noinline)) static bool iter_next_slow(gm_map_iter *it, const void
 }
 
 bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
+{
+    if (GM_UNLIKELY(!it->done && it->m->weak_back != NULL)) return gm_wmap_iter_next(it, keyp, valp);
+    return gm_map_iter_next_raw(it, keyp, valp);
+}
+
+bool gm_map_iter_next_raw(gm_map_iter *it, const void **keyp, void **valp)
 {
     if (it->done) return false;
     gm_map *m = it->m;

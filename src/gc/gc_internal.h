@@ -116,7 +116,8 @@ typedef struct gc_span {
     gc_special *specials;         /* under special_mu */
     uint8_t in_special_list;      /* listed in special.c's spans-with-specials (special_mu) */
     uint64_t freed_at;            /* free runs: cycle number when freed */
-    _Atomic uint8_t queued;       /* span mark queue: on a work queue, not yet scanned (mark.c) */
+    uint8_t queued;               /* span mark queue: on a work queue, not yet scanned (mark.c;
+                                     __atomic builtins only) */
     uint64_t scan_bits[GC_BITS_WORDS]; /* span mark queue: objects scanned this cycle (mark.c) */
     uint32_t otypes_cap;          /* entries of otypes */
     uint64_t bits[2][GC_BITS_WORDS];

@@ -34,7 +34,7 @@ void lab_register(const lab_scenario *s)
     if (nscn < MAX_SCN) scns[nscn++] = s;
 }
 
-#define MAX_CHILD 16
+#define MAX_CHILD 32
 static const lab_child *childs[MAX_CHILD];
 static int nchild;
 

@@ -453,8 +453,9 @@ static bool allocator_frame(const char *name)
 {
     static const char *const own[] = { "gc_prof_sample", "gc_prof_account", "mallocgc", "alloc_large",
                                        "gm_new", "gm_new_array", "gm_alloc_noscan", "gm_alloc_conservative" };
+    size_t len = strcspn(name, ".");      /* a compiler's clone: mallocgc.constprop.0 */
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-        if (strcmp(name, own[i]) == 0) return true;
+        if (strlen(own[i]) == len && strncmp(name, own[i], len) == 0) return true;
     return false;
 }
 

@@ -762,9 +762,13 @@ static char c31(const lab_opts *o, char *fig, size_t n)
         end += m->rows[p].at_end;
         runs += m->rows[p].runs;
     }
-    FIG("racing runs: %d caught only at the end of a write (both writers had passed the check); %d of %d "
-        "undetected, %d of them overlapping in time", end, und, runs, ov);
-    return end > 0 || ov > 0 ? 'T' : 'F';
+    end += m->races_at_end;
+    ov += m->races_overlapped;
+    FIG("begin/end of a write raced alone: %d of %d races caught only at a write's end (both passed the check); "
+        "%d short assign races: %d caught only "
+        "at the end of a write (both had passed the check), %d undetected; misuse-matrix: %d of %d runs undetected",
+        m->check_both, m->check_races, m->races, m->races_at_end, m->races_undetected, und, runs);
+    return end > 0 || ov > 0 || m->check_both > 0 ? 'T' : 'F';
 }
 
 /* 32: semaphores do not lose wakeups. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "gc/gc_fault.h"
@@ -722,6 +723,108 @@ static int child_misuse(void)
 static const lab_child mis_child = { "misuse", child_misuse };
 LAB_CHILD(mis_child)
 
+/* Many short assign-vs-assign races, each in a process forked from this
+ * single-threaded child, until one shows two writers that both passed the
+ * hashWriting check (caught only at the end of a write, or undetected
+ * though overlapping in time) or the time budget (GOMAP_LAB_N ms) is spent. */
+static int child_race_many(void)
+{
+    no_core();
+    uint64_t budget = (uint64_t)atoll(getenv("GOMAP_LAB_N")) * 1000000u;
+    setenv("GOMAP_LAB_PAIR", "5", 1);
+    setenv("GOMAP_LAB_N", "2000", 1);
+    int rounds = 0, fatal = 0, at_end = 0, undetected = 0, overlapped = 0;
+    char buf[2048];
+    for (uint64_t t0 = lab_now_ns(); lab_now_ns() - t0 < budget && at_end + overlapped == 0; rounds++) {
+        int fds[2];
+        if (pipe(fds) != 0) break;
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(fds[1], 2);
+            close(fds[0]);
+            close(fds[1]);
+            _exit(child_misuse());
+        }
+        close(fds[1]);
+        size_t got = 0;
+        ssize_t r;
+        while ((r = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+        buf[got] = 0;
+        close(fds[0]);
+        int st;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0) break;
+        if (strstr(buf, "fatal error")) fatal++;
+        else undetected++;
+        if (strstr(buf, "caught at: end of write")) at_end++;
+        const char *ov = strstr(buf, "overlap ");
+        if (ov && strtoull(ov + 8, NULL, 10) > 0) overlapped++;
+    }
+    fprintf(stderr, "races %d fatal %d at_end %d undetected %d overlapped %d\n", rounds, fatal, at_end, undetected,
+            overlapped);
+    return 0;
+}
+static const lab_child race_child = { "misuse-races", child_race_many };
+LAB_CHILD(race_child)
+
+/* The check itself, raced: two threads run the start and end of a write
+ * (gm_map_begin_write / gm_map_end_write, what every write does around its
+ * work) back to back, nothing in between.  When the two overlap, either one
+ * sees the other's flag at its start (caught at the start), or both loaded
+ * the flags before either stored them -- both passed the check, each alone
+ * as far as it could tell -- and the end of a write finds the flag already
+ * cleared (caught at the end).  A check-and-set done in one atomic step
+ * could only ever be caught at the start.  One race per forked process;
+ * GOMAP_LAB_N ms of races at most, stopping at the first catch at the end. */
+static void *begin_racer(void *arg)
+{
+    for (long i = 0; i < 50000000; i++) {
+        gm_map_begin_write(arg);
+        gm_map_end_write(arg);
+    }
+    return NULL;
+}
+
+static int child_begin_races(void)
+{
+    no_core();
+    uint64_t budget = (uint64_t)atoll(getenv("GOMAP_LAB_N")) * 1000000u;
+    int rounds = 0, both = 0;
+    char buf[1024];
+    for (uint64_t t0 = lab_now_ns(); lab_now_ns() - t0 < budget && both == 0; rounds++) {
+        int fds[2];
+        if (pipe(fds) != 0) break;
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(fds[1], 2);
+            close(fds[0]);
+            close(fds[1]);
+            void *warm[4];
+            backtrace(warm, 4);
+            signal(SIGABRT, where_caught);
+            gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+            pthread_t a, b;
+            pthread_create(&a, NULL, begin_racer, m);
+            pthread_create(&b, NULL, begin_racer, m);
+            pthread_join(a, NULL);
+            pthread_join(b, NULL);
+            _exit(0);
+        }
+        close(fds[1]);
+        size_t got = 0;
+        ssize_t r;
+        while ((r = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+        buf[got] = 0;
+        close(fds[0]);
+        int st;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0) break;
+        both += strstr(buf, "caught at: end of write") != NULL;
+    }
+    fprintf(stderr, "check races %d both passed %d\n", rounds, both);
+    return 0;
+}
+static const lab_child begin_child = { "misuse-check-races", child_begin_races };
+LAB_CHILD(begin_child)
+
 /* Thread A holds a write: the key type's equal() sleeps while comparing, so
  * A is inside mapassign with hashWriting set for hold_ms.  B, meanwhile,
  * calls len (timed) and then writes: with a lock B would wait out A's
@@ -857,6 +960,17 @@ const misuse_result *m_misuse(const lab_opts *o)
         }
     }
     int st = 0;
+    setenv("GOMAP_LAB_N", "5000", 1);
+    if (lab_run_child("misuse-races", NULL, buf, sizeof buf, &st)) {
+        const char *l = strstr(buf, "races ");
+        if (l) sscanf(l, "races %d fatal %d at_end %d undetected %d overlapped %d", &r.races, &r.races_fatal,
+                      &r.races_at_end, &r.races_undetected, &r.races_overlapped);
+    }
+    if (lab_run_child("misuse-check-races", NULL, buf, sizeof buf, &st)) {
+        const char *l = strstr(buf, "check races ");
+        if (l) sscanf(l, "check races %d both passed %d", &r.check_races, &r.check_both);
+    }
+    unsetenv("GOMAP_LAB_N");
     uint64_t t_start = lab_now_ns();
     if (lab_run_child("misuse-hold", NULL, buf, sizeof buf, &st)) {
         uint64_t t_end = lab_now_ns();
@@ -903,6 +1017,13 @@ static int run_misuse(const lab_opts *o)
     lab_say("   threads were between their first and last operation at the same time;");
     lab_say("   'caught only at the end': both writers had passed the hashWriting check,");
     lab_say("   each alone as far as it could tell, and the end of a write found the flag gone)");
+    lab_say("  Short assign-vs-assign races, repeated until two writers are seen to pass the");
+    lab_say("  check together: %d races, %d fatal, %d caught only at a write's end, %d", r->races, r->races_fatal,
+            r->races_at_end, r->races_undetected);
+    lab_say("  undetected (%d of them overlapping in time).  The start and end of a write alone", r->races_overlapped);
+    lab_say("  (gm_map_begin_write/end_write), raced by two threads: %d of %d races were caught", r->check_both,
+            r->check_races);
+    lab_say("  only at a write's end -- both had passed the check; an atomic check-and-set never would.");
     lab_say("  A write held open for %.0f ms (the key's equal() sleeping inside mapassign):", r->hold_ms);
     lab_say("      len() meanwhile took %.0f ns; a second writer died %.2f ms after it began",
             r->len_ns, r->writer_wait_ms);
@@ -926,6 +1047,8 @@ static int run_misuse(const lab_opts *o)
     lab_verdict(r->writer_wait_ms < r->hold_ms / 2 && r->writer_msg[0] != '(',
                 "no writer blocks: the second writer was stopped %.2f ms in, not after the %.0f ms write",
                 r->writer_wait_ms, r->hold_ms);
+    lab_verdict(r->check_both > 0 || r->races_at_end > 0 || r->races_overlapped > 0,
+                "two writers can both pass the hashWriting check (it is not atomic): seen");
     lab_verdict(r->hash_escape_ok && r->eq_escape_fatal,
                 "a write abandoned halfway hangs nobody: after the hash, later writes work; inside it, they die");
     return 0;

@@ -73,6 +73,8 @@ typedef struct mis_row {
 } mis_row;
 typedef struct misuse_result {
     mis_row rows[MIS_N];
+    int races, races_fatal, races_at_end, races_undetected, races_overlapped;   /* misuse-races */
+    int check_races, check_both;   /* misuse-check-races: attempts, both writers passed the check */
     double hold_ms;             /* how long thread A held its write */
     double len_ns;              /* len() called meanwhile by B: its duration */
     double writer_wait_ms;      /* B's write until B's process died */

@@ -583,6 +583,8 @@ static bool encode(pbuf *out, const snap *sn, size_t nsn, int rate)
     fn_ent *fns = calloc(maxloc + 1, sizeof *fns);
     uint64_t *ids = calloc(PROF_MAX_DEPTH, sizeof *ids);
     size_t nlocs = 0, nfns = 0;
+    uint64_t nused = 0, nmaps = 0;
+    for (size_t i = 0; i < nmods; i++) mods[i].id = 0;
     if (!locs || !fns || !ids) goto done;
     char namebuf[PROF_MAX_DEPTH][64];
     for (size_t i = 0; i < nsn; i++) {
@@ -595,9 +597,8 @@ static bool encode(pbuf *out, const snap *sn, size_t nsn, int rate)
                 if (locs[j].pc == pc) l = &locs[j];
             if (!l) {
                 module *m = module_of(pc - 1);
-                l = &locs[nlocs];
+                l = &locs[nlocs++];
                 l->pc = pc;
-                l->id = ++nlocs;
                 const char *nm = symbolize(m, pc - 1, namebuf[d], sizeof namebuf[d]);
                 l->dup = nm == namebuf[d];
                 l->name = l->dup ? strdup(nm) : nm;
@@ -605,13 +606,14 @@ static bool encode(pbuf *out, const snap *sn, size_t nsn, int rate)
                     l->name = "?";
                     l->dup = false;
                 }
-                if (m && !m->id) {
-                    static uint64_t next_map;
-                    m->id = ++next_map;
-                }
             }
             if (top && allocator_frame(l->name)) continue;
             top = false;
+            if (!l->id) {              /* only frames a sample uses are written */
+                l->id = ++nused;
+                module *m = module_of(pc - 1);
+                if (m && !m->id) m->id = ++nmaps;
+            }
             ids[k++] = l->id;
         }
         int64_t ac, ab, ic, ib;
@@ -638,6 +640,7 @@ static bool encode(pbuf *out, const snap *sn, size_t nsn, int rate)
     }
     for (size_t i = 0; i < nlocs; i++) {
         loc_ent *l = &locs[i];
+        if (!l->id) continue;
         fn_ent *f = NULL;
         for (size_t j = 0; j < nfns; j++)
             if (strcmp(fns[j].name, l->name) == 0) f = &fns[j];

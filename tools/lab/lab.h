@@ -49,6 +49,11 @@ void lab_table_begin(int ncols, const char *const *headers);
 void lab_table_row(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* cells split by '|' */
 void lab_table_end(void);
 void lab_verdict(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A verdict that rests on timing or on how threads happen to interleave:
+ * in sanitizer builds (which change both) a failure is reported as [skip]
+ * and not counted. */
+void lab_verdict_stat(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool lab_sanitized(void);
 
 /* The claims table (claims.c): one row per claim of docs/claims.md, each
  * verdict measured in this run; 0 when every verdict is the expected one. */

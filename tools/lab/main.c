@@ -218,6 +218,28 @@ const char *lab_line_with(char *buf, const char *needle)
     return p;
 }
 
+bool lab_sanitized(void)
+{
+#ifdef GOMAP_SANITIZED
+    return true;
+#else
+    return false;
+#endif
+}
+
+void lab_verdict_stat(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bool skip = !ok && lab_sanitized();
+    printf("  %s ", ok ? "[ok]  " : skip ? "[skip]" : "[FAIL]");
+    vprintf(fmt, ap);
+    if (skip) printf(" (sanitizer build: timing and interleavings are not representative)");
+    printf("\n");
+    va_end(ap);
+    if (!ok && !skip) verdict_failures++;
+}
+
 static void usage(void)
 {
     printf("usage: gomap-lab [--quick] [--gctrace] [--pprof DIR] [--trace FILE.json] [--svg DIR]\n"

@@ -364,7 +364,7 @@ static int run_delete_gc(const lab_opts *o)
     const delgc_row *s = &r->rows[0], *l = &r->rows[2];
     bool flat = l->med_pause_ns <= 4 * s->med_pause_ns || l->med_pause_ns <= s->med_pause_ns + 250000;
     lab_verdict(no_assist, "deletes alone caused no mark assist (every 'delete only' row: 0, with cycles running)");
-    lab_verdict(flat, "the pause does not grow with the map: median %.0f us at %zu entries, %.0f us at %zu",
+    lab_verdict_stat(flat, "the pause does not grow with the map: median %.0f us at %zu entries, %.0f us at %zu",
                 s->med_pause_ns / 1e3, s->n, l->med_pause_ns / 1e3, l->n);
     lab_verdict(r->mallocs_monotone, "Mallocs never decreased across the deletes (a cumulative counter)");
     lab_verdict(r->ck_ok, "with the deletion barrier, checkmark found nothing the concurrent mark missed");
@@ -468,6 +468,7 @@ const evac_result *m_who_evacuates(const lab_opts *o)
     }
     ev_map = NULL;
     gm_gc();
+    r.scan_base = cycle_work();     /* the same cycle without the map */
     /* the same question for the GC's cost: a pointer-free map is not scanned,
      * growing or not */
     ev_map = gm_map_new_gc(&gm_type_u64, &gm_type_u64, 0);
@@ -475,6 +476,7 @@ const evac_result *m_who_evacuates(const lab_opts *o)
         *(uint64_t *)gm_map_assign_u64(ev_map, k) = k;
         if (k >= minkeys && ev_stats().growing) break;
     }
+    r.pf_bytes = ev_stats().bytes;
     r.scan_growing = cycle_work();
     for (uint64_t j = 0; ev_stats().growing; j++) gm_map_assign_u64(ev_map, j);
     r.scan_done = cycle_work();
@@ -508,8 +510,10 @@ static int run_who_evacuates(const lab_opts *o)
     lab_say("  arrays (this map holds pointers) but moves nothing.  Old + new peak: %.2fx the",
             r->bytes_before ? (double)r->bytes_peak / (double)(r->bytes_after ? r->bytes_after : 1) * 1.0 : 0.0);
     lab_say("  final array (old is half the new one); a pointer-free map costs the mark");
-    lab_say("  nothing either way: %llu bytes scanned per cycle while growing, %llu after.",
-            (unsigned long long)r->scan_growing, (unsigned long long)r->scan_done);
+    lab_say("  nothing either way: a cycle scanned %llu bytes with it growing (%zu bytes of buckets),",
+            (unsigned long long)r->scan_growing, r->pf_bytes);
+    lab_say("  %llu after, %llu without the map (stacks and roots).", (unsigned long long)r->scan_done,
+            (unsigned long long)r->scan_base);
     lab_verdict(r->nevac_after_cycles == r->nevac_start && r->evac_after_cycles == r->evac_start &&
                     r->evac_after_reads == r->evac_start,
                 "%d GC cycles and %llu reads moved nothing: nevacuate stayed at %zu", r->cycles,
@@ -606,7 +610,7 @@ static int run_size_hint(const lab_opts *o)
     lab_verdict(z->grows > 0 && h->grows == 0, "the hint removed every grow (%llu without it, %llu with it)",
                 (unsigned long long)z->grows, (unsigned long long)h->grows);
     bool same = h->med_pause_ns <= 2 * z->med_pause_ns + 100000 && z->med_pause_ns <= 2 * h->med_pause_ns + 100000;
-    lab_verdict(same && z->cycles > 0 && h->cycles > 0, "the pause does not depend on the hint: median %.0f us vs %.0f us",
+    lab_verdict_stat(same && z->cycles > 0 && h->cycles > 0, "the pause does not depend on the hint: median %.0f us vs %.0f us",
                 z->med_pause_ns / 1e3, h->med_pause_ns / 1e3);
     return 0;
 }
@@ -631,7 +635,8 @@ static uint64_t mis_t[2][2];        /* per thread: first and last operation (ns)
 static void *mis_thread(void *arg)
 {
     int role = (int)(intptr_t)arg;
-    int pair = atoi(getenv("GOMAP_LAB_PAIR"));
+    const char *pe = getenv("GOMAP_LAB_PAIR");
+    int pair = pe ? atoi(pe) : MIS_ASSIGN_ASSIGN;
     int ops = getenv("GOMAP_LAB_N") ? atoi(getenv("GOMAP_LAB_N")) : MIS_KEYS;
     atomic_fetch_add(&mis_go, 1);
     while (atomic_load(&mis_go) < 2) {}
@@ -718,7 +723,9 @@ static int child_misuse(void)
     uint64_t hi = mis_t[0][1] < mis_t[1][1] ? mis_t[0][1] : mis_t[1][1];
     fprintf(stderr, "undetected: len %zu, %zu entries found, check: %s, overlap %llu ns\n", gm_map_len(mis_map),
             live, why ? why : "ok", (unsigned long long)(hi > lo && mis_t[0][1] && mis_t[1][1] ? hi - lo : 0));
-    return why || live != gm_map_len(mis_map) ? 3 : 0;
+    int rc = why || live != gm_map_len(mis_map) ? 3 : 0;
+    if (!why) gm_map_free(mis_map);
+    return rc;
 }
 static const lab_child mis_child = { "misuse", child_misuse };
 LAB_CHILD(mis_child)
@@ -868,6 +875,7 @@ static int child_hold(void)
     gm_map_assign(mis_map, &k2);    /* detected: fatal, or (missed) done */
     fprintf(stderr, "second writer was not stopped\n");
     pthread_join(t, NULL);
+    gm_map_free(mis_map);
     return 0;
 }
 static const lab_child hold_child = { "misuse-hold", child_hold };
@@ -894,7 +902,8 @@ static const gm_type esc_key = { 8, 8, esc_hash, esc_equal, NULL, 0, "esckey" };
 static int child_escape(void)
 {
     no_core();
-    int from = atoi(getenv("GOMAP_LAB_PAIR"));
+    const char *fe = getenv("GOMAP_LAB_PAIR");
+    int from = fe ? atoi(fe) : 1;
     mis_map = gm_map_new(&esc_key, &gm_type_u64, 0);
     for (uint64_t k = 0; k < 100; k++) *(uint64_t *)gm_map_assign(mis_map, &k) = k;
     uint64_t k = 5;
@@ -908,6 +917,7 @@ static int child_escape(void)
     for (uint64_t j = 100; j < 200; j++) *(uint64_t *)gm_map_assign(mis_map, &j) = j;
     const char *why = gm_map_check(mis_map);
     fprintf(stderr, "later writes done: len %zu, check %s\n", gm_map_len(mis_map), why ? why : "ok");
+    gm_map_free(mis_map);
     return why ? 3 : 0;
 }
 static const lab_child esc_child = { "misuse-escape", child_escape };
@@ -1035,19 +1045,21 @@ static int run_misuse(const lab_opts *o)
     lab_say("  Detection is best effort, as in Go: hashWriting is a plain flag, not a lock.");
     const mis_row *aa = &r->rows[MIS_ASSIGN_ASSIGN], *dl = &r->rows[MIS_DEL_LEN], *dr = &r->rows[MIS_DEL_READ],
                   *di = &r->rows[MIS_DEL_ITER], *dd = &r->rows[MIS_DEL_DEL];
-    lab_verdict(aa->fatal > 0 && aa->fatal == aa->sigabrt && strstr(aa->message, "concurrent map writes"),
+    lab_verdict_stat(aa->fatal > 0 && aa->fatal == aa->sigabrt && strstr(aa->message, "concurrent map writes"),
                 "assign vs assign is fatal with \"concurrent map writes\" (%d of %d runs)", aa->fatal, aa->runs);
-    lab_verdict(dd->fatal > 0 && strstr(dd->message, "concurrent map writes"),
+    lab_verdict_stat(dd->fatal > 0 && strstr(dd->message, "concurrent map writes"),
                 "delete vs delete is caught as \"concurrent map writes\" (%d of %d runs)", dd->fatal, dd->runs);
-    lab_verdict(dr->fatal > 0 && strstr(dr->message, "concurrent map read and map write"),
+    lab_verdict_stat(dr->fatal > 0 && strstr(dr->message, "concurrent map read and map write"),
                 "delete vs read: \"concurrent map read and map write\" (%d of %d runs)", dr->fatal, dr->runs);
-    lab_verdict(di->fatal > 0 && strstr(di->message, "concurrent map iteration and map write"),
+    lab_verdict_stat(di->fatal > 0 && strstr(di->message, "concurrent map iteration and map write"),
                 "delete vs iterate: \"concurrent map iteration and map write\" (%d of %d runs)", di->fatal, di->runs);
     lab_verdict(dl->fatal == 0 && dl->runs > 0, "len never throws (%d runs, 0 fatal)", dl->runs);
-    lab_verdict(r->writer_wait_ms < r->hold_ms / 2 && r->writer_msg[0] != '(',
+    lab_verdict_stat(r->writer_wait_ms < r->hold_ms / 2 && r->writer_msg[0] != '(',
                 "no writer blocks: the second writer was stopped %.2f ms in, not after the %.0f ms write",
                 r->writer_wait_ms, r->hold_ms);
-    lab_verdict(r->check_both > 0 || r->races_at_end > 0 || r->races_overlapped > 0,
+    int at_end = r->check_both + r->races_at_end + r->races_overlapped;
+    for (int p = 0; p < MIS_N; p++) at_end += r->rows[p].at_end;
+    lab_verdict_stat(at_end > 0,
                 "two writers can both pass the hashWriting check (it is not atomic): seen");
     lab_verdict(r->hash_escape_ok && r->eq_escape_fatal,
                 "a write abandoned halfway hangs nobody: after the hash, later writes work; inside it, they die");

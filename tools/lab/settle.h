@@ -46,6 +46,8 @@ typedef struct evac_result {
     uint64_t max_per_write;     /* most old buckets one write evacuated */
     size_t bytes_before, bytes_peak, bytes_after;   /* old + new held */
     uint64_t scan_growing, scan_done;               /* mark work per cycle, pointer-free map */
+    uint64_t scan_base;                             /* the same cycle without that map */
+    size_t pf_bytes;                                /* the pointer-free map's buckets while growing */
 } evac_result;
 const evac_result *m_who_evacuates(const lab_opts *o);
 

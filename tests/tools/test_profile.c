@@ -68,7 +68,8 @@ TEST(freed_samples_leave_inuse_but_stay_in_alloc)
 TEST(default_rate_samples_about_one_per_512_KiB)
 {
     gm_root_add(sink, sizeof sink);
-    CHECK_EQ_U(gm_mem_profile_rate(-1), 512 * 1024);
+    CHECK_EQ_U(gm_mem_profile_rate(-1), 512 * 1024);   /* Go's default (ctest: a fresh process) */
+    gm_mem_profile_rate(512 * 1024);
     gm_heap_profile_reset();
     profile_test_hot_site(1 << 20, 64);     /* 64 MiB: about 128 samples */
     gm_heap_profile_totals t = totals();

@@ -115,7 +115,7 @@ static fill_result fill(size_t n)
     return r;
 }
 
-static bool st_growing(void)
+__attribute__((unused)) static bool st_growing(void)   /* fault builds only */
 {
     gm_map_stats st;
     gm_map_stats_get(mark_map, &st);

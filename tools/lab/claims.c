@@ -539,7 +539,8 @@ static char c18(const lab_opts *o, char *fig, size_t n)
 {
     const evac_result *e = m_who_evacuates(o);
     double ratio = e->bytes_after ? (double)e->bytes_peak / (double)e->bytes_after : 0;
-    uint64_t extra = e->scan_growing > e->scan_base ? e->scan_growing - e->scan_base : 0;
+    uint64_t base = e->scan_base < e->scan_done ? e->scan_base : e->scan_done;   /* stacks and roots */
+    uint64_t extra = e->scan_growing > base ? e->scan_growing - base : 0;
     FIG("during the grow old + new held %.2fx the new array alone (old = half of new); a growing pointer-free map "
         "of %zu bucket bytes added %llu B to a cycle's mark work (not scanned)", ratio, e->pf_bytes,
         (unsigned long long)extra);

@@ -9,7 +9,8 @@
 # Options: --quick runs stage 1 only.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
-bash "$ROOT/scripts/deps.sh" "${BUILD_DEPS[@]}" clang libclang-rt-14-dev || exit 1
+# golang-go: tests/tools/pprof_run.sh opens a heap profile with go tool pprof
+bash "$ROOT/scripts/deps.sh" "${BUILD_DEPS[@]}" clang libclang-rt-14-dev golang-go || exit 1
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1

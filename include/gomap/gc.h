@@ -24,7 +24,8 @@
  * Environment: GMGC (GOGC: percent or "off"), GMMEMLIMIT (GOMEMLIMIT, e.g.
  * "512MiB"), GMDEBUG (GODEBUG syntax): gctrace=1, gcstress=N (collect at
  * every Nth allocation/safepoint), clobberfree=1, stoptimeout=<ms>,
- * gccheckmark=1 (verify the heap after every cycle).
+ * gccheckmark=1 (verify the heap after every cycle), memprofilerate=N (heap
+ * profile sampling, see below).
  */
 #ifndef GOMAP_GC_H
 #define GOMAP_GC_H
@@ -200,6 +201,31 @@ GM_API uint64_t gm_pause_bucket_lower_ns(unsigned bucket);
 /* The pause (ns, a bucket's upper bound) below which a fraction q of all
  * pauses so far lie; 0 if there was no pause. */
 GM_API uint64_t gm_pause_quantile_ns(double q);
+
+/* ---- heap profile (runtime.MemProfileRate, pprof.WriteHeapProfile) -------- */
+/* Sampling: on average one allocation per `rate` bytes records its stack
+ * (default 512 KiB, as Go; GMDEBUG=memprofilerate=N; 1: every allocation;
+ * 0: none).  Sets the rate if rate >= 0 (the calling thread at once, others
+ * from their next sample) and returns the previous one. */
+GM_API int gm_mem_profile_rate(int rate);
+/* Writes the heap profile to path in pprof's format (profile.proto,
+ * gzip'd): samples alloc_objects, alloc_space, inuse_objects, inuse_space,
+ * scaled as Go scales sampled counts, with the allocation stacks and their
+ * function names (`go tool pprof -top PATH` needs no binary).  inuse counts
+ * objects not yet found free by a sweep (exact after gm_gc()).  False, with
+ * a message on stderr, if the file cannot be written. */
+GM_API bool gm_write_heap_profile(const char *path);
+/* alloc_* count from now on (inuse_* are unaffected); not in Go. */
+GM_API void gm_heap_profile_reset(void);
+/* The raw (unscaled) sums over every stack, for tests and tools. */
+typedef struct gm_heap_profile_totals {
+    uint64_t alloc_objects, alloc_bytes;   /* sampled since start or the last reset */
+    uint64_t inuse_objects, inuse_bytes;   /* sampled and not yet swept free */
+    size_t records;                        /* live sampled objects tracked */
+    size_t buckets;                        /* distinct (stack, size) pairs */
+    int rate;
+} gm_heap_profile_totals;
+GM_API void gm_heap_profile_read(gm_heap_profile_totals *out);
 
 /* ---- debugging ---------------------------------------------------------- */
 /* Stops the world, walks every span and free run and checks the heap's

@@ -31,6 +31,7 @@
  * valid until swept.  All spans are swept before the next cycle marks.
  */
 #include "gc/gc_internal.h"
+#include "gc/profile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,7 @@ static sweep_result sweep_span(gc_span *s)
         marked += (uint32_t)__builtin_popcountll(m);
     }
     uint32_t freed = s->alloc_count - marked;
+    if (GM_UNLIKELY(freed && atomic_load_explicit(&gc_prof_live_a, memory_order_relaxed))) gc_prof_sweep(s);
     if (freed && gc_opt.clobberfree) {
         for (uint32_t i = 0; i < s->nelems; i++) {
             if (!gc_obj_allocated(s, i) || gc_bit(s->mark_bits, i)) continue;
@@ -488,6 +490,7 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     pthread_mutex_lock(&gc_large_lock);
     gc_list_push(&gc_large, s, LIST_LARGE);
     pthread_mutex_unlock(&gc_large_lock);
+    gc_prof_account(s, s->base, npages * GC_PAGE_SIZE);
     return (void *)s->base;
 }
 
@@ -522,6 +525,7 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
         if (kind != K_NOSCAN && gc_opt.gcmarkqueue == GC_MARKQ_SPAN)   /* born scanned (mark.c) */
             __atomic_fetch_or(&s->scan_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
     }
+    gc_prof_account(s, p, s->elemsize);
     return (void *)p;
 }
 

@@ -20,6 +20,8 @@
  *   barrier.c    the hybrid write barrier (gm_store, gm_typed_memmove,
  *                gm_typed_memclr, gm_atomic_*), buffered per thread
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
+ *   profile.c    heap profiling: sampled allocations and their stacks,
+ *                pprof's profile.proto (the allocator's hooks: profile.h)
  *
  * Lock order (outer first): special_mu -> finq_mu -> eph_mu; pacer_mu -> heap_lock;
  * cycle_mu is never held with another; wq.mu (mark queue) neither;

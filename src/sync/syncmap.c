@@ -716,7 +716,12 @@ gm_syncmap *gm_syncmap_new(const gm_type *key, const gm_type *val)
 gm_syncmap *gm_syncmap_new_gc(const gm_type *key, const gm_type *val)
 {
     if (validate("gm_syncmap_new_gc", key, val) != NULL) return NULL;
-    size_t first_off = val->align <= 8 ? 8 : val->align <= 16 ? 16 : 0;
+    /* A value holding GC pointers always gets a box of its own: a first
+     * value kept inside the entry could not be cleared when it is deleted
+     * or replaced (lock-free readers may be copying it), so it would stay
+     * reachable as long as the entry -- Go's Delete makes it garbage at
+     * once (test: gc_syncmap_deleted_and_replaced_first_values_are_collectable). */
+    size_t first_off = type_has_pointers(val) ? 0 : val->align <= 8 ? 8 : val->align <= 16 ? 16 : 0;
     const gm_type *et = entry_type_for(val, first_off);
     if (et == NULL) {
         errno = ENOMEM;

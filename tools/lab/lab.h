@@ -10,6 +10,8 @@ typedef struct lab_opts {
     bool quick;          /* a few seconds per scenario */
     const char *trace;   /* --trace FILE.json: Chrome trace events */
     const char *svgdir;  /* --svg DIR: charts */
+    bool gctrace;        /* --gctrace: Go's gctrace lines on stderr (GMDEBUG=gctrace=1) */
+    const char *pprof;   /* --pprof DIR: one heap profile (profile.proto, gzip'd) per scenario */
 } lab_opts;
 
 typedef struct lab_scenario {
@@ -47,6 +49,19 @@ void lab_table_begin(int ncols, const char *const *headers);
 void lab_table_row(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* cells split by '|' */
 void lab_table_end(void);
 void lab_verdict(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A verdict that rests on timing or on how threads happen to interleave:
+ * in sanitizer builds (which change both) a failure is reported as [skip]
+ * and not counted. */
+void lab_verdict_stat(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool lab_sanitized(void);
+
+/* The claims table (claims.c): one row per claim of docs/claims.md, each
+ * verdict measured in this run; 0 when every verdict is the expected one. */
+int lab_run_claims(const lab_opts *o);
+
+/* Scans stderr text for the first line containing needle; NULL if none.
+ * The line is cut at its newline (buf is modified). */
+const char *lab_line_with(char *buf, const char *needle);
 
 /* SVG charts (svg.c). */
 typedef struct lab_series {

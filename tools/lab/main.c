@@ -4,7 +4,10 @@
  *   gomap-lab               run every scenario
  *   gomap-lab list          describe them
  *   gomap-lab NAME...       run some
+ *   gomap-lab claims        the claims table (docs/claims.md), measured
  *   --quick                 a few seconds each
+ *   --gctrace               Go's gctrace lines on stderr
+ *   --pprof DIR             a heap profile per scenario (go tool pprof)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "gomap/gc.h"
 #include "gomap/trace.h"
 #include "lab.h"
 
@@ -30,7 +34,7 @@ void lab_register(const lab_scenario *s)
     if (nscn < MAX_SCN) scns[nscn++] = s;
 }
 
-#define MAX_CHILD 16
+#define MAX_CHILD 32
 static const lab_child *childs[MAX_CHILD];
 static int nchild;
 
@@ -204,13 +208,74 @@ void lab_verdict(bool ok, const char *fmt, ...)
     if (!ok) verdict_failures++;
 }
 
+const char *lab_line_with(char *buf, const char *needle)
+{
+    char *p = strstr(buf, needle);
+    if (!p) return NULL;
+    while (p > buf && p[-1] != '\n') p--;
+    char *nl = strchr(p, '\n');
+    if (nl) *nl = 0;
+    return p;
+}
+
+bool lab_sanitized(void)
+{
+#ifdef GOMAP_SANITIZED
+    return true;
+#else
+    return false;
+#endif
+}
+
+void lab_verdict_stat(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bool skip = !ok && lab_sanitized();
+    printf("  %s ", ok ? "[ok]  " : skip ? "[skip]" : "[FAIL]");
+    vprintf(fmt, ap);
+    if (skip) printf(" (sanitizer build: timing and interleavings are not representative)");
+    printf("\n");
+    va_end(ap);
+    if (!ok && !skip) verdict_failures++;
+}
+
 static void usage(void)
 {
-    printf("usage: gomap-lab [--quick] [--trace FILE.json] [--svg DIR] [list | NAME...]\n"
-           "Runs gomap's scenarios and reports what happens; with no NAME, all of them.\n"
+    printf("usage: gomap-lab [--quick] [--gctrace] [--pprof DIR] [--trace FILE.json] [--svg DIR]\n"
+           "                 [list | claims | NAME...]\n"
+           "Runs gomap's scenarios and reports what happens; with no NAME, all of them and\n"
+           "then the claims table.\n"
+           "  claims           one row per claim about Go's map and GC (docs/claims.md),\n"
+           "                   each verdict measured in this run\n"
            "  --quick          a few seconds per scenario\n"
+           "  --gctrace        Go's gctrace lines on stderr (GMDEBUG=gctrace=1)\n"
+           "  --pprof DIR      DIR/NAME.pb.gz: a heap profile per scenario (go tool pprof)\n"
            "  --trace F.json   Chrome trace events (chrome://tracing, ui.perfetto.dev)\n"
            "  --svg DIR        charts: GC pauses, heap over time, map evacuation progress\n");
+}
+
+/* --gctrace: GMDEBUG is read when the heap starts, which is later (no
+ * scenario has allocated yet); an existing GMDEBUG is kept. */
+static void enable_gctrace(void)
+{
+    const char *old = getenv("GMDEBUG");
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s%sgctrace=1", old && *old ? old : "", old && *old ? "," : "");
+    setenv("GMDEBUG", buf, 1);
+}
+
+static int write_profile(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.pb.gz", dir, name);
+    if (!gm_write_heap_profile(path)) {
+        fprintf(stderr, "gomap-lab: cannot write %s\n", path);
+        return 1;
+    }
+    printf("  heap profile: %s (go tool pprof -top %s)\n", path, path);
+    gm_heap_profile_reset();
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -230,6 +295,8 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--quick")) o.quick = true;
         else if (!strcmp(argv[i], "--trace") && i + 1 < argc) o.trace = argv[++i];
         else if (!strcmp(argv[i], "--svg") && i + 1 < argc) o.svgdir = argv[++i];
+        else if (!strcmp(argv[i], "--pprof") && i + 1 < argc) o.pprof = argv[++i];
+        else if (!strcmp(argv[i], "--gctrace")) o.gctrace = true;
         else if (!strcmp(argv[i], "list")) list = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
         else if (argv[i][0] == '-') { fprintf(stderr, "gomap-lab: unknown option %s\n", argv[i]); usage(); return 2; }
@@ -239,7 +306,13 @@ int main(int argc, char **argv)
         for (int i = 0; i < nscn; i++) printf("%-22s %s\n%-22s   %s\n", scns[i]->name, scns[i]->title, "", scns[i]->about);
         return 0;
     }
+    if (o.gctrace) enable_gctrace();
+    bool claims = nnames == 0;
     for (int n = 0; n < nnames; n++) {
+        if (!strcmp(names[n], "claims")) {
+            claims = true;
+            continue;
+        }
         bool found = false;
         for (int i = 0; i < nscn; i++) found |= !strcmp(names[n], scns[i]->name);
         if (!found) {
@@ -259,6 +332,10 @@ int main(int argc, char **argv)
             tp = trace_path;
         }
     }
+    if (o.pprof && mkdir(o.pprof, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gomap-lab: cannot create %s: %s\n", o.pprof, strerror(errno));
+        return 2;
+    }
     if (tp && !gm_trace_start(tp)) return 2;
     printf("gomap-lab: Go's map and garbage collector in C, measured here.%s\n", o.quick ? " (quick mode)" : "");
     int ran = 0;
@@ -268,8 +345,23 @@ int main(int argc, char **argv)
         if (!sel) continue;
         lab_heading(scns[i]->title);
         printf("  %s\n\n", scns[i]->about);
+        if (o.gctrace) {
+            fflush(stdout);
+            fprintf(stderr, "gomap-lab: scenario %s\n", scns[i]->name);
+        }
+        if (o.pprof) gm_heap_profile_reset();
         if (scns[i]->run(&o) != 0) verdict_failures++;
+        if (o.pprof) verdict_failures += write_profile(o.pprof, scns[i]->name);
         ran++;
+    }
+    if (claims) {
+        if (o.gctrace) {
+            fflush(stdout);
+            fprintf(stderr, "gomap-lab: claims\n");
+        }
+        if (o.pprof) gm_heap_profile_reset();
+        if (lab_run_claims(&o) != 0) verdict_failures++;
+        if (o.pprof) verdict_failures += write_profile(o.pprof, "claims");
     }
     if (o.svgdir) {
         printf("\ncharts:\n");
@@ -279,7 +371,7 @@ int main(int argc, char **argv)
         if (gm_trace_stop()) printf("  wrote %s (open in chrome://tracing or ui.perfetto.dev)\n", tp);
         else verdict_failures++;
     }
-    printf("\n%d scenario%s run; %s\n", ran, ran == 1 ? "" : "s",
+    printf("\n%d scenario%s run%s; %s\n", ran, ran == 1 ? "" : "s", claims ? " and the claims table" : "",
            verdict_failures ? "SOME CLAIMS DID NOT HOLD (see [FAIL] above)" : "every claim checked held.");
     return verdict_failures ? 1 : 0;
 }

@@ -71,7 +71,14 @@
  * publishes it to the global queue (chunks of CHUNK entries under wq.mu)
  * after each bounded step: a barrier flush, a stack scan, an assist, a
  * background-worker step.  Drainers take chunks from the global queue.  So
- * at a safepoint no thread holds grey objects of its own.
+ * at a safepoint no thread holds grey objects of its own.  A work item is a
+ * grey object (object queue, large objects, checkmark) or, with the span
+ * queue (the default, GMDEBUG=gcmarkqueue=span), a small-object span tagged
+ * with bit 0 whose marked-but-unscanned objects are scanned together in
+ * address order (see "The span mark queue" below).  Drains take items
+ * through a 16-entry FIFO that prefetches each one; a drain clears the FIFO
+ * when it returns, and the mark worker's own stack is not a root, so stale
+ * slots of mark frames keep nothing alive.
  *
  * PRECISION.  Stacks, saved registers and registered root ranges are scanned
  * conservatively: any aligned word that points into an allocated object

@@ -6,11 +6,13 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="$ROOT/build/bench-gc"
 CFLAGS=(-O2 -march=native -I"$ROOT/include" -I"$HERE")
 
-bash "$ROOT/scripts/deps.sh" build-essential cmake pkg-config libxxhash-dev libgc-dev golang-go
+bash "$ROOT/scripts/deps.sh" build-essential cmake pkg-config libxxhash-dev zlib1g-dev libgc-dev golang-go
 mkdir -p "$OUT"
 cmake -S "$ROOT" -B "$OUT/gomap" -DCMAKE_BUILD_TYPE=Release -DGOMAP_TESTS=OFF \
       -DGOMAP_TOOLS=OFF -DGOMAP_DEV=OFF -DGOMAP_FAULT_INJECTION=OFF >/dev/null
 cmake --build "$OUT/gomap" -j "$(nproc)" --target gomap_static >/dev/null
+# what a program linked with the static library needs (zlib: heap profiles)
+GOMAP_LIBS=("$OUT/gomap/libgomap.a" -lpthread -lm -lz -ldl)
 
 median() { # file peer field: the median of field= over peer's RESULT lines
   awk -v p="$2" -v f="$3" '$2==p { for(i=3;i<=NF;i++){ split($i,kv,"="); if (kv[1]==f) print kv[2] } }' "$1" |

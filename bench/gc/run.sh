@@ -28,7 +28,7 @@ set -euo pipefail
 RUNS="${RUNS:-5}"
 export BT_DEPTH="${BT_DEPTH:-20}"
 source "$(dirname "$0")/common.sh"
-cc "${CFLAGS[@]}" "$HERE/bt_gomap.c" "$OUT/gomap/libgomap.a" -lpthread -lm -o "$OUT/bt_gomap"
+cc "${CFLAGS[@]}" "$HERE/bt_gomap.c" "${GOMAP_LIBS[@]}" -o "$OUT/bt_gomap"
 cc "${CFLAGS[@]}" "$HERE/bt_boehm.c" -lgc -o "$OUT/bt_boehm"
 cc "${CFLAGS[@]}" "$HERE/bt_malloc.c" -o "$OUT/bt_malloc"
 (cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/bt_go" bt_go.go)

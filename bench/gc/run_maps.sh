@@ -19,7 +19,7 @@ RUNS="${RUNS:-3}"
 SIZES="${SIZES:-550000 5500000}"
 export MH_OPS="${MH_OPS:-8000000}"
 source "$(dirname "$0")/common.sh"
-cc "${CFLAGS[@]}" "$HERE/mh_gomap.c" "$OUT/gomap/libgomap.a" -lpthread -lm -o "$OUT/mh_gomap"
+cc "${CFLAGS[@]}" "$HERE/mh_gomap.c" "${GOMAP_LIBS[@]}" -o "$OUT/mh_gomap"
 cc "${CFLAGS[@]}" "$HERE/mh_boehm.c" -lgc -lpthread -o "$OUT/mh_boehm"
 (cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/mh_go" mh_go.go)
 

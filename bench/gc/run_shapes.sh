@@ -17,7 +17,7 @@ RUNS="${RUNS:-3}"
 SHAPES="${SHAPES:-mtgcbench quads}"
 THREADS="${THREADS:-1 2}"
 source "$(dirname "$0")/common.sh"
-cc "${CFLAGS[@]}" "$HERE/sh_gomap.c" "$OUT/gomap/libgomap.a" -lpthread -lm -o "$OUT/sh_gomap"
+cc "${CFLAGS[@]}" "$HERE/sh_gomap.c" "${GOMAP_LIBS[@]}" -o "$OUT/sh_gomap"
 cc "${CFLAGS[@]}" "$HERE/sh_boehm.c" -lgc -lpthread -o "$OUT/sh_boehm"
 (cd "$HERE" && GOCACHE="$OUT/gocache" GO111MODULE=off go build -o "$OUT/sh_go" sh_go.go)
 

@@ -15,7 +15,7 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGOMAP_TESTS=OFF \
 cmake --build "$BUILD" -j "$JOBS" --target gomap_static >/dev/null
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -DNDEBUG -Wall -Wextra -I"$ROOT/include" "$HERE/bench_sync.c" \
-  -o "$BUILD/bench_sync" "$BUILD/libgomap.a" \
+  -o "$BUILD/bench_sync" "$BUILD/libgomap.a" -lz -ldl \
   $(pkg-config --cflags --libs liburcu liburcu-cds) -lck -lpthread -lm
 echo "bench/sync: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BUILD/bench_sync" "$@"

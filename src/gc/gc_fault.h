@@ -26,6 +26,11 @@ GM_API int gm_gc_fault_hold_mark(int on);
 /* 1 while a concurrent mark is in progress (between mark setup and mark
  * termination), else 0. */
 GM_API int gm_gc_fault_marking(void);
+
+/* The next n allocations of the collector's own tables that can report
+ * failure (today: the table of root ranges, gm_root_add) fail as if malloc
+ * returned NULL.  0 turns it off.  Returns the previous count. */
+GM_API int gm_gc_fault_fail_alloc(int n);
 #endif
 
 #endif

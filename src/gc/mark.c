@@ -98,6 +98,22 @@ static pthread_mutex_t roots_mu = PTHREAD_MUTEX_INITIALIZER;
 static root_range *roots;
 static size_t nroots, caproots;
 
+#ifdef GOMAP_FAULT_INJECTION
+#include "gc/gc_fault.h"
+static _Atomic int fail_alloc_a;
+int gm_gc_fault_fail_alloc(int n) { return atomic_exchange(&fail_alloc_a, n); }
+/* true if this allocation is to fail (the switch counts down) */
+static bool fault_fail_alloc(void)
+{
+    int n = atomic_load(&fail_alloc_a);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&fail_alloc_a, &n, n - 1)) return true;
+    return false;
+}
+#else
+static bool fault_fail_alloc(void) { return false; }
+#endif
+
 void gm_root_add(void *start, size_t len)
 {
     gc_ensure_init();
@@ -105,7 +121,7 @@ void gm_root_add(void *start, size_t len)
     pthread_mutex_lock(&roots_mu);
     if (nroots == caproots) {
         size_t nc = caproots ? caproots * 2 : 16;
-        root_range *nr = realloc(roots, nc * sizeof *nr);
+        root_range *nr = fault_fail_alloc() ? NULL : realloc(roots, nc * sizeof *nr);
         if (!nr) {
             pthread_mutex_unlock(&roots_mu);
             gm_errorf("gm_root_add: out of memory; range not registered");

@@ -1,0 +1,547 @@
+/* test_gc_review.c - the review's findings B1..B11 (issue 13), one or more
+ * cases each.  Every case reproduces the finding: it failed before the fix
+ * (the commit that fixed it quotes the failure).  A finding whose failure is
+ * fatal (a lost object found by gccheckmark, a deadlock, an abort) runs in a
+ * forked child; the child prints "child: ok" and aborts on purpose when all
+ * went well, so the parent can tell success from a fatal error or a hang
+ * (alarm).  Run with GMDEBUG=gccheckmark=1,clobberfree=1 (CMakeLists.txt).
+ * Not labelled tsan as a whole: most cases fork. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "gc/gc_fault.h"
+#include "gc/gc_internal.h"
+#include "gc_util.h"
+#include "gomap/map.h"
+
+/* ---- helpers: a held concurrent mark ------------------------------------------------ */
+
+static void *start_gc(void *arg)
+{
+    (void)arg;
+    gm_gc();
+    return NULL;
+}
+
+/* Waits at safepoints (so this thread's stack is scanned and black) until
+ * the mark that the hold switch keeps from making progress has started. */
+static void wait_marking(void)
+{
+    while (!gm_gc_fault_marking()) {
+        gm_safepoint();
+        usleep(100);
+    }
+    for (int i = 0; i < 10; i++) gm_safepoint();
+}
+
+static pthread_t gc_starter;
+
+static void hold_and_start_mark(void)
+{
+    gm_gc_fault_hold_mark(1);
+    pthread_create(&gc_starter, NULL, start_gc, NULL);
+    wait_marking();
+}
+
+static void release_mark(void)
+{
+    gm_gc_fault_hold_mark(0);
+    gm_blocking_begin();
+    pthread_join(gc_starter, NULL);
+    gm_blocking_end();
+}
+
+/* holder: a root range.  [0] the parent P (white, not yet scanned) whose
+ * left child W (val 4242) is reachable only through it; [1] a black object
+ * B that W moves into. */
+static node *holder[2];
+
+__attribute__((noinline)) static void setup_white_child(void)
+{
+    node *p = new_node(NULL, NULL, 1);
+    gm_store(&p->left, new_node(NULL, NULL, 4242));
+    gm_store(&holder[0], p);
+}
+
+/* ---- B1: fork flushes the vanished threads' barrier buffers -------------------------- */
+
+static pthread_mutex_t b1_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t b1_cv = PTHREAD_COND_INITIALIZER;
+static int b1_stage;
+
+/* Another mutator moves W from P into a fresh (black) B, with the barrier:
+ * W is recorded in this thread's barrier buffer only.  Then it blocks. */
+__attribute__((noinline)) static void b1_move(void)
+{
+    node *b = new_node(NULL, NULL, 2);
+    gm_store(&holder[1], b);
+    gm_store(&b->left, holder[0]->left);
+    gm_store(&holder[0]->left, NULL);
+}
+
+static void *b1_mover(void *arg)
+{
+    (void)arg;
+    gm_thread_attach();
+    b1_move();
+    scrub_stack();
+    gm_blocking_begin();
+    pthread_mutex_lock(&b1_mu);
+    b1_stage = 1;
+    pthread_cond_broadcast(&b1_cv);
+    while (b1_stage != 2) pthread_cond_wait(&b1_cv, &b1_mu);
+    pthread_mutex_unlock(&b1_mu);
+    gm_blocking_end();
+    gm_thread_detach();
+    return NULL;
+}
+
+static void child_finish_cycle_and_check(void *arg)
+{
+    (void)arg;
+    alarm(60);
+    gm_gc_fault_hold_mark(0);       /* the switch is inherited */
+    collect();                      /* ends the inherited cycle (checkmark), then one more */
+    collect();
+    node *b = holder[1];
+    bool ok = b && b->left && b->left->val == 4242 && holder[0]->left == NULL;
+    fprintf(stderr, "child: %s, verify %zu\n", ok ? "ok" : "BAD (W lost)", gm_heap_verify());
+    abort();
+}
+
+TEST(b1_fork_keeps_values_in_lost_threads_barrier_buffers)
+{
+    gm_root_add(holder, sizeof holder);
+    setup_white_child();
+    scrub_stack();
+    hold_and_start_mark();
+    pthread_t th;
+    pthread_create(&th, NULL, b1_mover, NULL);
+    pthread_mutex_lock(&b1_mu);
+    while (b1_stage != 1) pthread_cond_wait(&b1_cv, &b1_mu);
+    pthread_mutex_unlock(&b1_mu);
+    scrub_stack();
+    /* the child has only this thread: the mover and its buffer are gone */
+    CHECK(expect_abort_with(child_finish_cycle_and_check, NULL, "child: ok, verify 0"));
+    pthread_mutex_lock(&b1_mu);
+    b1_stage = 2;
+    pthread_cond_broadcast(&b1_cv);
+    pthread_mutex_unlock(&b1_mu);
+    gm_blocking_begin();
+    pthread_join(th, NULL);
+    gm_blocking_end();
+    release_mark();
+    collect();
+    CHECK(holder[1] && holder[1]->left && holder[1]->left->val == 4242);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    gm_root_remove(holder);
+    holder[0] = holder[1] = NULL;
+}
+
+/* ---- B2: a child forked mid-mark finishes the cycle by itself ----------------------- */
+
+__attribute__((noinline)) static void make_garbage(long bytes)
+{
+    for (long i = 0; i < bytes / (long)sizeof(node); i++) new_node(NULL, NULL, (uint64_t)i);
+}
+
+static void b2_child(void *arg)
+{
+    (void)arg;
+    alarm(60);
+    gm_gc_fault_hold_mark(0);
+    uint32_t gc0 = stats()->num_gc;
+    make_garbage(128L << 20);           /* no gm_gc: the pacer must do it */
+    gm_memstats *m = stats();
+    bool ok = m->num_gc > gc0 && m->heap_alloc < (64u << 20);
+    fprintf(stderr, "child: %s (cycles %u, heap %llu MiB)\n", ok ? "ok" : "BAD",
+            m->num_gc - gc0, (unsigned long long)(m->heap_alloc >> 20));
+    abort();
+}
+
+TEST(b2_child_forked_mid_mark_finishes_the_cycle)
+{
+    hold_and_start_mark();
+    CHECK(expect_abort_with(b2_child, NULL, "child: ok"));
+    release_mark();
+}
+
+/* ---- B3: fork while another thread holds the roots lock ------------------------------ */
+
+static atomic_int b3_stop;
+static uintptr_t b3_ranges[512];
+
+static void *b3_roots_churn(void *arg)
+{
+    (void)arg;                          /* never attached: not stopped by the fork */
+    while (!atomic_load(&b3_stop)) {
+        for (int i = 0; i < 512; i++) gm_root_add(&b3_ranges[i], sizeof b3_ranges[i]);
+        for (int i = 512; i-- > 0;) gm_root_remove(&b3_ranges[i]);
+    }
+    return NULL;
+}
+
+static void b3_child(void *arg)
+{
+    (void)arg;
+    alarm(5);                           /* a lock left held: the child hangs */
+    static void *slot;
+    gm_root_add(&slot, sizeof slot);
+    gm_root_remove(&slot);
+    gm_gc();
+    fprintf(stderr, "child: ok\n");
+    abort();
+}
+
+TEST(b3_fork_with_roots_lock_held)
+{
+    gm_gc();
+    pthread_t th;
+    pthread_create(&th, NULL, b3_roots_churn, NULL);
+    usleep(1000);
+    int ok = 0;
+    for (int i = 0; i < 10; i++) ok += expect_abort_with(b3_child, NULL, "child: ok");
+    atomic_store(&b3_stop, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ_U(ok, 10);
+}
+
+/* ---- B4: gm_store from a thread that never attached --------------------------------- */
+
+static void *b4_slots[8];
+static atomic_int b4_stop, b4_attached;
+
+static void *b4_unattached_storer(void *arg)
+{
+    node **keep = arg;
+    for (unsigned i = 0; !atomic_load(&b4_stop); i++) {
+        gm_store(&b4_slots[i & 7], keep[i & 3]);
+        if (gc_self) gm_safepoint();    /* attached now: it must poll like any mutator */
+    }
+    /* a store made while marking attached this thread (as an allocation does) */
+    atomic_store(&b4_attached, gc_self != NULL);
+    return NULL;
+}
+
+TEST(b4_store_from_unattached_thread_attaches)
+{
+    static node *keep[4];
+    gm_root_add(keep, sizeof keep);
+    gm_root_add(b4_slots, sizeof b4_slots);
+    for (int i = 0; i < 4; i++) gm_store(&keep[i], new_node(NULL, NULL, (uint64_t)i));
+    hold_and_start_mark();              /* the barrier is on from here */
+    pthread_t th;
+    pthread_create(&th, NULL, b4_unattached_storer, keep);
+    usleep(2000);
+    release_mark();
+    for (int c = 0; c < 20; c++) gm_gc();  /* stops of the world while it stores */
+    atomic_store(&b4_stop, 1);
+    gm_blocking_begin();
+    pthread_join(th, NULL);
+    gm_blocking_end();
+    CHECK(atomic_load(&b4_attached));
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    gm_root_remove(b4_slots);
+    gm_root_remove(keep);
+}
+
+/* ---- B5: the key-update store of a GC map is barriered ------------------------------- */
+
+typedef struct pkey { node *p; uint64_t id; } pkey;
+static const uint8_t pkey_mask[] = { 0x1 };
+static uint64_t pkey_hash(const void *v, uint64_t seed)
+{
+    return gm_hash_bytes(&((const pkey *)v)->id, sizeof(uint64_t), seed);
+}
+static bool pkey_equal(const void *a, const void *b) { return ((const pkey *)a)->id == ((const pkey *)b)->id; }
+static const gm_type pkey_type = { sizeof(pkey), 8, pkey_hash, pkey_equal, pkey_mask,
+                                   GM_TYPE_KEY_UPDATE, "pkey" };
+static gm_map *b5_map[1];
+
+/* Marking, this stack scanned: a map made now is black.  Its key {K, 1} is
+ * replaced by the equal key {W, 1} (GM_TYPE_KEY_UPDATE rewrites the key);
+ * then P lets go of W without the barrier's deletion half (dropped), so the
+ * key update's own barrier is all that can save W. */
+__attribute__((noinline)) static void b5_update_key(void)
+{
+    gm_map *m = gm_map_new_gc(&pkey_type, &gm_type_u64, 0);
+    gm_store(&b5_map[0], m);
+    uint64_t v = 7;
+    pkey k1 = { new_node(NULL, NULL, 1), 1 };
+    gm_map_put(m, &k1, &v);
+    pkey k2 = { holder[0]->left, 1 };
+    gm_map_put(m, &k2, &v);
+    int old = gm_gc_fault_drop_barrier(1);
+    gm_store(&holder[0]->left, NULL);
+    gm_gc_fault_drop_barrier(old);
+}
+
+static void b5_child(void *arg)
+{
+    (void)arg;
+    alarm(60);
+    gm_root_add(holder, sizeof holder);
+    gm_root_add(b5_map, sizeof b5_map);
+    setup_white_child();
+    scrub_stack();
+    hold_and_start_mark();
+    b5_update_key();
+    scrub_stack();
+    release_mark();                     /* the cycle ends: checkmark */
+    collect();
+    gm_map_iter it;
+    gm_map_iter_init(&it, b5_map[0]);
+    const void *k;
+    void *val;
+    bool ok = gm_map_iter_next(&it, &k, &val) && ((const pkey *)k)->p->val == 4242;
+    fprintf(stderr, "child: %s\n", ok ? "ok" : "BAD");
+    abort();
+}
+
+TEST(b5_gc_map_key_update_has_barrier)
+{
+    CHECK(expect_abort_with(b5_child, NULL, "child: ok"));
+}
+
+/* ---- B6: typed allocations honour the type's alignment ------------------------------- */
+
+static size_t misaligned(size_t align, bool scan)
+{
+    static const uint8_t mask[40000 / 64 + 8] = { 0x1 };   /* covers every word */
+    size_t bad = 0, step = align < 64 ? 64 : align;
+    for (size_t size = step; size <= 40000; size += step) {
+        gm_type t = { size, align, NULL, NULL, scan ? mask : NULL, 0, "aligned" };
+        for (int k = 0; k < 3; k++) {
+            uintptr_t a = (uintptr_t)gm_new(&t), b = (uintptr_t)gm_new_array(&t, 2);
+            if (a % align || b % align) {
+                if (bad < 4)
+                    fprintf(stderr, "size %zu align %zu: %#lx %#lx\n", size, align,
+                            (unsigned long)a, (unsigned long)b);
+                bad++;
+            }
+        }
+    }
+    return bad;
+}
+
+TEST(b6_new_honours_alignment)
+{
+    for (size_t align = 16; align <= 4096; align *= 2) {
+        CHECK_MSG(misaligned(align, false) == 0, "noscan, align %zu", align);
+        CHECK_MSG(misaligned(align, true) == 0, "scan, align %zu", align);
+    }
+    /* the sizes the review named */
+    gm_type t640 = { 640, 128, NULL, NULL, NULL, 0, "a640" };
+    for (int i = 0; i < 50; i++) CHECK((uintptr_t)gm_new(&t640) % 128 == 0);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
+typedef struct { uint8_t b[128]; } __attribute__((aligned(128))) val128;
+GM_TYPE_DEFINE_VALUE(val128_type, val128);
+typedef struct { uint8_t b[64]; } __attribute__((aligned(64))) val64;
+GM_TYPE_DEFINE_VALUE(val64_type, val64);
+typedef struct { void *p; uint64_t pad[7]; } __attribute__((aligned(64))) ptr_val;
+static const uint8_t ptr_val_mask[] = { 0x1 };
+static const gm_type ptr_val_type = { sizeof(ptr_val), 64, NULL, NULL, ptr_val_mask, 0, "ptr_val" };
+
+/* Value slots of a GC map are aligned for the value type: the bucket array
+ * (one bucket for a small map, pointer-free or scanned) is aligned to the
+ * bucket's alignment. */
+TEST(b6_gc_map_slots_honour_alignment)
+{
+    const gm_type *keys[] = { &gm_type_u32, &gm_type_u64 };
+    const gm_type *vals[] = { &val64_type, &ptr_val_type, &val128_type };
+    size_t bad = 0, n = 0;
+    for (int k = 0; k < 2; k++)
+        for (int v = 0; v < 3; v++)
+            for (int rep = 0; rep < 40; rep++) {
+                gm_map *m = gm_map_new_gc(keys[k], vals[v], 0);
+                for (uint64_t key = 0; key < 6; key++) {
+                    uint32_t k32 = (uint32_t)key;
+                    void *e = gm_map_assign(m, k ? (const void *)&key : (const void *)&k32);
+                    n++;
+                    if ((uintptr_t)e % vals[v]->align) bad++;
+                }
+                gm_keep_alive(m);
+            }
+    CHECK_MSG(bad == 0, "%zu of %zu value slots misaligned", bad, n);
+}
+
+/* ---- B7: misuse of the blocking contract ------------------------------------------- */
+
+static void b7_alloc_in_blocking(void *arg)
+{
+    (void)arg;
+    gm_thread_attach();
+    gm_blocking_begin();
+    gm_new(&node_type);
+}
+
+TEST(b7_allocation_inside_blocking_section_is_fatal)
+{
+    CHECK(expect_abort_with(b7_alloc_in_blocking, NULL,
+                            "fatal error: gm_new or gm_alloc_* inside gm_blocking_begin/end"));
+}
+
+static void b7_gc_in_blocking(void *arg)
+{
+    (void)arg;
+    gm_thread_attach();
+    gm_blocking_begin();
+    gm_gc();
+}
+
+TEST(b7_gc_inside_blocking_section_is_fatal)
+{
+    CHECK(expect_abort_with(b7_gc_in_blocking, NULL, "fatal error: gm_gc inside gm_blocking_begin/end"));
+}
+
+static jmp_buf b7_jb;
+__attribute__((noinline)) static void b7_blocking_then_jump(void)
+{
+    gm_blocking_begin();
+    longjmp(b7_jb, 1);
+}
+
+static void b7_longjmp_out(void *arg)
+{
+    (void)arg;
+    gm_thread_attach();
+    if (setjmp(b7_jb) == 0) b7_blocking_then_jump();
+    gm_blocking_begin();                /* the unwound section is detected here */
+    gm_blocking_end();
+}
+
+TEST(b7_longjmp_out_of_blocking_section_is_fatal)
+{
+    CHECK(expect_abort_with(b7_longjmp_out, NULL, "fatal error: longjmp out of a gm_blocking_begin/end section"));
+}
+
+/* gm_safepoint inside a blocking section while the world is being stopped:
+ * the thread must stay BLOCKING (park() used to leave it RUNNING, and the
+ * next stop of the world then waited for a thread blocked in a call). */
+static atomic_int b7_stage;
+
+static void *b7_safepoint_in_blocking(void *arg)
+{
+    (void)arg;
+    gm_thread_attach();
+    gm_blocking_begin();
+    for (int i = 0; i < 200; i++) {
+        while (!(atomic_load(&gc_poll_a) & POLL_STW)) {}   /* a stop is in progress */
+        gm_safepoint();
+        if (atomic_load(&gc_self->state_a) == TH_RUNNING) break;  /* the bug: no longer BLOCKING */
+    }
+    atomic_store(&b7_stage, 1);
+    sleep(3);                            /* a blocking call, as promised */
+    gm_blocking_end();
+    gm_thread_detach();
+    return NULL;
+}
+
+static void b7_safepoint_child(void *arg)
+{
+    (void)arg;
+    alarm(30);
+    gc_opt.stoptimeout_ms = 1000;
+    gc_opt.gcstoptheworld = 1;           /* long pauses: the thread's safepoint lands in one */
+    static node *live[1];
+    gm_root_add(live, sizeof live);
+    for (int i = 0; i < 50000; i++) gm_store(&live[0], new_node(live[0], NULL, (uint64_t)i));
+    pthread_t th;
+    pthread_create(&th, NULL, b7_safepoint_in_blocking, NULL);
+    while (!atomic_load(&b7_stage)) gm_gc();
+    gm_gc();                             /* must not wait for the sleeping thread */
+    fprintf(stderr, "child: ok\n");
+    abort();
+}
+
+TEST(b7_safepoint_inside_blocking_section_stays_blocking)
+{
+    CHECK(expect_abort_with(b7_safepoint_child, NULL, "child: ok"));
+}
+
+/* ---- B9: weak handles of interior pointers past 4 GiB ------------------------------- */
+
+TEST(b9_weak_handle_offsets_past_4GiB)
+{
+    size_t big = ((size_t)4 << 30) + 65536;
+    char *p = gm_alloc_noscan(big);     /* pages are committed but never touched */
+    REQUIRE(p != NULL);
+    gm_weak *lo = gm_weak_make(p + 8);
+    gm_weak *hi = gm_weak_make(p + ((size_t)4 << 30) + 8);
+    CHECK(lo != hi);
+    CHECK(gm_weak_get(lo) == p + 8);
+    CHECK(gm_weak_get(hi) == p + ((size_t)4 << 30) + 8);
+    gm_keep_alive(p);
+    p = NULL;
+    collect();
+    CHECK(gm_weak_get(lo) == NULL && gm_weak_get(hi) == NULL);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    gm_free_os_memory();
+}
+
+/* ---- B10: the pacer's goal does not overflow ------------------------------------------ */
+
+TEST(b10_pacer_goal_does_not_overflow)
+{
+    size_t big = (size_t)16 << 30;      /* 16 GiB live, GMGC at INT_MAX percent */
+    char *p = gm_alloc_noscan(big);
+    REQUIRE(p != NULL);
+    int old = gm_gc_percent(INT_MAX);
+    collect();
+    uint64_t marked = stats()->heap_alloc, goal = stats()->next_gc;
+    unsigned __int128 want = (unsigned __int128)big + (unsigned __int128)big * INT_MAX / 100;
+    if (want > UINT64_MAX) want = UINT64_MAX;
+    CHECK_MSG(marked >= big, "marked %llu", (unsigned long long)marked);
+    CHECK_MSG(goal >= (uint64_t)want, "goal %llu < %llu", (unsigned long long)goal,
+              (unsigned long long)(uint64_t)want);
+    gm_gc_percent(old);
+    gm_keep_alive(p);
+    p = NULL;
+    collect();
+    gm_free_os_memory();
+}
+
+/* ---- B11: gm_root_add reports running out of memory -------------------------------------- */
+
+static void b11_root_add_oom(void *arg)
+{
+    (void)arg;
+    static uintptr_t r[64];
+    gm_gc_fault_fail_alloc(1);          /* the next internal allocation fails */
+    for (int i = 0; i < 64; i++) gm_root_add(&r[i], sizeof r[i]);
+    fprintf(stderr, "child: returned\n");
+}
+
+TEST(b11_root_add_out_of_memory_is_fatal)
+{
+    CHECK(expect_fatal(b11_root_add_oom, NULL, "gm_root_add: out of memory"));
+}
+
+#ifdef HAVE_TRY_ADD
+TEST(b11_root_try_add_reports_enomem)
+{
+    static uintptr_t r[64];
+    int fails = 0;
+    gm_gc_fault_fail_alloc(1);
+    for (int i = 0; i < 64; i++) {
+        errno = 0;
+        int rc = gm_root_try_add(&r[i], sizeof r[i]);
+        if (rc) {
+            CHECK_EQ_U(rc, ENOMEM);
+            CHECK_EQ_U(errno, ENOMEM);
+            fails++;
+        }
+    }
+    gm_gc_fault_fail_alloc(0);
+    CHECK_EQ_U(fails, 1);               /* exactly the one growth that was refused */
+    CHECK_EQ_U(gm_root_try_add(NULL, 8), EINVAL);
+    for (int i = 0; i < 64; i++) gm_root_remove(&r[i]);   /* an unregistered one complains */
+}
+#endif

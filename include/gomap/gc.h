@@ -63,7 +63,13 @@ GM_API void *gm_atomic_swap(void *slot, void *ptr);            /* returns the ol
 GM_API bool  gm_atomic_cas(void *slot, void *old, void *ptr);  /* true if *slot was old */
 
 /* ---- roots -------------------------------------------------------------- */
-GM_API void gm_root_add(void *start, size_t len);     /* a global or malloc'd range holding GC pointers */
+/* A global or malloc'd range holding GC pointers.  Out of memory for the
+ * table of ranges is fatal ("gm_root_add: out of memory"): an unregistered
+ * range would leave its objects unprotected.  gm_root_try_add returns 0, or
+ * ENOMEM (errno set too; the range is not registered) or EINVAL (NULL start,
+ * zero length or a range that wraps around). */
+GM_API void gm_root_add(void *start, size_t len);
+GM_API int  gm_root_try_add(void *start, size_t len);
 GM_API void gm_root_remove(void *start);              /* by the start given to gm_root_add */
 
 /* ---- collection and pacing ---------------------------------------------- */

@@ -9,6 +9,18 @@
  * of them per refill), else a fresh span from the page heap.  Larger objects
  * get their own span straight from the page heap.
  *
+ * ALIGNMENT.  An object starts at span base + index * class size, and span
+ * bases are page (8 KiB) aligned, so an object is aligned to the largest
+ * power of two dividing its class size.  gm_new / gm_new_array honour the
+ * type's align (at most 4096, gm_type_validate) by picking the smallest
+ * class at least the size that is a multiple of align (aligned_size), or a
+ * large object (page aligned).  Untyped allocations (gm_alloc_*) are 8-byte
+ * aligned, 16 from 16 bytes on.
+ *
+ * BLOCKING SECTIONS.  A thread inside gm_blocking_begin/end is treated by
+ * the collector as stopped (its cached spans may be taken back, its stack
+ * scanned): an allocation there is fatal, never a torn heap.
+ *
  * TYPES.  Small scan spans carry one heap bit per word (1 = this word holds
  * a pointer), written at allocation from the type's ptrmask, repeated for
  * arrays; conservative objects get every bit set.  Large objects record the
@@ -40,7 +52,7 @@ gc_central gc_centrals[GC_NUM_SPANCLASSES];
 pthread_mutex_t gc_large_lock = PTHREAD_MUTEX_INITIALIZER;
 gc_spanlist gc_large, gc_large_unswept;
 gc_span gc_empty_span;                 /* nelems 0: every fast path fails */
-static uint8_t zerobase[16] __attribute__((aligned(16)));  /* zero-size objects */
+static uint8_t zerobase[16] __attribute__((aligned(4096)));  /* zero-size objects, any align */
 
 /* ---- span lists ----------------------------------------------------------- */
 
@@ -479,6 +491,7 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
 {
     gc_thread *th = gc_self;
     if (GM_UNLIKELY(th == NULL)) th = gc_thread_auto();
+    if (GM_UNLIKELY(th->blocking_depth)) gc_blocking_misuse("gm_new or gm_alloc_*");
     if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) gc_poll_slow(th);
     if (GM_UNLIKELY(size == 0)) return zerobase;
     if (GM_UNLIKELY(size > GC_MAX_SMALL)) return alloc_large(size, kind, t, count);
@@ -500,19 +513,40 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     return (void *)p;
 }
 
+/* The size to ask mallocgc for so that the object is aligned to `align`
+ * (see ALIGNMENT): size itself when its class is aligned enough. */
+__attribute__((noinline)) static size_t aligned_size_slow(size_t size, size_t align)
+{
+    if (align > GC_PAGE_SIZE) gm_fatalf("gm_new: alignment %zu is above the page size (8192)", align);
+    if (size == 0 || size > GC_MAX_SMALL) return size;       /* zerobase / pages */
+    for (unsigned cl = gc_size_to_class(size); cl < (unsigned)gc_nclasses; cl++)
+        if (gc_classes[cl].size % align == 0) return gc_classes[cl].size;
+    return GC_MAX_SMALL + 1;                                   /* a large object */
+}
+
+static inline size_t aligned_size(size_t size, size_t align)
+{
+    if (GM_LIKELY(align <= 8)) return size;
+    if (size > 0 && size <= GC_MAX_SMALL && gc_classes[gc_size_to_class(size)].size % align == 0)
+        return size;
+    return aligned_size_slow(size, align);
+}
+
 void *gm_new(const gm_type *t)
 {
     gc_ensure_init();
-    if (t->ptrmask == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
-    return mallocgc(t->size, K_TYPED, t, 1);
+    size_t size = aligned_size(t->size, t->align);
+    if (t->ptrmask == NULL) return mallocgc(size, K_NOSCAN, NULL, 1);
+    return mallocgc(size, K_TYPED, t, 1);
 }
 
 void *gm_new_array(const gm_type *t, size_t n)
 {
     gc_ensure_init();
     if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
-    if (t->ptrmask == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
-    return mallocgc(t->size * n, K_TYPED, t, n);
+    size_t size = aligned_size(t->size * n, t->align);
+    if (t->ptrmask == NULL) return mallocgc(size, K_NOSCAN, NULL, n);
+    return mallocgc(size, K_TYPED, t, n);
 }
 
 void *gm_alloc_noscan(size_t size)

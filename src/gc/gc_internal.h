@@ -17,6 +17,9 @@
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
  *
  * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
+ * a fork takes every lock (thread.c fork_prepare) in the order cycle_mu,
+ * bg_mu, pacer_mu, stats_mu, roots_mu, wq.mu, pool.mu, helpers_mu,
+ * special_mu, finq_mu, centrals, large_lock, heap_lock, world_mu;
  * cycle_mu is never held with another; wq.mu (mark queue) neither;
  * central[i].lock / large_lock -> heap_lock.  world_mu, roots_mu, bg_mu,
  * stats_mu and the mark pool's locks are never held with another.  No lock
@@ -228,7 +231,7 @@ enum { TH_RUNNING = 0, TH_PARKED = 1, TH_BLOCKING = 2 };
  * is reading it now: the collector for a parked/blocking thread, or the
  * thread itself at a safepoint; a blocking thread waits before it runs again) */
 enum { STK_DONE = 0, STK_PENDING = 1, STK_SCANNING = 2 };
-#define GC_NREGS 16
+#define GC_NREGS 20            /* callee-saved registers (AArch64: x19-x29, d8-d15) */
 #define GC_WBBUF 256           /* write-barrier buffer entries per thread (Go: 256) */
 
 /* A grey-object stack owned by one thread (see mark.c). */
@@ -295,9 +298,13 @@ GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread *
  * gc_thread_register_internal, which counts -1); -1 if creation failed */
 GM_INTERNAL void gc_thread_starting(int delta);
 GM_INTERNAL void gc_thread_fork_init(void);         /* pthread_atfork handlers */
-GM_INTERNAL void gc_special_fork(int phase);        /* 0 prepare, 1 parent, 2 child */
-GM_INTERNAL void gc_collect_fork_child(void);
-GM_INTERNAL void gc_mark_fork_child(void);
+/* fork phases: 0 prepare (take the locks), 1 parent, 2 child (release them,
+ * forget the threads that do not exist in the child) */
+GM_INTERNAL void gc_special_fork(int phase);
+GM_INTERNAL void gc_collect_fork(int phase);  /* cycle_mu, bg_mu, pacer_mu, stats_mu */
+GM_INTERNAL void gc_mark_fork(int phase);     /* roots_mu, the mark queue's locks */
+/* fatal: `what` was called inside a blocking section (thread.c) */
+GM_INTERNAL GM_NORETURN void gc_blocking_misuse(const char *what);
 
 /* ---- mark (mark.c) ------------------------------------------------------- */
 /* The stop-the-world mark's work stack; while the world runs each thread
@@ -370,7 +377,7 @@ GM_INTERNAL uint64_t gc_nanotime(void);
 enum { SP_FINALIZER = 1, SP_CLEANUP = 2, SP_WEAK = 3 };
 struct gc_special {
     gc_special *next;
-    uint32_t offset;       /* from the object's base (specials are per object) */
+    uintptr_t offset;      /* from the span's base: a large object's may pass 4 GiB */
     uint8_t kind;
     void (*fin)(void *obj, void *arg);
     void (*cleanup)(void *arg);

@@ -80,6 +80,7 @@
  */
 #include "gc/gc_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,24 +115,38 @@ static bool fault_fail_alloc(void)
 static bool fault_fail_alloc(void) { return false; }
 #endif
 
-void gm_root_add(void *start, size_t len)
+int gm_root_try_add(void *start, size_t len)
 {
     gc_ensure_init();
-    if (!start || len == 0) return;
+    if (!start || len == 0 || (uintptr_t)start + len < (uintptr_t)start) {
+        errno = EINVAL;
+        return EINVAL;
+    }
     pthread_mutex_lock(&roots_mu);
     if (nroots == caproots) {
         size_t nc = caproots ? caproots * 2 : 16;
         root_range *nr = fault_fail_alloc() ? NULL : realloc(roots, nc * sizeof *nr);
         if (!nr) {
             pthread_mutex_unlock(&roots_mu);
-            gm_errorf("gm_root_add: out of memory; range not registered");
-            return;
+            errno = ENOMEM;
+            return ENOMEM;
         }
         roots = nr;
         caproots = nc;
     }
     roots[nroots++] = (root_range){(uintptr_t)start, len};
     pthread_mutex_unlock(&roots_mu);
+    return 0;
+}
+
+/* A range that could not be registered would leave the objects it holds
+ * unprotected: the program cannot go on as if it had been. */
+void gm_root_add(void *start, size_t len)
+{
+    if (!start || len == 0) return;
+    int rc = gm_root_try_add(start, len);
+    if (rc == ENOMEM) gm_fatal("gm_root_add: out of memory (use gm_root_try_add to handle it)");
+    if (rc == EINVAL) gm_errorf("gm_root_add: range %p + %zu wraps around; not registered", start, len);
 }
 
 void gm_root_remove(void *start)
@@ -463,13 +478,30 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-/* fork: the helpers do not exist in the child */
-void gc_mark_fork_child(void)
+static void wq_fork_lock(bool lock);
+
+/* fork (thread.c): the locks are taken before the fork, released after it
+ * in both processes; the helpers do not exist in the child */
+void gc_mark_fork(int phase)
 {
-    nhelpers_started = 0;
-    helpers_running = 0;
-    pthread_cond_init(&helpers_cv, NULL);
-    pthread_cond_init(&helpers_done_cv, NULL);
+    if (phase == 0) {
+        pthread_mutex_lock(&roots_mu);
+        wq_fork_lock(true);
+        pthread_mutex_lock(&pool.mu);
+        pthread_mutex_lock(&helpers_mu);
+        return;
+    }
+    pthread_mutex_unlock(&helpers_mu);
+    pthread_mutex_unlock(&pool.mu);
+    wq_fork_lock(false);
+    pthread_mutex_unlock(&roots_mu);
+    if (phase == 2) {
+        nhelpers_started = 0;
+        helpers_running = 0;
+        pthread_cond_init(&helpers_cv, NULL);
+        pthread_cond_init(&helpers_done_cv, NULL);
+        pthread_cond_init(&pool.cv, NULL);
+    }
 }
 
 static int start_helpers(int want)
@@ -575,6 +607,12 @@ static bool wq_take(gc_workbuf *w)
     }
     pthread_mutex_unlock(&wq.mu);
     return c != NULL;
+}
+
+static void wq_fork_lock(bool lock)
+{
+    if (lock) pthread_mutex_lock(&wq.mu);
+    else pthread_mutex_unlock(&wq.mu);
 }
 
 bool gc_wq_empty(void) { return atomic_load_explicit(&wq.nfull_a, memory_order_relaxed) == 0; }

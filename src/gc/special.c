@@ -66,7 +66,7 @@ static gc_span *object_span(void *p, uintptr_t *base)
     return *base ? s : NULL;
 }
 
-static gc_special *new_special(uint8_t kind, uint32_t offset)
+static gc_special *new_special(uint8_t kind, uintptr_t offset)
 {
     gc_special *sp = calloc(1, sizeof *sp);
     if (!sp) gm_fatal("runtime: out of memory (special)");
@@ -110,7 +110,7 @@ static void compact_special_spans(void)
     nsspans = j;
 }
 
-static gc_special *find_special(gc_span *s, uint32_t offset, uint8_t kind)
+static gc_special *find_special(gc_span *s, uintptr_t offset, uint8_t kind)
 {
     for (gc_special *sp = s->specials; sp; sp = sp->next)
         if (sp->offset == offset && sp->kind == kind) return sp;
@@ -138,7 +138,7 @@ void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg)
         gm_fatal("runtime.SetFinalizer: pointer not in allocated block");
     }
     if (base != (uintptr_t)obj) gm_fatal("runtime.SetFinalizer: pointer not at beginning of allocated block");
-    uint32_t off = (uint32_t)(base - s->base);
+    uintptr_t off = base - s->base;
     if (fn) gc_finq_start_thread();
     pthread_mutex_lock(&gc_special_mu);
     gc_special *sp = find_special(s, off, SP_FINALIZER);
@@ -180,7 +180,7 @@ gm_cleanup gm_add_cleanup(void *obj, void (*fn)(void *arg), void *arg)
         gm_fatal("runtime.AddCleanup: ptr is equal to arg, cleanup will never run");
     gc_finq_start_thread();
     pthread_mutex_lock(&gc_special_mu);
-    gc_special *sp = new_special(SP_CLEANUP, (uint32_t)(base - s->base));
+    gc_special *sp = new_special(SP_CLEANUP, base - s->base);
     sp->cleanup = fn;
     sp->arg = arg;
     sp->id = next_special_id++;
@@ -220,7 +220,7 @@ gm_weak *gm_weak_make(void *p)
     /* allocate first: allocation may collect, which takes special_mu */
     gm_weak *w = gm_alloc_noscan(sizeof *w);
     gc_span *s = object_span(p, &base);
-    uint32_t off = (uint32_t)((uintptr_t)p - s->base);
+    uintptr_t off = (uintptr_t)p - s->base;
     pthread_mutex_lock(&gc_special_mu);
     gc_special *sp = find_special(s, off, SP_WEAK);
     if (sp) {
@@ -285,7 +285,7 @@ void gc_special_mark_roots(void)
     pthread_mutex_unlock(&finq_mu);
 }
 
-static bool obj_marked(gc_span *s, uint32_t offset)
+static bool obj_marked(gc_span *s, uintptr_t offset)
 {
     return gc_is_marked(s, gc_obj_index(s, s->base + offset));
 }
@@ -368,7 +368,7 @@ size_t gc_special_verify(void)
                 gm_errorf("verify: special on a free object at %#lx", (unsigned long)(s->base + sp->offset));
                 bad++;
             }
-            if (sp->kind == SP_FINALIZER && sp->offset != (uint32_t)i * s->elemsize && s->sizeclass) {
+            if (sp->kind == SP_FINALIZER && sp->offset != (uintptr_t)i * s->elemsize && s->sizeclass) {
                 gm_errorf("verify: finalizer not at an object start");
                 bad++;
             }

@@ -21,6 +21,15 @@
  * the collector as stopped (its cached spans may be taken back, its stack
  * scanned): an allocation there is fatal, never a torn heap.
  *
+ * OUT OF MEMORY.  When the page heap refuses a span (the hard heap limit,
+ * the end of the reservation, or the system: pageheap.c), the allocation
+ * runs a full collection and tries once more; then the program's handler
+ * (gm_set_oom_handler), and if it asks for it, one more collection and try.
+ * Still nothing: gm_try_* return NULL with errno ENOMEM, the others stop
+ * the process with the reason.  Nothing was allocated and nothing the
+ * failed attempt touched is left half done: the thread's cache slot is
+ * empty (a refill released the old span first), the heap verifies.
+ *
  * TYPES.  Small scan spans carry one heap bit per word (1 = this word holds
  * a pointer), written at allocation from the type's ptrmask, repeated for
  * arrays; conservative objects get every bit set.  Large objects record the
@@ -43,6 +52,7 @@
  */
 #include "gc/gc_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sched.h>
@@ -355,6 +365,7 @@ static gc_span *central_take(unsigned spc)
     pthread_mutex_unlock(&c->lock);
     if (!s) {
         s = gc_heap_alloc_span(gc_classes[spc >> 1].npages);
+        if (!s) return NULL;
         span_init_small(s, spc);
     }
     return s;
@@ -367,6 +378,7 @@ static gc_span *refill(gc_thread *th, unsigned spc)
     if (old != &gc_empty_span) cache_release(old);
     gc_maybe_collect();
     gc_span *s = central_take(spc);
+    if (GM_UNLIKELY(!s)) return NULL;
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK))
         gc_assist_alloc(th, (uint64_t)(s->nelems - s->alloc_count) * s->elemsize);
     s->list = LIST_CACHE;
@@ -455,14 +467,20 @@ static inline void zero_object(uintptr_t p, size_t n)
     }
 }
 
+static _Thread_local bool oom_size_too_big;   /* the last failure: no heap could hold it */
+
 static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
 {
     gc_maybe_collect();
     size_t npages = (size + GC_PAGE_SIZE - 1) >> GC_PAGE_SHIFT;
-    if (npages == 0 || npages > ((size_t)1 << 40)) gm_fatal("runtime: out of memory");
+    if (npages == 0 || npages > ((size_t)1 << 40)) {
+        oom_size_too_big = true;
+        return NULL;
+    }
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK) && gc_self)
         gc_assist_alloc(gc_self, npages * GC_PAGE_SIZE);
     gc_span *s = gc_heap_alloc_span(npages);
+    if (!s) return NULL;
     s->sizeclass = 0;
     s->noscan = kind == K_NOSCAN;
     s->conservative = kind == K_CONSERVATIVE;
@@ -487,19 +505,26 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     return (void *)s->base;
 }
 
-static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
+enum { M_FATAL, M_TRY, M_RAW };   /* on failure: stop, NULL after the OOM path, NULL at once */
+static void *alloc_failed(size_t size, int kind, const gm_type *t, size_t count, int mode);
+
+static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count, int mode)
 {
     gc_thread *th = gc_self;
     if (GM_UNLIKELY(th == NULL)) th = gc_thread_auto();
     if (GM_UNLIKELY(th->blocking_depth)) gc_blocking_misuse("gm_new or gm_alloc_*");
     if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) gc_poll_slow(th);
     if (GM_UNLIKELY(size == 0)) return zerobase;
-    if (GM_UNLIKELY(size > GC_MAX_SMALL)) return alloc_large(size, kind, t, count);
+    if (GM_UNLIKELY(size > GC_MAX_SMALL)) {
+        void *p = alloc_large(size, kind, t, count);
+        return GM_LIKELY(p != NULL) || mode == M_RAW ? p : alloc_failed(size, kind, t, count, mode);
+    }
     unsigned spc = gc_size_to_class(size) * 2u + (kind == K_NOSCAN);
     gc_span *s = th->cache.alloc[spc];
     int64_t idx = next_free_fast(s);
     if (GM_UNLIKELY(idx < 0)) {
         s = refill(th, spc);
+        if (GM_UNLIKELY(s == NULL)) return mode == M_RAW ? NULL : alloc_failed(size, kind, t, count, mode);
         idx = next_free(s);
         if (idx < 0) gm_fatal("gc: refilled span has no free slot");
     }
@@ -511,6 +536,70 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF))
         __atomic_fetch_or(&s->mark_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
     return (void *)p;
+}
+
+/* ---- out of memory ------------------------------------------------------------ */
+
+typedef struct oom_handler { gm_oom_handler fn; void *arg; } oom_handler;
+static _Atomic(oom_handler *) oom_handler_a;
+static _Thread_local bool in_oom_handler;
+
+void gm_set_oom_handler(gm_oom_handler fn, void *arg)
+{
+    oom_handler *h = NULL;
+    if (fn) {
+        h = malloc(sizeof *h);
+        if (!h) gm_fatal("gm_set_oom_handler: out of memory");
+        h->fn = fn;
+        h->arg = arg;
+    }
+    /* the old record is not freed: a thread may be reading it (a few
+     * bytes per call; programs set a handler once) */
+    atomic_exchange(&oom_handler_a, h);
+}
+
+__attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind, const gm_type *t,
+                                                          size_t count, int mode)
+{
+    void *p = NULL;
+    if (!oom_size_too_big) {
+        gc_collect(true);                    /* a full cycle, swept: free pages come back */
+        p = mallocgc(size, kind, t, count, M_RAW);
+        oom_handler *h = atomic_load(&oom_handler_a);
+        if (!p && h && !in_oom_handler) {
+            in_oom_handler = true;           /* an allocation inside the handler fails plainly */
+            int again = h->fn(size, h->arg);
+            in_oom_handler = false;
+            if (again) {
+                gc_collect(true);
+                p = mallocgc(size, kind, t, count, M_RAW);
+            }
+        }
+    }
+    if (p) return p;
+    bool huge = oom_size_too_big;
+    oom_size_too_big = false;
+    if (mode == M_TRY) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    gc_heapstats hs;
+    gc_heap_stats(&hs);
+    if (huge) gm_fatalf("runtime: out of memory: cannot allocate %zu bytes", size);
+    switch (gc_heap_oom_reason()) {
+    case GC_OOM_LIMIT:
+        gm_fatalf("runtime: out of memory: allocating %zu bytes would take the heap in use (%llu "
+                  "bytes) past its limit of %llu bytes (GMDEBUG=heaplimit, gm_set_max_heap)",
+                  size, (unsigned long long)hs.inuse, (unsigned long long)gc_heap_max());
+    case GC_OOM_RESERVE:
+        gm_fatalf("runtime: out of memory: allocating %zu bytes: the heap's address-space "
+                  "reservation of %zu MiB is exhausted (raise it with GMDEBUG=heapreserve=<size> "
+                  "or gm_set_heap_reserve before the first allocation)",
+                  size, gc_heap_reserve_bytes() >> 20);
+    default:
+        gm_fatalf("runtime: out of memory: allocating %zu bytes: the system refused to commit "
+                  "more memory (heap %llu MiB)", size, (unsigned long long)(hs.sys >> 20));
+    }
 }
 
 /* The size to ask mallocgc for so that the object is aligned to `align`
@@ -532,31 +621,46 @@ static inline size_t aligned_size(size_t size, size_t align)
     return aligned_size_slow(size, align);
 }
 
-void *gm_new(const gm_type *t)
+static inline void *new_typed(const gm_type *t, size_t n, int mode)
 {
     gc_ensure_init();
-    size_t size = aligned_size(t->size, t->align);
-    if (t->ptrmask == NULL) return mallocgc(size, K_NOSCAN, NULL, 1);
-    return mallocgc(size, K_TYPED, t, 1);
+    if (t->size && n > SIZE_MAX / t->size) {
+        if (mode == M_TRY) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        gm_fatal("makeslice: len out of range");
+    }
+    size_t size = aligned_size(t->size * n, t->align);
+    if (t->ptrmask == NULL) return mallocgc(size, K_NOSCAN, NULL, n, mode);
+    return mallocgc(size, K_TYPED, t, n, mode);
 }
 
-void *gm_new_array(const gm_type *t, size_t n)
-{
-    gc_ensure_init();
-    if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
-    size_t size = aligned_size(t->size * n, t->align);
-    if (t->ptrmask == NULL) return mallocgc(size, K_NOSCAN, NULL, n);
-    return mallocgc(size, K_TYPED, t, n);
-}
+void *gm_new(const gm_type *t) { return new_typed(t, 1, M_FATAL); }
+void *gm_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_FATAL); }
+void *gm_try_new(const gm_type *t) { return new_typed(t, 1, M_TRY); }
+void *gm_try_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_TRY); }
 
 void *gm_alloc_noscan(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_NOSCAN, NULL, 1);
+    return mallocgc(size, K_NOSCAN, NULL, 1, M_FATAL);
 }
 
 void *gm_alloc_conservative(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    return mallocgc(size, K_CONSERVATIVE, NULL, 1, M_FATAL);
+}
+
+void *gm_try_alloc_noscan(size_t size)
+{
+    gc_ensure_init();
+    return mallocgc(size, K_NOSCAN, NULL, 1, M_TRY);
+}
+
+void *gm_try_alloc_conservative(size_t size)
+{
+    gc_ensure_init();
+    return mallocgc(size, K_CONSERVATIVE, NULL, 1, M_TRY);
 }

@@ -239,6 +239,7 @@ static void init_once_fn(void)
     gc_options_init();
     gc_classes_init();
     gc_pageheap_init();
+    if (gc_opt.heaplimit) gc_heap_set_limit_env(gc_opt.heaplimit);
     gc_alloc_init();
     gc_mark_init();
     atomic_store(&gc_sweepgen_a, 2);

@@ -130,7 +130,16 @@ extern _Atomic uintptr_t gc_arena_used_a;  /* committed bytes from start */
 extern gc_span **gc_pagemap;               /* one entry per page */
 
 GM_INTERNAL void gc_pageheap_init(void);
-GM_INTERNAL gc_span *gc_heap_alloc_span(size_t npages); /* fatal on OOM */
+/* NULL if the heap limit, the reservation or the system refuses; then
+ * gc_heap_oom_reason() (this thread's last failure) says which */
+GM_INTERNAL gc_span *gc_heap_alloc_span(size_t npages);
+enum { GC_OOM_LIMIT = 1, GC_OOM_RESERVE = 2, GC_OOM_OS = 3 };
+GM_INTERNAL int gc_heap_oom_reason(void);
+GM_INTERNAL size_t gc_heap_reserve_bytes(void);
+GM_INTERNAL uint64_t gc_heap_max(void);              /* UINT64_MAX: no limit */
+GM_INTERNAL void gc_heap_set_limit_env(uint64_t bytes);
+#define GC_HEAP_RESERVE_MIN ((size_t)64 << 20)
+#define GC_HEAP_RESERVE_MAX ((size_t)16 << 40)
 GM_INTERNAL void gc_heap_free_span(gc_span *s);
 GM_INTERNAL void gc_heap_stats(gc_heapstats *out);
 GM_INTERNAL uint64_t gc_scavenge(uint64_t retain_bytes);  /* returns bytes released */
@@ -397,6 +406,8 @@ typedef struct gc_options {
     int stoptimeout_ms;
     int gcworkers;           /* mark threads during a stop-the-world mark */
     int gcstoptheworld;      /* 1: the whole mark with the world stopped (no concurrent mark) */
+    uint64_t heaplimit;      /* bytes; 0: none (GMDEBUG=heaplimit=512MiB) */
+    size_t heapreserve;      /* bytes; 0: the default 64 GiB (GMDEBUG=heapreserve=) */
 } gc_options;
 extern gc_options gc_opt;
 GM_INTERNAL void gc_options_init(void);

@@ -23,7 +23,10 @@
  * Environment: GMGC (GOGC: percent or "off"), GMMEMLIMIT (GOMEMLIMIT, e.g.
  * "512MiB"), GMDEBUG (GODEBUG syntax): gctrace=1, gcstress=N (collect at
  * every Nth allocation/safepoint), clobberfree=1, stoptimeout=<ms>,
- * gccheckmark=1 (verify the heap after every cycle).
+ * gccheckmark=1 (verify the heap after every cycle), heaplimit=<size> (a
+ * hard limit on the heap in use), heapreserve=<size> (the address-space
+ * reservation, default 64GiB).  Inside a blocking section, allocating,
+ * gm_gc, gm_safepoint or a barriered store while marking is fatal.
  */
 #ifndef GOMAP_GC_H
 #define GOMAP_GC_H

@@ -540,22 +540,25 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count, int
 
 /* ---- out of memory ------------------------------------------------------------ */
 
-typedef struct oom_handler { gm_oom_handler fn; void *arg; } oom_handler;
-static _Atomic(oom_handler *) oom_handler_a;
+/* the handler and its argument, read together under oom_mu (held for two
+ * loads or stores: never with another lock but in a fork) */
+static pthread_mutex_t oom_mu = PTHREAD_MUTEX_INITIALIZER;
+static gm_oom_handler oom_fn;
+static void *oom_arg;
 static _Thread_local bool in_oom_handler;
 
 void gm_set_oom_handler(gm_oom_handler fn, void *arg)
 {
-    oom_handler *h = NULL;
-    if (fn) {
-        h = malloc(sizeof *h);
-        if (!h) gm_fatal("gm_set_oom_handler: out of memory");
-        h->fn = fn;
-        h->arg = arg;
-    }
-    /* the old record is not freed: a thread may be reading it (a few
-     * bytes per call; programs set a handler once) */
-    atomic_exchange(&oom_handler_a, h);
+    pthread_mutex_lock(&oom_mu);
+    oom_fn = fn;
+    oom_arg = fn ? arg : NULL;
+    pthread_mutex_unlock(&oom_mu);
+}
+
+void gc_alloc_fork(int phase)
+{
+    if (phase == 0) pthread_mutex_lock(&oom_mu);
+    else pthread_mutex_unlock(&oom_mu);
 }
 
 __attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind, const gm_type *t,
@@ -565,10 +568,13 @@ __attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind,
     if (!oom_size_too_big) {
         gc_collect(true);                    /* a full cycle, swept: free pages come back */
         p = mallocgc(size, kind, t, count, M_RAW);
-        oom_handler *h = atomic_load(&oom_handler_a);
-        if (!p && h && !in_oom_handler) {
+        pthread_mutex_lock(&oom_mu);
+        gm_oom_handler fn = oom_fn;
+        void *arg = oom_arg;
+        pthread_mutex_unlock(&oom_mu);
+        if (!p && fn && !in_oom_handler) {
             in_oom_handler = true;           /* an allocation inside the handler fails plainly */
-            int again = h->fn(size, h->arg);
+            int again = fn(size, arg);
             in_oom_handler = false;
             if (again) {
                 gc_collect(true);

@@ -18,7 +18,7 @@
  *
  * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
  * a fork takes every lock (thread.c fork_prepare) in the order cycle_mu,
- * bg_mu, pacer_mu, stats_mu, roots_mu, wq.mu, pool.mu, helpers_mu,
+ * bg_mu, pacer_mu, stats_mu, roots_mu, wq.mu, pool.mu, helpers_mu, oom_mu,
  * special_mu, finq_mu, centrals, large_lock, heap_lock, world_mu;
  * cycle_mu is never held with another; wq.mu (mark queue) neither;
  * central[i].lock / large_lock -> heap_lock.  world_mu, roots_mu, bg_mu,
@@ -312,6 +312,7 @@ GM_INTERNAL void gc_thread_fork_init(void);         /* pthread_atfork handlers *
 GM_INTERNAL void gc_special_fork(int phase);
 GM_INTERNAL void gc_collect_fork(int phase);  /* cycle_mu, bg_mu, pacer_mu, stats_mu */
 GM_INTERNAL void gc_mark_fork(int phase);     /* roots_mu, the mark queue's locks */
+GM_INTERNAL void gc_alloc_fork(int phase);    /* oom_mu */
 /* fatal: `what` was called inside a blocking section (thread.c) */
 GM_INTERNAL GM_NORETURN void gc_blocking_misuse(const char *what);
 

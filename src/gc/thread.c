@@ -464,6 +464,7 @@ static void fork_prepare(void)
     fork_stopped = r == 1;
     gc_collect_fork(0);
     gc_mark_fork(0);
+    gc_alloc_fork(0);
     gc_special_fork(0);
     for (int i = 0; i < GC_NUM_SPANCLASSES; i++) pthread_mutex_lock(&gc_centrals[i].lock);
     pthread_mutex_lock(&gc_large_lock);
@@ -483,6 +484,7 @@ static void fork_parent(void)
 {
     fork_release();
     gc_special_fork(1);
+    gc_alloc_fork(1);
     gc_mark_fork(1);
     gc_collect_fork(1);
     if (fork_stopped) gc_start_the_world();
@@ -512,6 +514,7 @@ static void fork_child(void)
     pthread_cond_init(&resume_cv, NULL);
     fork_release();
     gc_special_fork(2);
+    gc_alloc_fork(2);
     gc_mark_fork(2);
     gc_collect_fork(2);
     /* the spans cached by threads that do not exist here go back; what

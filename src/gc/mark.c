@@ -152,6 +152,13 @@ void gm_root_add(void *start, size_t len)
 void gm_root_remove(void *start)
 {
     gc_ensure_init();
+    /* while marking, the removal shades the range (below): only a thread the
+     * collector can stop may push grey objects (barrier.c, WHO MAY STORE) */
+    if (atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)) {
+        gc_thread *t = gc_self;
+        if (!t) t = gc_thread_auto();
+        if (t->blocking_depth) gc_blocking_misuse("gm_root_remove");
+    }
     pthread_mutex_lock(&roots_mu);
     for (size_t i = nroots; i-- > 0;)
         if (roots[i].start == (uintptr_t)start) {

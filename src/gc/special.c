@@ -238,6 +238,13 @@ gm_weak *gm_weak_make(void *p)
 void *gm_weak_get(const gm_weak *w)
 {
     if (!w) return NULL;
+    /* a heap access: the caller must be a mutator the collector can stop
+     * (it attaches, as an allocation would): an unattached thread could read
+     * the pointer while mark termination clears it, and its shading below
+     * would race the termination's drain */
+    gc_thread *t = gc_self;
+    if (GM_UNLIKELY(t == NULL)) t = gc_thread_auto();
+    if (GM_UNLIKELY(t->blocking_depth)) gc_blocking_misuse("gm_weak_get");
     /* Cleared only while the world is stopped.  While marking, the result
      * is shaded: a weak-to-strong conversion creates a reference that no
      * barrier saw (the object may have been white and unreachable). */

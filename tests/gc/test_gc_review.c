@@ -254,6 +254,44 @@ TEST(b4_store_from_unattached_thread_attaches)
     gm_root_remove(keep);
 }
 
+/* The same for the other calls that shade while marking: gm_weak_get (a
+ * weak-to-strong conversion) and gm_root_remove (a deletion).  Unattached,
+ * they pushed into gc_work even while mark termination drained it. */
+static void *b4_other_entry_points(void *arg)
+{
+    gm_weak *w = arg;
+    static uintptr_t range[2];
+    gm_root_add(range, sizeof range);   /* not a heap access: does not attach */
+    bool before = gc_self != NULL;
+    gm_root_remove(range);              /* while marking: shades, so attaches */
+    bool after_remove = gc_self != NULL;
+    gm_thread_detach();
+    gm_weak_get(w);
+    bool after_get = gc_self != NULL;
+    return (void *)(uintptr_t)(!before && after_remove && after_get);
+}
+
+TEST(b4_weak_get_and_root_remove_attach)
+{
+    static node *keep[1];
+    static gm_weak *wk[1];
+    gm_root_add(keep, sizeof keep);
+    gm_root_add(wk, sizeof wk);
+    gm_store(&keep[0], new_node(NULL, NULL, 5));
+    gm_store(&wk[0], gm_weak_make(keep[0]));
+    hold_and_start_mark();
+    pthread_t th;
+    void *ok = NULL;
+    pthread_create(&th, NULL, b4_other_entry_points, wk[0]);
+    gm_blocking_begin();
+    pthread_join(th, &ok);
+    gm_blocking_end();
+    release_mark();
+    CHECK(ok != NULL);
+    gm_root_remove(wk);
+    gm_root_remove(keep);
+}
+
 /* ---- B5: the key-update store of a GC map is barriered ------------------------------- */
 
 typedef struct pkey { node *p; uint64_t id; } pkey;
@@ -541,13 +579,13 @@ TEST(b8_callee_saved_registers_are_saved)
     for (unsigned k = 8; k <= 15; k++) CHECK_MSG(saved_has(regs, 0x1d00u + k), "d%u not saved", k);
     for (unsigned k = 19; k <= 28; k++) CHECK_MSG(saved_has(regs, 0x1c00u + k), "x%u not saved", k);
 #elif defined(__x86_64__)
+    uintptr_t *rdi = regs;
     __asm__ volatile("movq $0x1b0b, %%rbx\n\tmovq $0x1b0c, %%r12\n\tmovq $0x1b0d, %%r13\n\t"
                      "movq $0x1b0e, %%r14\n\tmovq $0x1b0f, %%r15\n\t"
-                     "movq %0, %%rdi\n\t"
                      "subq $128, %%rsp\n\tcall gc_save_regs\n\taddq $128, %%rsp"  /* past the red zone */
+                     : "+D"(rdi)
                      :
-                     : "r"(regs)
-                     : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "rbx", "r12",
+                     : "rax", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "rbx", "r12",
                        "r13", "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
                        "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
                        "cc", "memory");

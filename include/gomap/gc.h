@@ -11,8 +11,9 @@
  *
  * Threads.  A thread that touches GC pointers is a mutator.  It is attached
  * by gm_thread_attach() (or automatically, the first time it calls an
- * allocation, gm_gc or gm_safepoint; an automatically attached thread is
- * detached when it exits).  The collector stops the world cooperatively, with
+ * allocation, gm_gc, gm_safepoint or gm_weak_get, or stores through the
+ * write barrier while the collector marks; an automatically attached thread
+ * is detached when it exits).  The collector stops the world cooperatively, with
  * no signals: every allocation polls, a long loop that does not allocate
  * calls gm_safepoint(), and a call that may block (I/O, lock waits, sleeps)
  * is wrapped in gm_blocking_begin/end, during which the thread must not touch

@@ -211,6 +211,44 @@ TEST(b3_fork_with_roots_lock_held)
     CHECK_EQ_U(ok, 10);
 }
 
+/* The pacer's and the statistics' locks, held by a thread that never
+ * attached (gm_gc_percent, gm_pause_quantile_ns do not attach). */
+static atomic_int b3_pacer_stop;
+
+static void *b3_pacer_churn(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&b3_pacer_stop)) {
+        gm_gc_percent(100);
+        gm_pause_quantile_ns(0.5);
+    }
+    return NULL;
+}
+
+static void b3_pacer_child(void *arg)
+{
+    (void)arg;
+    alarm(5);
+    gm_gc_percent(100);
+    gm_pause_quantile_ns(0.5);
+    gm_gc();
+    fprintf(stderr, "child: ok\n");
+    abort();
+}
+
+TEST(b3_fork_with_pacer_and_stats_locks_held)
+{
+    gm_gc();
+    pthread_t th;
+    pthread_create(&th, NULL, b3_pacer_churn, NULL);
+    usleep(1000);
+    int ok = 0;
+    for (int i = 0; i < 10; i++) ok += expect_abort_with(b3_pacer_child, NULL, "child: ok");
+    atomic_store(&b3_pacer_stop, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ_U(ok, 10);
+}
+
 /* ---- B4: gm_store from a thread that never attached --------------------------------- */
 
 static void *b4_slots[8];

@@ -505,10 +505,12 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     return (void *)s->base;
 }
 
-enum { M_FATAL, M_TRY, M_RAW };   /* on failure: stop, NULL after the OOM path, NULL at once */
+enum { M_FATAL, M_TRY };   /* after the OOM path failed: stop, or NULL */
 static void *alloc_failed(size_t size, int kind, const gm_type *t, size_t count, int mode);
 
-static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count, int mode)
+/* NULL if the page heap refused (the callers run the OOM path: keeping it
+ * out of here keeps the fast path's registers free) */
+static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
 {
     gc_thread *th = gc_self;
     if (GM_UNLIKELY(th == NULL)) th = gc_thread_auto();
@@ -517,14 +519,14 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count, int
     if (GM_UNLIKELY(size == 0)) return zerobase;
     if (GM_UNLIKELY(size > GC_MAX_SMALL)) {
         void *p = alloc_large(size, kind, t, count);
-        return GM_LIKELY(p != NULL) || mode == M_RAW ? p : alloc_failed(size, kind, t, count, mode);
+        return p;
     }
     unsigned spc = gc_size_to_class(size) * 2u + (kind == K_NOSCAN);
     gc_span *s = th->cache.alloc[spc];
     int64_t idx = next_free_fast(s);
     if (GM_UNLIKELY(idx < 0)) {
         s = refill(th, spc);
-        if (GM_UNLIKELY(s == NULL)) return mode == M_RAW ? NULL : alloc_failed(size, kind, t, count, mode);
+        if (GM_UNLIKELY(s == NULL)) return NULL;
         idx = next_free(s);
         if (idx < 0) gm_fatal("gc: refilled span has no free slot");
     }
@@ -567,7 +569,7 @@ __attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind,
     void *p = NULL;
     if (!oom_size_too_big) {
         gc_collect(true);                    /* a full cycle, swept: free pages come back */
-        p = mallocgc(size, kind, t, count, M_RAW);
+        p = mallocgc(size, kind, t, count);
         pthread_mutex_lock(&oom_mu);
         gm_oom_handler fn = oom_fn;
         void *arg = oom_arg;
@@ -578,7 +580,7 @@ __attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind,
             in_oom_handler = false;
             if (again) {
                 gc_collect(true);
-                p = mallocgc(size, kind, t, count, M_RAW);
+                p = mallocgc(size, kind, t, count);
             }
         }
     }
@@ -615,14 +617,15 @@ __attribute__((noinline)) static size_t aligned_size_slow(size_t size, size_t al
     if (align > GC_PAGE_SIZE) gm_fatalf("gm_new: alignment %zu is above the page size (8192)", align);
     if (size == 0 || size > GC_MAX_SMALL) return size;       /* zerobase / pages */
     for (unsigned cl = gc_size_to_class(size); cl < (unsigned)gc_nclasses; cl++)
-        if (gc_classes[cl].size % align == 0) return gc_classes[cl].size;
+        if ((gc_classes[cl].size & (align - 1)) == 0) return gc_classes[cl].size;
     return GC_MAX_SMALL + 1;                                   /* a large object */
 }
 
 static inline size_t aligned_size(size_t size, size_t align)
 {
     if (GM_LIKELY(align <= 8)) return size;
-    if (size > 0 && size <= GC_MAX_SMALL && gc_classes[gc_size_to_class(size)].size % align == 0)
+    /* align is a power of two (gm_type_validate) */
+    if (size - 1 < GC_MAX_SMALL && (gc_classes[gc_size_to_class(size)].size & (align - 1)) == 0)
         return size;
     return aligned_size_slow(size, align);
 }
@@ -638,8 +641,10 @@ static inline void *new_typed(const gm_type *t, size_t n, int mode)
         gm_fatal("makeslice: len out of range");
     }
     size_t size = aligned_size(t->size * n, t->align);
-    if (t->ptrmask == NULL) return mallocgc(size, K_NOSCAN, NULL, n, mode);
-    return mallocgc(size, K_TYPED, t, n, mode);
+    int kind = t->ptrmask == NULL ? K_NOSCAN : K_TYPED;
+    const gm_type *tt = t->ptrmask == NULL ? NULL : t;
+    void *p = mallocgc(size, kind, tt, n);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, kind, tt, n, mode);
 }
 
 void *gm_new(const gm_type *t) { return new_typed(t, 1, M_FATAL); }
@@ -650,23 +655,27 @@ void *gm_try_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_TR
 void *gm_alloc_noscan(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_NOSCAN, NULL, 1, M_FATAL);
+    void *p = mallocgc(size, K_NOSCAN, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_FATAL);
 }
 
 void *gm_alloc_conservative(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_CONSERVATIVE, NULL, 1, M_FATAL);
+    void *p = mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_CONSERVATIVE, NULL, 1, M_FATAL);
 }
 
 void *gm_try_alloc_noscan(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_NOSCAN, NULL, 1, M_TRY);
+    void *p = mallocgc(size, K_NOSCAN, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_TRY);
 }
 
 void *gm_try_alloc_conservative(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_CONSERVATIVE, NULL, 1, M_TRY);
+    void *p = mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_CONSERVATIVE, NULL, 1, M_TRY);
 }

@@ -21,10 +21,13 @@
  *      goal + 10%.
  * cycle_active_a is set from (1) to (3); at most one cycle runs.  gm_gc()
  * waits for a whole cycle that starts after the call, then sweeps it all.
+ * A child forked while a cycle marks has no worker: its next allocation
+ * starts one (gc_maybe_collect, worker_lost_a), which ends that cycle.
  * GMDEBUG=gcstoptheworld=1 runs 1-3 in one pause (cycle_stw).
  *
  * PACER.  goal = marked + (marked + stack bytes + root bytes) * GMGC / 100,
- * at least 4 MiB * GMGC/100; a memory limit lowers it to what the limit
+ * at least 4 MiB * GMGC/100 (in 128 bits, saturating at UINT64_MAX: a big
+ * heap times a big GMGC overflows 64); a memory limit lowers it to what the limit
  * leaves after non-heap memory, but never below marked + 1/16 (so a heap
  * over its limit does not collect continuously).  The trigger lies at
  * trigger_frac of the runway from marked to the goal, tuned after each

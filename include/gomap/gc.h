@@ -12,8 +12,9 @@
  *
  * Threads.  A thread that touches GC pointers is a mutator.  It is attached
  * by gm_thread_attach() (or automatically, the first time it calls an
- * allocation, gm_gc or gm_safepoint; an automatically attached thread is
- * detached when it exits).  The collector stops the world cooperatively, with
+ * allocation, gm_gc, gm_safepoint or gm_weak_get, or stores through the
+ * write barrier while the collector marks; an automatically attached thread
+ * is detached when it exits).  The collector stops the world cooperatively, with
  * no signals: every allocation polls, a long loop that does not allocate
  * calls gm_safepoint(), and a call that may block (I/O, lock waits, sleeps)
  * is wrapped in gm_blocking_begin/end, during which the thread must not touch
@@ -24,8 +25,11 @@
  * Environment: GMGC (GOGC: percent or "off"), GMMEMLIMIT (GOMEMLIMIT, e.g.
  * "512MiB"), GMDEBUG (GODEBUG syntax): gctrace=1, gcstress=N (collect at
  * every Nth allocation/safepoint), clobberfree=1, stoptimeout=<ms>,
- * gccheckmark=1 (verify the heap after every cycle), memprofilerate=N (heap
- * profile sampling, see below).
+ * gccheckmark=1 (verify the heap after every cycle), heaplimit=<size> (a
+ * hard limit on the heap in use), heapreserve=<size> (the address-space
+ * reservation, default 64GiB), memprofilerate=N (heap profile sampling,
+ * see below).  Inside a blocking section, allocating,
+ * gm_gc, gm_safepoint or a barriered store while marking is fatal.
  */
 #ifndef GOMAP_GC_H
 #define GOMAP_GC_H
@@ -53,6 +57,45 @@ GM_API void *gm_new(const gm_type *t);                 /* new(T): zeroed, scanne
 GM_API void *gm_new_array(const gm_type *t, size_t n); /* make([]T, n) backing store */
 GM_API void *gm_alloc_noscan(size_t size);             /* pointer-free memory, never scanned */
 GM_API void *gm_alloc_conservative(size_t size);       /* every aligned word may be a pointer */
+/* gm_new / gm_new_array honour t->align (at most 4096); gm_alloc_* return
+ * 8-byte aligned memory, 16-byte aligned from 16 bytes on. */
+
+/* ---- out of memory -------------------------------------------------------- */
+/* When the heap cannot grow (the hard limit below, the end of the address-
+ * space reservation, or the system refuses), an allocation runs a full
+ * collection and tries again; then calls the out-of-memory handler, if one
+ * is set, and if the handler returns non-zero collects and tries once more.
+ * If that fails too, the gm_try_* forms return NULL with errno ENOMEM and
+ * the others stop the process ("fatal error: runtime: out of memory: ..."
+ * with the reason).  After a NULL the heap is as before the call, less what
+ * the collections freed: nothing was allocated, every reachable object is
+ * intact, gm_heap_verify() finds nothing wrong, and the call may simply be
+ * retried once memory has been let go.  gm_try_new_array also returns NULL
+ * (ENOMEM) where gm_new_array stops with "makeslice: len out of range". */
+GM_API void *gm_try_new(const gm_type *t);
+GM_API void *gm_try_new_array(const gm_type *t, size_t n);
+GM_API void *gm_try_alloc_noscan(size_t size);
+GM_API void *gm_try_alloc_conservative(size_t size);
+/* The handler runs on the allocating thread, with no lock of the library
+ * held and at a safepoint; it may drop references (gm_store NULL into
+ * roots) and return non-zero to have the allocation collect and retry.  An
+ * allocation that fails inside the handler does not call it again.  NULL
+ * removes it. */
+typedef int (*gm_oom_handler)(size_t request_bytes, void *arg);
+GM_API void gm_set_oom_handler(gm_oom_handler fn, void *arg);
+/* Hard limit on the heap in use (MemStats.HeapInuse: bytes of spans holding
+ * objects), unlike gm_memory_limit's soft goal.  INT64_MAX: no limit (the
+ * default, or GMDEBUG=heaplimit=<size>); bytes < 0 only reads.  Returns the
+ * old limit.  Lowering it below the heap in use frees nothing by itself:
+ * allocations fail until collections bring the heap under it. */
+GM_API int64_t gm_set_max_heap(int64_t bytes);
+/* The heap lives in one reservation of address space, 64 GiB by default
+ * (GMDEBUG=heapreserve=<size>, 64MiB..16TiB).  This call sets it before the
+ * heap exists -- before any other call into the GC -- and wins over the
+ * environment; returns 0, EBUSY once the heap exists, EINVAL for a size out
+ * of range (errno set too).  Running past it is an out-of-memory failure
+ * as above, whose message names the setting. */
+GM_API int gm_set_heap_reserve(size_t bytes);
 
 /* ---- write barrier entry points (plain stores while the world is STW) ---- */
 GM_API void gm_store(void *slot, void *ptr);            /* *(void **)slot = ptr, with the write barrier */
@@ -72,7 +115,13 @@ GM_API bool  gm_atomic_cas(void *slot, void *old, void *ptr);  /* true if *slot 
 GM_API void gm_barrier(const void *old_ptr, const void *new_ptr);
 
 /* ---- roots -------------------------------------------------------------- */
-GM_API void gm_root_add(void *start, size_t len);     /* a global or malloc'd range holding GC pointers */
+/* A global or malloc'd range holding GC pointers.  Out of memory for the
+ * table of ranges is fatal ("gm_root_add: out of memory"): an unregistered
+ * range would leave its objects unprotected.  gm_root_try_add returns 0, or
+ * ENOMEM (errno set too; the range is not registered) or EINVAL (NULL start,
+ * zero length or a range that wraps around). */
+GM_API void gm_root_add(void *start, size_t len);
+GM_API int  gm_root_try_add(void *start, size_t len);
 GM_API void gm_root_remove(void *start);              /* by the start given to gm_root_add */
 
 /* ---- collection and pacing ---------------------------------------------- */

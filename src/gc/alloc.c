@@ -9,6 +9,27 @@
  * of them per refill), else a fresh span from the page heap.  Larger objects
  * get their own span straight from the page heap.
  *
+ * ALIGNMENT.  An object starts at span base + index * class size, and span
+ * bases are page (8 KiB) aligned, so an object is aligned to the largest
+ * power of two dividing its class size.  gm_new / gm_new_array honour the
+ * type's align (at most 4096, gm_type_validate) by picking the smallest
+ * class at least the size that is a multiple of align (aligned_size), or a
+ * large object (page aligned).  Untyped allocations (gm_alloc_*) are 8-byte
+ * aligned, 16 from 16 bytes on.
+ *
+ * BLOCKING SECTIONS.  A thread inside gm_blocking_begin/end is treated by
+ * the collector as stopped (its cached spans may be taken back, its stack
+ * scanned): an allocation there is fatal, never a torn heap.
+ *
+ * OUT OF MEMORY.  When the page heap refuses a span (the hard heap limit,
+ * the end of the reservation, or the system: pageheap.c), the allocation
+ * runs a full collection and tries once more; then the program's handler
+ * (gm_set_oom_handler), and if it asks for it, one more collection and try.
+ * Still nothing: gm_try_* return NULL with errno ENOMEM, the others stop
+ * the process with the reason.  Nothing was allocated and nothing the
+ * failed attempt touched is left half done: the thread's cache slot is
+ * empty (a refill released the old span first), the heap verifies.
+ *
  * TYPES.  Small scan spans carry one heap bit per word (1 = this word holds
  * a pointer), written at allocation from the type's ptrmask, repeated for
  * arrays; conservative objects get every bit set; objects of a type with a
@@ -33,6 +54,7 @@
 #include "gc/gc_internal.h"
 #include "gc/profile.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sched.h>
@@ -42,7 +64,7 @@ gc_central gc_centrals[GC_NUM_SPANCLASSES];
 pthread_mutex_t gc_large_lock = PTHREAD_MUTEX_INITIALIZER;
 gc_spanlist gc_large, gc_large_unswept;
 gc_span gc_empty_span;                 /* nelems 0: every fast path fails */
-static uint8_t zerobase[16] __attribute__((aligned(16)));  /* zero-size objects */
+static uint8_t zerobase[16] __attribute__((aligned(4096)));  /* zero-size objects, any align */
 
 /* ---- span lists ----------------------------------------------------------- */
 
@@ -349,6 +371,7 @@ static gc_span *central_take(unsigned spc)
     pthread_mutex_unlock(&c->lock);
     if (!s) {
         s = gc_heap_alloc_span(gc_classes[spc >> 1].npages);
+        if (!s) return NULL;
         span_init_small(s, spc);
     }
     return s;
@@ -361,6 +384,7 @@ static gc_span *refill(gc_thread *th, unsigned spc)
     if (old != &gc_empty_span) cache_release(old);
     gc_maybe_collect();
     gc_span *s = central_take(spc);
+    if (GM_UNLIKELY(!s)) return NULL;
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK))
         gc_assist_alloc(th, (uint64_t)(s->nelems - s->alloc_count) * s->elemsize);
     s->list = LIST_CACHE;
@@ -461,14 +485,20 @@ static inline void zero_object(uintptr_t p, size_t n)
     }
 }
 
+static _Thread_local bool oom_size_too_big;   /* the last failure: no heap could hold it */
+
 static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
 {
     gc_maybe_collect();
     size_t npages = (size + GC_PAGE_SIZE - 1) >> GC_PAGE_SHIFT;
-    if (npages == 0 || npages > ((size_t)1 << 40)) gm_fatal("runtime: out of memory");
+    if (npages == 0 || npages > ((size_t)1 << 40)) {
+        oom_size_too_big = true;
+        return NULL;
+    }
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK) && gc_self)
         gc_assist_alloc(gc_self, npages * GC_PAGE_SIZE);
     gc_span *s = gc_heap_alloc_span(npages);
+    if (!s) return NULL;
     s->sizeclass = 0;
     s->noscan = kind == K_NOSCAN;
     s->conservative = kind == K_CONSERVATIVE;
@@ -494,18 +524,28 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     return (void *)s->base;
 }
 
+enum { M_FATAL, M_TRY };   /* after the OOM path failed: stop, or NULL */
+static void *alloc_failed(size_t size, int kind, const gm_type *t, size_t count, int mode);
+
+/* NULL if the page heap refused (the callers run the OOM path: keeping it
+ * out of here keeps the fast path's registers free) */
 static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
 {
     gc_thread *th = gc_self;
     if (GM_UNLIKELY(th == NULL)) th = gc_thread_auto();
+    if (GM_UNLIKELY(th->blocking_depth)) gc_blocking_misuse("gm_new or gm_alloc_*");
     if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) gc_poll_slow(th);
     if (GM_UNLIKELY(size == 0)) return zerobase;
-    if (GM_UNLIKELY(size > GC_MAX_SMALL)) return alloc_large(size, kind, t, count);
+    if (GM_UNLIKELY(size > GC_MAX_SMALL)) {
+        void *p = alloc_large(size, kind, t, count);
+        return p;
+    }
     unsigned spc = gc_size_to_class(size) * 2u + (kind == K_NOSCAN);
     gc_span *s = th->cache.alloc[spc];
     int64_t idx = next_free_fast(s);
     if (GM_UNLIKELY(idx < 0)) {
         s = refill(th, spc);
+        if (GM_UNLIKELY(s == NULL)) return NULL;
         idx = next_free(s);
         if (idx < 0) gm_fatal("gc: refilled span has no free slot");
     }
@@ -529,31 +569,142 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     return (void *)p;
 }
 
-void *gm_new(const gm_type *t)
+/* ---- out of memory ------------------------------------------------------------ */
+
+/* the handler and its argument, read together under oom_mu (held for two
+ * loads or stores: never with another lock but in a fork) */
+static pthread_mutex_t oom_mu = PTHREAD_MUTEX_INITIALIZER;
+static gm_oom_handler oom_fn;
+static void *oom_arg;
+static _Thread_local bool in_oom_handler;
+
+void gm_set_oom_handler(gm_oom_handler fn, void *arg)
 {
-    gc_ensure_init();
-    if (GM_UNLIKELY(t->trace != NULL)) return mallocgc(t->size, K_TRACED, t, 1);
-    if (t->ptrmask == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
-    return mallocgc(t->size, K_TYPED, t, 1);
+    pthread_mutex_lock(&oom_mu);
+    oom_fn = fn;
+    oom_arg = fn ? arg : NULL;
+    pthread_mutex_unlock(&oom_mu);
 }
 
-void *gm_new_array(const gm_type *t, size_t n)
+void gc_alloc_fork(int phase)
+{
+    if (phase == 0) pthread_mutex_lock(&oom_mu);
+    else pthread_mutex_unlock(&oom_mu);
+}
+
+__attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind, const gm_type *t,
+                                                          size_t count, int mode)
+{
+    void *p = NULL;
+    if (!oom_size_too_big) {
+        gc_collect(true);                    /* a full cycle, swept: free pages come back */
+        p = mallocgc(size, kind, t, count);
+        pthread_mutex_lock(&oom_mu);
+        gm_oom_handler fn = oom_fn;
+        void *arg = oom_arg;
+        pthread_mutex_unlock(&oom_mu);
+        if (!p && fn && !in_oom_handler) {
+            in_oom_handler = true;           /* an allocation inside the handler fails plainly */
+            int again = fn(size, arg);
+            in_oom_handler = false;
+            if (again) {
+                gc_collect(true);
+                p = mallocgc(size, kind, t, count);
+            }
+        }
+    }
+    if (p) return p;
+    bool huge = oom_size_too_big;
+    oom_size_too_big = false;
+    if (mode == M_TRY) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    gc_heapstats hs;
+    gc_heap_stats(&hs);
+    if (huge) gm_fatalf("runtime: out of memory: cannot allocate %zu bytes", size);
+    switch (gc_heap_oom_reason()) {
+    case GC_OOM_LIMIT:
+        gm_fatalf("runtime: out of memory: allocating %zu bytes would take the heap in use (%llu "
+                  "bytes) past its limit of %llu bytes (GMDEBUG=heaplimit, gm_set_max_heap)",
+                  size, (unsigned long long)hs.inuse, (unsigned long long)gc_heap_max());
+    case GC_OOM_RESERVE:
+        gm_fatalf("runtime: out of memory: allocating %zu bytes: the heap's address-space "
+                  "reservation of %zu MiB is exhausted (raise it with GMDEBUG=heapreserve=<size> "
+                  "or gm_set_heap_reserve before the first allocation)",
+                  size, gc_heap_reserve_bytes() >> 20);
+    default:
+        gm_fatalf("runtime: out of memory: allocating %zu bytes: the system refused to commit "
+                  "more memory (heap %llu MiB)", size, (unsigned long long)(hs.sys >> 20));
+    }
+}
+
+/* The size to ask mallocgc for so that the object is aligned to `align`
+ * (see ALIGNMENT): size itself when its class is aligned enough. */
+__attribute__((noinline)) static size_t aligned_size_slow(size_t size, size_t align)
+{
+    if (align > GC_PAGE_SIZE) gm_fatalf("gm_new: alignment %zu is above the page size (8192)", align);
+    if (size == 0 || size > GC_MAX_SMALL) return size;       /* zerobase / pages */
+    for (unsigned cl = gc_size_to_class(size); cl < (unsigned)gc_nclasses; cl++)
+        if ((gc_classes[cl].size & (align - 1)) == 0) return gc_classes[cl].size;
+    return GC_MAX_SMALL + 1;                                   /* a large object */
+}
+
+static inline size_t aligned_size(size_t size, size_t align)
+{
+    if (GM_LIKELY(align <= 8)) return size;
+    /* align is a power of two (gm_type_validate) */
+    if (size - 1 < GC_MAX_SMALL && (gc_classes[gc_size_to_class(size)].size & (align - 1)) == 0)
+        return size;
+    return aligned_size_slow(size, align);
+}
+
+static inline void *new_typed(const gm_type *t, size_t n, int mode)
 {
     gc_ensure_init();
-    if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
-    if (GM_UNLIKELY(t->trace != NULL)) return mallocgc(t->size * n, K_TRACED, t, n);
-    if (t->ptrmask == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
-    return mallocgc(t->size * n, K_TYPED, t, n);
+    if (t->size && n > SIZE_MAX / t->size) {
+        if (mode == M_TRY) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        gm_fatal("makeslice: len out of range");
+    }
+    size_t size = aligned_size(t->size * n, t->align);
+    int kind = GM_UNLIKELY(t->trace != NULL) ? K_TRACED : t->ptrmask == NULL ? K_NOSCAN : K_TYPED;
+    const gm_type *tt = kind == K_NOSCAN ? NULL : t;
+    void *p = mallocgc(size, kind, tt, n);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, kind, tt, n, mode);
 }
+
+void *gm_new(const gm_type *t) { return new_typed(t, 1, M_FATAL); }
+void *gm_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_FATAL); }
+void *gm_try_new(const gm_type *t) { return new_typed(t, 1, M_TRY); }
+void *gm_try_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_TRY); }
 
 void *gm_alloc_noscan(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_NOSCAN, NULL, 1);
+    void *p = mallocgc(size, K_NOSCAN, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_FATAL);
 }
 
 void *gm_alloc_conservative(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    void *p = mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_CONSERVATIVE, NULL, 1, M_FATAL);
+}
+
+void *gm_try_alloc_noscan(size_t size)
+{
+    gc_ensure_init();
+    void *p = mallocgc(size, K_NOSCAN, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_TRY);
+}
+
+void *gm_try_alloc_conservative(size_t size)
+{
+    gc_ensure_init();
+    void *p = mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_CONSERVATIVE, NULL, 1, M_TRY);
 }

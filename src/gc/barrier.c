@@ -23,7 +23,15 @@
  * termination flushes every thread's buffer with the world stopped before it
  * looks for remaining grey objects.  Deferring is safe because the values
  * are themselves a root set until flushed, and the collector never ends the
- * mark before flushing them.  A thread that is not attached shades at once.
+ * mark before flushing them.
+ *
+ * WHO MAY STORE.  The barrier's slow path runs only while marking, and
+ * there it needs a thread the collector can stop: a thread that is not
+ * attached is attached on the spot (as its first allocation would attach
+ * it; it is detached when it exits) -- shading from outside the handshake
+ * would push into the queue that mark termination drains with the world
+ * stopped.  From then on it is a mutator and must reach safepoints.  A
+ * thread inside a blocking section must not store GC pointers (fatal).
  */
 #include "gc/gc_internal.h"
 #include "gc/gc_fault.h"
@@ -56,17 +64,28 @@ __attribute__((noinline)) static void wb_flush_self(gc_thread *t)
 }
 
 /* Records the values to shade (before the store happens). */
+/* The calling thread, attached (see WHO MAY STORE) before the caller reads
+ * the old values: attaching may wait for a stop of the world, during which
+ * the slots may change. */
+__attribute__((noinline)) static bool wb_attach(void)
+{
+    gc_thread_auto();                  /* waits while the world is stopped */
+    /* the mark may have ended meanwhile: nothing to record then */
+    return atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed);
+}
+
+/* false: no longer marking (nothing to record) */
+static inline bool wb_ensure_attached(void)
+{
+    gc_thread *t = gc_self;
+    if (GM_UNLIKELY(!t)) return wb_attach();
+    if (GM_UNLIKELY(t->blocking_depth)) gc_blocking_misuse("gm_store or another write barrier");
+    return true;
+}
+
 static void wb_record(uintptr_t a, uintptr_t b)
 {
     gc_thread *t = gc_self;
-    if (GM_UNLIKELY(!t)) {
-        atomic_fetch_add_explicit(&gc_wb_recorded_a, 2, memory_order_relaxed);
-        gc_workbuf *w = gc_cur_work();
-        gc_shade_into(w, a);
-        gc_shade_into(w, b);
-        if (w != &gc_work) gc_work_publish(w);
-        return;
-    }
     if (GM_UNLIKELY(t->wbn + 2 > GC_WBBUF)) wb_flush_self(t);
     if (in_heap(a)) t->wb[t->wbn++] = a;
     if (in_heap(b)) t->wb[t->wbn++] = b;
@@ -75,12 +94,14 @@ static void wb_record(uintptr_t a, uintptr_t b)
 static void wb_slot(void *slot, void *ptr)
 {
     if (WB_DROPPED()) return;
+    if (!wb_ensure_attached()) return;
     wb_record(*(uintptr_t *)slot, (uintptr_t)ptr);
 }
 
 static void wb_bulk(const gm_type *t, void *dst, const void *src)
 {
     if (WB_DROPPED()) return;
+    if (!wb_ensure_attached()) return;
     size_t tw = t->size / WORD_SIZE;
     for (size_t j = 0; j < tw; j++) {
         if (!((t->ptrmask[j / 8] >> (j % 8)) & 1)) continue;
@@ -117,6 +138,7 @@ void gm_typed_memclr(const gm_type *t, void *dst)
 static void wb_atomic(void *slot, void *ptr)
 {
     if (WB_DROPPED()) return;
+    if (!wb_ensure_attached()) return;
     wb_record((uintptr_t)atomic_load_explicit((_Atomic(void *) *)slot, memory_order_relaxed),
               (uintptr_t)ptr);
 }

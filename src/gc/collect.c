@@ -22,10 +22,13 @@
  *      goal + 10%.
  * cycle_active_a is set from (1) to (3); at most one cycle runs.  gm_gc()
  * waits for a whole cycle that starts after the call, then sweeps it all.
+ * A child forked while a cycle marks has no worker: its next allocation
+ * starts one (gc_maybe_collect, worker_lost_a), which ends that cycle.
  * GMDEBUG=gcstoptheworld=1 runs 1-3 in one pause (cycle_stw).
  *
  * PACER.  goal = marked + (marked + stack bytes + root bytes) * GMGC / 100,
- * at least 4 MiB * GMGC/100; a memory limit lowers it to what the limit
+ * at least 4 MiB * GMGC/100 (in 128 bits, saturating at UINT64_MAX: a big
+ * heap times a big GMGC overflows 64); a memory limit lowers it to what the limit
  * leaves after non-heap memory, but never below marked + 1/16 (so a heap
  * over its limit does not collect continuously).  The trigger lies at
  * trigger_frac of the runway from marked to the goal, tuned after each
@@ -123,9 +126,13 @@ static void pacer_set_goal(void)
 {
     uint64_t goal = UINT64_MAX;
     if (gc_percent >= 0) {
-        goal = last_marked + (last_marked + last_roots) * (uint64_t)gc_percent / 100;
-        uint64_t min = GC_HEAP_MIN * (uint64_t)gc_percent / 100;
-        if (goal < min) goal = min;
+        /* in 128 bits: a large heap times a large GMGC overflows 64; a goal
+         * past 2^64 bytes is no goal (UINT64_MAX, as GMGC=off) */
+        unsigned __int128 g = (unsigned __int128)last_marked +
+                              ((unsigned __int128)last_marked + last_roots) * (unsigned)gc_percent / 100;
+        unsigned __int128 min = (unsigned __int128)GC_HEAP_MIN * (unsigned)gc_percent / 100;
+        if (g < min) g = min;
+        goal = g > UINT64_MAX ? UINT64_MAX : (uint64_t)g;
     }
     if (mem_limit != INT64_MAX) {
         uint64_t other = metadata_bytes();
@@ -248,6 +255,7 @@ static void init_once_fn(void)
     gc_options_init();
     gc_classes_init();
     gc_pageheap_init();
+    if (gc_opt.heaplimit) gc_heap_set_limit_env(gc_opt.heaplimit);
     gc_alloc_init();
     gc_mark_init();
     atomic_store(&gc_sweepgen_a, 2);
@@ -381,6 +389,7 @@ static _Atomic bool cycle_active_a;        /* between mark setup and the end of 
 static uint64_t cycles_started, cycles_done; /* under cycle_mu */
 static _Atomic int sync_waiters_a;         /* threads waiting for a cycle (gm_gc, gcstress) */
 static bool worker_started;                /* under cycle_mu */
+static _Atomic bool worker_lost_a;         /* a forked child: a cycle marks, no worker */
 static cycle_info cur;                     /* the running cycle; written by its STW phases */
 static uint64_t cur_heap_live0;            /* heap_live after sweep termination */
 static uint64_t cur_mark_start;            /* when the world restarted after mark setup */
@@ -792,6 +801,9 @@ static void collect_stw(bool forced)
 
 void gc_maybe_collect(void)
 {
+    if (GM_UNLIKELY(atomic_load_explicit(&worker_lost_a, memory_order_relaxed)) &&
+        atomic_exchange(&worker_lost_a, false))
+        wake_worker();                 /* a child forked mid-mark (gc_collect_fork) */
     if (atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed) >=
             atomic_load_explicit(&gc_trigger_a, memory_order_relaxed) &&
         !atomic_load_explicit(&cycle_active_a, memory_order_relaxed))
@@ -865,6 +877,7 @@ void gm_gc(void)
 {
     gc_ensure_init();
     if (!gc_self) gc_thread_auto();
+    if (GM_UNLIKELY(gc_self->blocking_depth)) gc_blocking_misuse("gm_gc");
     clear_stack_below();
     gc_collect(true);
 }
@@ -944,14 +957,32 @@ void gm_read_memstats(gm_memstats *m)
     gc_start_the_world();
 }
 
-/* fork: the sweeper does not exist in the child */
-void gc_collect_fork_child(void)
+/* fork (thread.c): the locks are taken before the fork and released after
+ * it in both processes.  In the child the sweeper and the mark worker do
+ * not exist: the sweeper starts again at the next wake_sweeper; if a cycle
+ * was marking, the child's next allocation (gc_maybe_collect) starts a
+ * worker to finish it -- without one the child would allocate black and
+ * free nothing for ever.  (A thread cannot be created in an atfork
+ * handler.) */
+void gc_collect_fork(int phase)
 {
-    worker_started = false;            /* collect_sync starts it again if a cycle runs */
+    if (phase == 0) {
+        pthread_mutex_lock(&cycle_mu);
+        pthread_mutex_lock(&bg_mu);
+        pthread_mutex_lock(&pacer_mu);
+        pthread_mutex_lock(&stats_mu);
+        return;
+    }
+    pthread_mutex_unlock(&stats_mu);
+    pthread_mutex_unlock(&pacer_mu);
+    pthread_mutex_unlock(&bg_mu);
+    pthread_mutex_unlock(&cycle_mu);
+    if (phase != 2) return;
+    worker_started = false;
+    atomic_store(&worker_lost_a, atomic_load(&cycle_active_a));
     atomic_store(&sync_waiters_a, 0);  /* the waiting threads do not exist here */
     atomic_store(&gc_mark_drainers_a, 0); /* nor do any that were draining (a fork that
                                           * did not wait for every thread, thread.c) */
-    pthread_mutex_init(&cycle_mu, NULL);
     pthread_cond_init(&cycle_cv, NULL);
     bg_started = false;
     bg_work = false;

@@ -73,6 +73,35 @@ static bool parse_int(const char *s, size_t n, long long *out)
     return true;
 }
 
+static bool parse_memlimit(const char *s, int64_t *out);
+
+/* heaplimit= and heapreserve=: sizes in GMMEMLIMIT's syntax ("512MiB"). */
+static bool parse_size_option(const char *name, size_t nl, const char *v, size_t vl)
+{
+    bool limit = nl == 9 && memcmp(name, "heaplimit", 9) == 0;
+    bool reserve = nl == 11 && memcmp(name, "heapreserve", 11) == 0;
+    if (!limit && !reserve) return false;
+    char buf[64];
+    int64_t bytes = -1;
+    if (vl > 0 && vl < sizeof buf) {
+        memcpy(buf, v, vl);
+        buf[vl] = 0;
+        if (!parse_memlimit(buf, &bytes)) bytes = -1;
+    }
+    if (limit) {
+        if (bytes == INT64_MAX) gc_opt.heaplimit = 0;          /* "off" */
+        else if (bytes >= ((int64_t)1 << 20)) gc_opt.heaplimit = (uint64_t)bytes;
+        else gm_errorf("GMDEBUG: bad value \"%.*s\" for heaplimit (want a size of at least 1MiB "
+                       "such as 512MiB or 4GiB, or \"off\"); no limit", (int)vl, v);
+    } else {
+        if (bytes >= (int64_t)GC_HEAP_RESERVE_MIN && bytes <= (int64_t)GC_HEAP_RESERVE_MAX)
+            gc_opt.heapreserve = (size_t)bytes;
+        else gm_errorf("GMDEBUG: bad value \"%.*s\" for heapreserve (want a size from 64MiB to "
+                       "16TiB such as 256GiB); using 64GiB", (int)vl, v);
+    }
+    return true;
+}
+
 static void parse_pair(const char *p, size_t n)
 {
     const char *eq = memchr(p, '=', n);
@@ -81,6 +110,7 @@ static void parse_pair(const char *p, size_t n)
         return;
     }
     size_t nl = (size_t)(eq - p), vl = n - nl - 1;
+    if (parse_size_option(p, nl, eq + 1, vl)) return;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
         const struct option *o = &options[i];
         if (strlen(o->name) != nl || memcmp(o->name, p, nl) != 0) continue;

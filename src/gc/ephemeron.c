@@ -68,6 +68,14 @@ GC_RACY static bool key_marked(uintptr_t k)
     return (__atomic_load_n(&s->mark_bits[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1;
 }
 
+/* fork (special.c's gc_special_fork): phase 0 takes the lock, 1 releases it
+ * (parent and child: the pending list is the child's too). */
+void gc_ephemeron_fork(int phase)
+{
+    if (phase == 0) pthread_mutex_lock(&eph_mu);
+    else pthread_mutex_unlock(&eph_mu);
+}
+
 static void pending_add(uintptr_t e)
 {
     pthread_mutex_lock(&eph_mu);

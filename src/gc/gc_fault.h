@@ -31,6 +31,11 @@ GM_API int gm_gc_fault_marking(void);
  * mark), else 0: a test's trace function can hide a pointer from the real
  * mark only, and see checkmark report the object it hid. */
 GM_API int gm_gc_fault_checkmarking(void);
+
+/* The next n allocations of the collector's own tables that can report
+ * failure (today: the table of root ranges, gm_root_add) fail as if malloc
+ * returned NULL.  0 turns it off.  Returns the previous count. */
+GM_API int gm_gc_fault_fail_alloc(int n);
 #endif
 
 #endif

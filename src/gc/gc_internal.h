@@ -24,6 +24,9 @@
  *                pprof's profile.proto (the allocator's hooks: profile.h)
  *
  * Lock order (outer first): special_mu -> finq_mu -> eph_mu; pacer_mu -> heap_lock;
+ * a fork takes every lock (thread.c fork_prepare) in the order cycle_mu,
+ * bg_mu, pacer_mu, stats_mu, roots_mu, wq.mu, pool.mu, helpers_mu, oom_mu,
+ * special_mu, finq_mu, eph_mu, centrals, large_lock, heap_lock, world_mu;
  * cycle_mu is never held with another; wq.mu (mark queue) neither;
  * central[i].lock / large_lock -> heap_lock.  world_mu, roots_mu, bg_mu,
  * stats_mu and the mark pool's locks are never held with another.  No lock
@@ -140,7 +143,16 @@ extern _Atomic uintptr_t gc_arena_used_a;  /* committed bytes from start */
 extern gc_span **gc_pagemap;               /* one entry per page */
 
 GM_INTERNAL void gc_pageheap_init(void);
-GM_INTERNAL gc_span *gc_heap_alloc_span(size_t npages); /* fatal on OOM */
+/* NULL if the heap limit, the reservation or the system refuses; then
+ * gc_heap_oom_reason() (this thread's last failure) says which */
+GM_INTERNAL gc_span *gc_heap_alloc_span(size_t npages);
+enum { GC_OOM_LIMIT = 1, GC_OOM_RESERVE = 2, GC_OOM_OS = 3 };
+GM_INTERNAL int gc_heap_oom_reason(void);
+GM_INTERNAL size_t gc_heap_reserve_bytes(void);
+GM_INTERNAL uint64_t gc_heap_max(void);              /* UINT64_MAX: no limit */
+GM_INTERNAL void gc_heap_set_limit_env(uint64_t bytes);
+#define GC_HEAP_RESERVE_MIN ((size_t)64 << 20)
+#define GC_HEAP_RESERVE_MAX ((size_t)16 << 40)
 GM_INTERNAL void gc_heap_free_span(gc_span *s);
 GM_INTERNAL void gc_heap_stats(gc_heapstats *out);
 GM_INTERNAL uint64_t gc_scavenge(uint64_t retain_bytes);  /* returns bytes released */
@@ -241,7 +253,7 @@ enum { TH_RUNNING = 0, TH_PARKED = 1, TH_BLOCKING = 2 };
  * is reading it now: the collector for a parked/blocking thread, or the
  * thread itself at a safepoint; a blocking thread waits before it runs again) */
 enum { STK_DONE = 0, STK_PENDING = 1, STK_SCANNING = 2 };
-#define GC_NREGS 16
+#define GC_NREGS 20            /* callee-saved registers (AArch64: x19-x29, d8-d15) */
 #define GC_WBBUF 256           /* write-barrier buffer entries per thread (Go: 256) */
 
 /* A grey-object stack owned by one thread (see mark.c). */
@@ -311,9 +323,14 @@ GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread *
  * gc_thread_register_internal, which counts -1); -1 if creation failed */
 GM_INTERNAL void gc_thread_starting(int delta);
 GM_INTERNAL void gc_thread_fork_init(void);         /* pthread_atfork handlers */
-GM_INTERNAL void gc_special_fork(int phase);        /* 0 prepare, 1 parent, 2 child */
-GM_INTERNAL void gc_collect_fork_child(void);
-GM_INTERNAL void gc_mark_fork_child(void);
+/* fork phases: 0 prepare (take the locks), 1 parent, 2 child (release them,
+ * forget the threads that do not exist in the child) */
+GM_INTERNAL void gc_special_fork(int phase);
+GM_INTERNAL void gc_collect_fork(int phase);  /* cycle_mu, bg_mu, pacer_mu, stats_mu */
+GM_INTERNAL void gc_mark_fork(int phase);     /* roots_mu, the mark queue's locks */
+GM_INTERNAL void gc_alloc_fork(int phase);    /* oom_mu */
+/* fatal: `what` was called inside a blocking section (thread.c) */
+GM_INTERNAL GM_NORETURN void gc_blocking_misuse(const char *what);
 
 /* ---- mark (mark.c) ------------------------------------------------------- */
 /* The stop-the-world mark's work stack; while the world runs each thread
@@ -374,6 +391,7 @@ extern _Atomic int gc_checkmarking_a;
 /* Marking, any thread: shades the values of pending ephemerons whose keys
  * are now marked into w; returns how many. */
 GM_INTERNAL size_t gc_ephemeron_progress(gc_workbuf *w);
+GM_INTERNAL void gc_ephemeron_fork(int phase);   /* 0: lock eph_mu; else unlock */
 /* World stopped, after a complete drain (gc_mark_drain): runs the fixpoint
  * to its end, then clears every ephemeron whose key is still unmarked. */
 GM_INTERNAL void gc_ephemeron_finish(void);
@@ -420,7 +438,7 @@ GM_INTERNAL uint64_t gc_thread_cpu_ns(void);
 enum { SP_FINALIZER = 1, SP_CLEANUP = 2, SP_WEAK = 3 };
 struct gc_special {
     gc_special *next;
-    uint32_t offset;       /* from the object's base (specials are per object) */
+    uintptr_t offset;      /* from the span's base: a large object's may pass 4 GiB */
     uint8_t kind;
     void (*fin)(void *obj, void *arg);
     void (*cleanup)(void *arg);
@@ -442,6 +460,8 @@ typedef struct gc_options {
     int gcworkers;           /* mark threads during a stop-the-world mark */
     int gcstoptheworld;      /* 1: the whole mark with the world stopped (no concurrent mark) */
     int gcmarkqueue;         /* GC_MARKQ_OBJECT or GC_MARKQ_SPAN (mark.c) */
+    uint64_t heaplimit;      /* bytes; 0: none (GMDEBUG=heaplimit=512MiB) */
+    size_t heapreserve;      /* bytes; 0: the default 64 GiB (GMDEBUG=heapreserve=) */
 } gc_options;
 enum { GC_MARKQ_OBJECT = 0, GC_MARKQ_SPAN = 1 };
 extern gc_options gc_opt;

@@ -95,6 +95,7 @@
  */
 #include "gc/gc_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,29 +114,66 @@ static pthread_mutex_t roots_mu = PTHREAD_MUTEX_INITIALIZER;
 static root_range *roots;
 static size_t nroots, caproots;
 
-void gm_root_add(void *start, size_t len)
+#ifdef GOMAP_FAULT_INJECTION
+#include "gc/gc_fault.h"
+static _Atomic int fail_alloc_a;
+int gm_gc_fault_fail_alloc(int n) { return atomic_exchange(&fail_alloc_a, n); }
+/* true if this allocation is to fail (the switch counts down) */
+static bool fault_fail_alloc(void)
+{
+    int n = atomic_load(&fail_alloc_a);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&fail_alloc_a, &n, n - 1)) return true;
+    return false;
+}
+#else
+static bool fault_fail_alloc(void) { return false; }
+#endif
+
+int gm_root_try_add(void *start, size_t len)
 {
     gc_ensure_init();
-    if (!start || len == 0) return;
+    if (!start || len == 0 || (uintptr_t)start + len < (uintptr_t)start) {
+        errno = EINVAL;
+        return EINVAL;
+    }
     pthread_mutex_lock(&roots_mu);
     if (nroots == caproots) {
         size_t nc = caproots ? caproots * 2 : 16;
-        root_range *nr = realloc(roots, nc * sizeof *nr);
+        root_range *nr = fault_fail_alloc() ? NULL : realloc(roots, nc * sizeof *nr);
         if (!nr) {
             pthread_mutex_unlock(&roots_mu);
-            gm_errorf("gm_root_add: out of memory; range not registered");
-            return;
+            errno = ENOMEM;
+            return ENOMEM;
         }
         roots = nr;
         caproots = nc;
     }
     roots[nroots++] = (root_range){(uintptr_t)start, len};
     pthread_mutex_unlock(&roots_mu);
+    return 0;
+}
+
+/* A range that could not be registered would leave the objects it holds
+ * unprotected: the program cannot go on as if it had been. */
+void gm_root_add(void *start, size_t len)
+{
+    if (!start || len == 0) return;
+    int rc = gm_root_try_add(start, len);
+    if (rc == ENOMEM) gm_fatal("gm_root_add: out of memory (use gm_root_try_add to handle it)");
+    if (rc == EINVAL) gm_errorf("gm_root_add: range %p + %zu wraps around; not registered", start, len);
 }
 
 void gm_root_remove(void *start)
 {
     gc_ensure_init();
+    /* while marking, the removal shades the range (below): only a thread the
+     * collector can stop may push grey objects (barrier.c, WHO MAY STORE) */
+    if (atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)) {
+        gc_thread *t = gc_self;
+        if (!t) t = gc_thread_auto();
+        if (t->blocking_depth) gc_blocking_misuse("gm_root_remove");
+    }
     pthread_mutex_lock(&roots_mu);
     for (size_t i = nroots; i-- > 0;)
         if (roots[i].start == (uintptr_t)start) {
@@ -581,13 +619,30 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-/* fork: the helpers do not exist in the child */
-void gc_mark_fork_child(void)
+static void wq_fork_lock(bool lock);
+
+/* fork (thread.c): the locks are taken before the fork, released after it
+ * in both processes; the helpers do not exist in the child */
+void gc_mark_fork(int phase)
 {
-    nhelpers_started = 0;
-    helpers_running = 0;
-    pthread_cond_init(&helpers_cv, NULL);
-    pthread_cond_init(&helpers_done_cv, NULL);
+    if (phase == 0) {
+        pthread_mutex_lock(&roots_mu);
+        wq_fork_lock(true);
+        pthread_mutex_lock(&pool.mu);
+        pthread_mutex_lock(&helpers_mu);
+        return;
+    }
+    pthread_mutex_unlock(&helpers_mu);
+    pthread_mutex_unlock(&pool.mu);
+    wq_fork_lock(false);
+    pthread_mutex_unlock(&roots_mu);
+    if (phase == 2) {
+        nhelpers_started = 0;
+        helpers_running = 0;
+        pthread_cond_init(&helpers_cv, NULL);
+        pthread_cond_init(&helpers_done_cv, NULL);
+        pthread_cond_init(&pool.cv, NULL);
+    }
 }
 
 static int start_helpers(int want)
@@ -698,6 +753,12 @@ static bool wq_take(gc_workbuf *w)
     }
     pthread_mutex_unlock(&wq.mu);
     return c != NULL;
+}
+
+static void wq_fork_lock(bool lock)
+{
+    if (lock) pthread_mutex_lock(&wq.mu);
+    else pthread_mutex_unlock(&wq.mu);
 }
 
 bool gc_wq_empty(void) { return atomic_load_explicit(&wq.nfull_a, memory_order_relaxed) == 0; }

@@ -22,6 +22,17 @@
  * returns free runs, largest first, until the retained heap fits a target
  * (the background sweeper calls it after each cycle with goal + 10%).
  *
+ * LIMITS.  The reservation is 64 GiB unless GMDEBUG=heapreserve= or
+ * gm_set_heap_reserve (before the heap exists) says otherwise; if the
+ * system refuses that much, the largest power-of-two fraction it grants
+ * (at least 256 MiB, or the size asked for if smaller), with a message when
+ * the size was asked for.  A hard limit (GMDEBUG=heaplimit=,
+ * gm_set_max_heap) caps the bytes of in-use spans (HeapInuse).  Neither is
+ * fatal here: gc_heap_alloc_span returns NULL and says why
+ * (gc_heap_oom_reason); alloc.c collects, calls the program's handler and
+ * either fails the allocation (gm_try_*) or stops the process with the
+ * reason.  A failed allocation changes nothing in the page heap.
+ *
  * All of this is under heap_lock.  Readers of the page map without the lock
  * (marking, gm_set_finalizer on a live object) read entries that cannot
  * change under them: the world is stopped, or the object is alive.
@@ -41,6 +52,10 @@ _Atomic uintptr_t gc_arena_used_a;
 gc_span **gc_pagemap;
 
 static size_t reserve_bytes;
+static _Atomic size_t reserve_asked_a;      /* gm_set_heap_reserve; 0: none */
+static _Atomic bool reserve_fixed_a;        /* the reservation exists (or is being made) */
+static _Atomic uint64_t max_heap_a = UINT64_MAX;  /* hard limit on hs.inuse */
+static _Thread_local int oom_reason;        /* why this thread's last alloc_span failed */
 static uint64_t *scav_bits;              /* 1 bit per page: returned to the OS */
 static pthread_mutex_t heap_mu = PTHREAD_MUTEX_INITIALIZER;
 static gc_spanlist freelists[NFREELISTS]; /* [n]: runs of n pages; [0]: >= 128 */
@@ -65,20 +80,53 @@ static void *map_noreserve(size_t bytes)
     return p == MAP_FAILED ? NULL : p;
 }
 
+int gm_set_heap_reserve(size_t bytes)
+{
+    if (bytes < GC_HEAP_RESERVE_MIN || bytes > GC_HEAP_RESERVE_MAX) {
+        gm_errorf("gm_set_heap_reserve: %zu bytes is outside %zu MiB .. %zu GiB", bytes,
+                  (size_t)(GC_HEAP_RESERVE_MIN >> 20), (size_t)(GC_HEAP_RESERVE_MAX >> 30));
+        errno = EINVAL;
+        return EINVAL;
+    }
+    if (atomic_load(&reserve_fixed_a)) {
+        errno = EBUSY;
+        return EBUSY;
+    }
+    atomic_store(&reserve_asked_a, bytes);
+    if (atomic_load(&reserve_fixed_a)) {     /* lost a race with the heap's creation */
+        errno = EBUSY;
+        return EBUSY;
+    }
+    return 0;
+}
+
+size_t gc_heap_reserve_bytes(void) { return reserve_bytes; }
+
 void gc_pageheap_init(void)
 {
-    /* 64 GiB of address space, or less if the system refuses */
-    for (size_t r = (size_t)64 << 30; r >= GC_ARENA_BYTES * 4; r /= 2) {
+    atomic_store(&reserve_fixed_a, true);
+    /* asked: by the program, else GMDEBUG=heapreserve, else 64 GiB */
+    size_t want = atomic_load(&reserve_asked_a);
+    bool asked = want != 0 || gc_opt.heapreserve != 0;
+    if (!want) want = gc_opt.heapreserve ? gc_opt.heapreserve : (size_t)64 << 30;
+    want = (want + GC_ARENA_BYTES - 1) & ~(GC_ARENA_BYTES - 1);
+    size_t floor = want < GC_ARENA_BYTES * 4 ? want : GC_ARENA_BYTES * 4;
+    for (size_t r = want; r >= floor; r /= 2) {
         void *p = mmap(NULL, r + GC_ARENA_BYTES, PROT_NONE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) continue;
         /* align the start to an arena boundary */
         uintptr_t a = ((uintptr_t)p + GC_ARENA_BYTES - 1) & ~(uintptr_t)(GC_ARENA_BYTES - 1);
         gc_arena_start = a;
-        reserve_bytes = r;
+        reserve_bytes = r & ~(GC_ARENA_BYTES - 1);
         break;
     }
-    if (!gc_arena_start) gm_fatal("runtime: cannot reserve address space for the heap");
+    if (!gc_arena_start)
+        gm_fatalf("runtime: cannot reserve %zu MiB of address space for the heap (see "
+                  "GMDEBUG=heapreserve)", floor >> 20);
+    if (asked && reserve_bytes != want)
+        gm_errorf("heap reservation: asked for %zu MiB, the system granted %zu MiB", want >> 20,
+                  reserve_bytes >> 20);
     size_t npages = reserve_bytes >> GC_PAGE_SHIFT;
     gc_pagemap = map_noreserve(npages * sizeof(gc_span *));
     scav_bits = map_noreserve(npages / 8);
@@ -228,9 +276,14 @@ static bool grow(size_t npages)
     size_t bytes = npages * GC_PAGE_SIZE;
     bytes = (bytes + GC_ARENA_BYTES - 1) & ~(GC_ARENA_BYTES - 1);
     uintptr_t used = atomic_load_explicit(&gc_arena_used_a, memory_order_relaxed);
-    if (used + bytes > reserve_bytes) return false;
-    if (mprotect((void *)(gc_arena_start + used), bytes, PROT_READ | PROT_WRITE) != 0)
+    if (npages > reserve_bytes / GC_PAGE_SIZE || used + bytes > reserve_bytes) {
+        oom_reason = GC_OOM_RESERVE;
         return false;
+    }
+    if (mprotect((void *)(gc_arena_start + used), bytes, PROT_READ | PROT_WRITE) != 0) {
+        oom_reason = GC_OOM_OS;
+        return false;
+    }
     size_t first = page_index(gc_arena_start + used), n = bytes >> GC_PAGE_SHIFT;
     for (size_t i = first; i < first + n; i++) scav_bits[i >> 6] |= (uint64_t)1 << (i & 63);
     atomic_store_explicit(&gc_arena_used_a, used + bytes, memory_order_release);
@@ -253,14 +306,35 @@ static gc_span *find_run(size_t npages)
     return best;
 }
 
+int64_t gm_set_max_heap(int64_t bytes)
+{
+    gc_ensure_init();
+    uint64_t old = atomic_load(&max_heap_a);
+    if (bytes >= 0) atomic_store(&max_heap_a, bytes == INT64_MAX ? UINT64_MAX : (uint64_t)bytes);
+    return old == UINT64_MAX ? INT64_MAX : (int64_t)old;
+}
+
+void gc_heap_set_limit_env(uint64_t bytes) { atomic_store(&max_heap_a, bytes); }
+
+uint64_t gc_heap_max(void) { return atomic_load_explicit(&max_heap_a, memory_order_relaxed); }
+
+int gc_heap_oom_reason(void) { return oom_reason; }
+
 gc_span *gc_heap_alloc_span(size_t npages)
 {
     pthread_mutex_lock(&heap_mu);
+    uint64_t lim = atomic_load_explicit(&max_heap_a, memory_order_relaxed);
+    if (GM_UNLIKELY(lim != UINT64_MAX) &&
+        (npages > lim / GC_PAGE_SIZE || hs.inuse + npages * GC_PAGE_SIZE > lim)) {
+        pthread_mutex_unlock(&heap_mu);
+        oom_reason = GC_OOM_LIMIT;
+        return NULL;
+    }
     gc_span *r = find_run(npages);
     if (!r) {
         if (!grow(npages)) {
             pthread_mutex_unlock(&heap_mu);
-            gm_fatal("runtime: out of memory");
+            return NULL;                 /* grow set oom_reason */
         }
         r = find_run(npages);
         if (!r) gm_fatal("gc: page heap lost a grown run");

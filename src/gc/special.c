@@ -83,7 +83,7 @@ static gc_span *object_span(void *p, uintptr_t *base)
     return *base ? s : NULL;
 }
 
-static gc_special *new_special(uint8_t kind, uint32_t offset)
+static gc_special *new_special(uint8_t kind, uintptr_t offset)
 {
     gc_special *sp = calloc(1, sizeof *sp);
     if (!sp) gm_fatal("runtime: out of memory (special)");
@@ -127,7 +127,7 @@ static void compact_special_spans(void)
     nsspans = j;
 }
 
-static gc_special *find_special(gc_span *s, uint32_t offset, uint8_t kind)
+static gc_special *find_special(gc_span *s, uintptr_t offset, uint8_t kind)
 {
     for (gc_special *sp = s->specials; sp; sp = sp->next)
         if (sp->offset == offset && sp->kind == kind) return sp;
@@ -155,7 +155,7 @@ static void set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg
         gm_fatal("runtime.SetFinalizer: pointer not in allocated block");
     }
     if (base != (uintptr_t)obj) gm_fatal("runtime.SetFinalizer: pointer not at beginning of allocated block");
-    uint32_t off = (uint32_t)(base - s->base);
+    uintptr_t off = base - s->base;
     if (fn) gc_finq_start_thread();
     pthread_mutex_lock(&gc_special_mu);
     gc_special *sp = find_special(s, off, SP_FINALIZER);
@@ -208,7 +208,7 @@ gm_cleanup gm_add_cleanup(void *obj, void (*fn)(void *arg), void *arg)
         gm_fatal("runtime.AddCleanup: ptr is equal to arg, cleanup will never run");
     gc_finq_start_thread();
     pthread_mutex_lock(&gc_special_mu);
-    gc_special *sp = new_special(SP_CLEANUP, (uint32_t)(base - s->base));
+    gc_special *sp = new_special(SP_CLEANUP, base - s->base);
     sp->cleanup = fn;
     sp->arg = arg;
     sp->id = next_special_id++;
@@ -248,7 +248,7 @@ gm_weak *gm_weak_make(void *p)
     /* allocate first: allocation may collect, which takes special_mu */
     gm_weak *w = gm_alloc_noscan(sizeof *w);
     gc_span *s = object_span(p, &base);
-    uint32_t off = (uint32_t)((uintptr_t)p - s->base);
+    uintptr_t off = (uintptr_t)p - s->base;
     pthread_mutex_lock(&gc_special_mu);
     gc_special *sp = find_special(s, off, SP_WEAK);
     if (sp) {
@@ -266,6 +266,13 @@ gm_weak *gm_weak_make(void *p)
 void *gm_weak_get(const gm_weak *w)
 {
     if (!w) return NULL;
+    /* a heap access: the caller must be a mutator the collector can stop
+     * (it attaches, as an allocation would): an unattached thread could read
+     * the pointer while mark termination clears it, and its shading below
+     * would race the termination's drain */
+    gc_thread *t = gc_self;
+    if (GM_UNLIKELY(t == NULL)) t = gc_thread_auto();
+    if (GM_UNLIKELY(t->blocking_depth)) gc_blocking_misuse("gm_weak_get");
     /* Cleared only while the world is stopped.  While marking, the result
      * is shaded: a weak-to-strong conversion creates a reference that no
      * barrier saw (the object may have been white and unreachable). */
@@ -313,7 +320,7 @@ void gc_special_mark_roots(void)
     pthread_mutex_unlock(&finq_mu);
 }
 
-static bool obj_marked(gc_span *s, uint32_t offset)
+static bool obj_marked(gc_span *s, uintptr_t offset)
 {
     return gc_is_marked(s, gc_obj_index(s, s->base + offset));
 }
@@ -398,7 +405,7 @@ size_t gc_special_verify(void)
                 gm_errorf("verify: special on a free object at %#lx", (unsigned long)(s->base + sp->offset));
                 bad++;
             }
-            if (sp->kind == SP_FINALIZER && sp->offset != (uint32_t)i * s->elemsize && s->sizeclass) {
+            if (sp->kind == SP_FINALIZER && sp->offset != (uintptr_t)i * s->elemsize && s->sizeclass) {
                 gm_errorf("verify: finalizer not at an object start");
                 bad++;
             }
@@ -480,8 +487,10 @@ void gc_special_fork(int phase)
     if (phase == 0) {
         pthread_mutex_lock(&gc_special_mu);
         pthread_mutex_lock(&finq_mu);
+        gc_ephemeron_fork(0);
         return;
     }
+    gc_ephemeron_fork(1);
     pthread_mutex_unlock(&finq_mu);
     pthread_mutex_unlock(&gc_special_mu);
     if (phase == 2 && finq_thread_started) {

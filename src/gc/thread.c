@@ -28,6 +28,17 @@
  * marking starts PENDING; mark termination scans, with the world stopped,
  * any stack still PENDING.
  *
+ * MISUSE.  A BLOCKING thread counts as stopped: the collector may take
+ * back its cached spans and scan its stack while it runs on.  So inside a
+ * blocking section an allocation, gm_gc, gm_safepoint, or a store through
+ * the write barrier while marking is fatal, with a message naming the call
+ * (gc_blocking_misuse), never a torn heap or stack scan; park() is never
+ * entered with blocking_depth > 0 (it would make the thread RUNNING while it
+ * sits in its blocking call, and the next stop of the world would wait for
+ * it).  A longjmp out of a blocking section leaves the thread BLOCKING: it
+ * is caught by the next of those calls.  Plain loads of GC pointers cannot
+ * be checked.
+ *
  * BOUND.  If a thread stays RUNNING for stoptimeout ms (GMDEBUG, default
  * 20000) the collector names it (id, tid, name) on stderr and stops the
  * process with a fatal error instead of hanging silently.
@@ -67,9 +78,13 @@ __attribute__((noinline)) void gc_save_regs(uintptr_t r[GC_NREGS])
                      "movq %%r13, 24(%0)\n\tmovq %%r14, 32(%0)\n\tmovq %%r15, 40(%0)"
                      : : "r"(r) : "memory");
 #elif defined(__aarch64__)
+    /* x19-x29 and the low halves of v8-v15 (d8-d15) are callee-saved
+     * (AAPCS64); a compiler may spill a pointer into a d register */
     __asm__ volatile("stp x19, x20, [%0]\n\tstp x21, x22, [%0, #16]\n\t"
                      "stp x23, x24, [%0, #32]\n\tstp x25, x26, [%0, #48]\n\t"
-                     "stp x27, x28, [%0, #64]\n\tstr x29, [%0, #80]"
+                     "stp x27, x28, [%0, #64]\n\tstr x29, [%0, #80]\n\t"
+                     "stp d8, d9, [%0, #88]\n\tstp d10, d11, [%0, #104]\n\t"
+                     "stp d12, d13, [%0, #120]\n\tstp d14, d15, [%0, #136]"
                      : : "r"(r) : "memory");
 #else
     __builtin_unwind_init();   /* spills into this frame; below the caller's */
@@ -229,6 +244,9 @@ static void thread_exit_hook(void *p)
 
 __attribute__((noinline)) static void park(gc_thread *t)
 {
+    /* a blocking thread is already stopped for the collector; parking it
+     * would make it RUNNING while it is still inside its blocking call */
+    GM_ASSERT(t->blocking_depth == 0);
     gc_save_regs(t->regs);
     t->saved_sp = gc_current_sp();
     pthread_mutex_lock(&world_mu);
@@ -272,11 +290,18 @@ void gc_poll_slow(gc_thread *t)
     }
 }
 
+void gc_blocking_misuse(const char *what)
+{
+    gm_fatalf("%s inside gm_blocking_begin/end (a missing gm_blocking_end, or a longjmp out of "
+              "the section): a blocking thread must not touch the GC heap", what);
+}
+
 void gm_safepoint(void)
 {
     gc_ensure_init();
     gc_thread *t = gc_self;
     if (GM_UNLIKELY(t == NULL)) t = gc_thread_auto();
+    if (GM_UNLIKELY(t->blocking_depth)) gc_blocking_misuse("gm_safepoint");
     if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) gc_poll_slow(t);
 }
 
@@ -414,11 +439,18 @@ void gc_start_the_world(void)
 
 /* Only the forking thread exists in a child.  The prepare handler stops the
  * world (every other mutator parks at a safepoint, so none is caught in the
- * middle of an allocation or a sweep) and takes the heap's locks in lock
- * order;
- * the child keeps the forking thread attached (if it was), forgets every
- * other thread and any stop in progress, and restarts the library's threads
- * (sweeper, finalizer, mark helpers) when they are next needed. */
+ * middle of an allocation or a sweep) and then takes every lock of the
+ * collector, in lock order: a thread that is not stopped (a blocking one,
+ * the sweeper waking up, a thread that never attached) may hold one, and
+ * the child could never take it again.  The child keeps the forking thread
+ * attached (if it was), forgets every other thread and any stop in
+ * progress, and restarts the library's threads (sweeper, finalizer, mark
+ * worker and helpers) when they are next needed -- the mark worker at the
+ * child's next allocation if a cycle was marking (collect.c).  What the
+ * forgotten threads hold for the collector is kept: their cached spans go
+ * back to their centrals, and the values in their write-barrier buffers
+ * are shaded (if a cycle is marking, they may be the only record of an
+ * object moved into a black one). */
 static bool fork_stopped;
 
 static void fork_prepare(void)
@@ -430,6 +462,9 @@ static void fork_prepare(void)
     for (int k = 0; k < 1000 && atomic_load(&starting_a) > 0; k++) usleep(1000);
     while ((r = stop_world("fork", 1000, false)) == 0) {}
     fork_stopped = r == 1;
+    gc_collect_fork(0);
+    gc_mark_fork(0);
+    gc_alloc_fork(0);
     gc_special_fork(0);
     for (int i = 0; i < GC_NUM_SPANCLASSES; i++) pthread_mutex_lock(&gc_centrals[i].lock);
     pthread_mutex_lock(&gc_large_lock);
@@ -449,6 +484,9 @@ static void fork_parent(void)
 {
     fork_release();
     gc_special_fork(1);
+    gc_alloc_fork(1);
+    gc_mark_fork(1);
+    gc_collect_fork(1);
     if (fork_stopped) gc_start_the_world();
 }
 
@@ -475,16 +513,23 @@ static void fork_child(void)
     pthread_cond_init(&stopped_cv, NULL);
     pthread_cond_init(&resume_cv, NULL);
     fork_release();
-    /* the spans cached by threads that do not exist here go back */
+    gc_special_fork(2);
+    gc_alloc_fork(2);
+    gc_mark_fork(2);
+    gc_collect_fork(2);
+    /* the spans cached by threads that do not exist here go back; what
+     * their barrier buffers recorded is shaded (outside a mark they are
+     * empty: mark termination flushed them) */
+    bool marking = atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF;
+    gc_workbuf *w = gc_cur_work();
     while (gone) {
         gc_thread *t = gone;
         gone = t->next;
         gc_mcache_release_all(&t->cache);
+        if (marking) gc_wb_flush(t, w);
         free(t);
     }
-    gc_special_fork(2);
-    gc_collect_fork_child();
-    gc_mark_fork_child();
+    if (w != &gc_work) gc_work_publish(w);
 }
 
 void gc_thread_fork_init(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }

@@ -174,7 +174,11 @@ again:;
             unsigned i = first_slot(mt);
             uint8_t *k = kk_key(m, kind, b, i);
             if (!kk_equal(m, kind, key, k)) continue;
-            if (kind == KK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
+            if (kind == KK_GENERIC && m->keyupdate) {
+                /* the rewritten key may hold GC pointers: barriered on GC maps */
+                if (m->gc && m->kt->ptrmask) gm_typed_memmove(m->kt, k, key);
+                else memcpy(k, key, m->kt->size);
+            }
             return elem_of(m, b, i);
         }
         uint64_t me = match_empty(w);

@@ -155,7 +155,10 @@ gm_barray *gm_arr_hdr(const gm_map *m, uint8_t *buckets)
 static uint8_t *gc_buckets(gm_map *m, size_t n)
 {
     if (m->bscan) return gm_new_array(m->btype, n);
-    return gm_alloc_noscan(n * (size_t)m->bucketsize);
+    /* pointer-free buckets: a type only for the alignment (gm_new_array
+     * keeps no reference to a noscan type) */
+    const gm_type t = { m->bucketsize, m->balign, NULL, NULL, NULL, 0, "map.bucket" };
+    return gm_new_array(&t, n);
 }
 
 /* A GC map's new array and its separate header (*hdr). */

@@ -520,6 +520,7 @@ static bool try_terminate(int attempt)
     gc_work.shared = false;
     gc_stacks_finish(&gc_work);
     gc_mark_root_ranges(&gc_work);
+    gc_globals_mark(&gc_work, GLOBALS_TERM);   /* pages written since the scan (globals.c) */
     gc_special_mark_roots();   /* records made during the mark (only spans with records) */
     uint64_t ta = gc_nanotime();
     uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
@@ -572,6 +573,7 @@ static void mark_cycle(void)
     uint64_t t0 = gc_nanotime(), busy = 0;
     gc_workbuf *w = gc_cur_work();
     gc_mark_root_ranges(w);
+    gc_globals_mark(w, GLOBALS_START);
     gc_special_mark_roots();
     gc_work_publish(w);
     busy += gc_nanotime() - t0;
@@ -589,6 +591,10 @@ static void mark_cycle(void)
          * hands (it publishes what it holds when its step ends) */
         if (did == 0 && pending == 0 && gc_wq_empty() &&
             atomic_load_explicit(&gc_mark_drainers_a, memory_order_acquire) == 0) {
+            if (gc_globals_before_term(w)) {   /* a new library, or many pages written */
+                gc_work_publish(w);
+                continue;
+            }
             if (try_terminate(attempt++)) {
                 wake_sweeper();
                 return;
@@ -734,6 +740,7 @@ static void collect_stw(bool forced)
     gc_thread *self = gc_self;
     gc_save_regs(self->regs);
     self->saved_sp = gc_current_sp();
+    gc_globals_prepare();              /* never with the world stopped (globals.c) */
     for (;;) {
         if (gc_stop_the_world("gc")) break;
         if (!forced) return;          /* someone else just collected */

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-gc_options gc_opt = { .stoptimeout_ms = 20000 };
+gc_options gc_opt = { .stoptimeout_ms = 20000, .scanglobals = 1, .globalsrescan = 64 << 10 };
 int gc_env_percent = 100;
 int64_t gc_env_memlimit = INT64_MAX;
 
@@ -31,6 +31,8 @@ static const struct option {
     { "stoptimeout", &gc_opt.stoptimeout_ms, 0, INT_MAX },
     { "gcworkers", &gc_opt.gcworkers, 0, 8 },
     { "gcstoptheworld", &gc_opt.gcstoptheworld, 0, 1 },
+    { "scanglobals", &gc_opt.scanglobals, 0, 1 },
+    { "globalsrescan", &gc_opt.globalsrescan, 0, INT_MAX },
 };
 
 static bool parse_int(const char *s, size_t n, long long *out)
@@ -244,7 +246,9 @@ size_t gc_verify_stopped(void)
         bad++;
     }
     bad += gc_special_verify();
-    return bad;
+    size_t gb = gc_globals_check();
+    if (gb) gm_errorf("verify: %zu problems in the list of data/bss segments", gb);
+    return bad + gb;
 }
 
 size_t gm_heap_verify(void)

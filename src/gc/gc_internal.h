@@ -337,6 +337,24 @@ static inline bool gc_is_marked(const gc_span *s, uint32_t i) { return gc_bit(s-
 /* ---- roots ------------------------------------------------------------- */
 GM_INTERNAL void gc_roots_scan(void);
 GM_INTERNAL uint64_t gc_roots_bytes(void);
+GM_INTERNAL void gc_scan_range_into(gc_workbuf *w, uintptr_t lo, uintptr_t hi);
+
+/* ---- data and bss segments (globals.c) ----------------------------------- */
+enum { GLOBALS_START = 0, GLOBALS_TERM = 1, GLOBALS_FULL = 2 };
+/* START: worker at mark start, world running (refresh, clear soft-dirty,
+ * scan all); TERM: mark termination, world stopped (dirty pages, or all);
+ * FULL: world stopped, everything (stop-the-world mark, checkmark). */
+GM_INTERNAL void gc_globals_mark(gc_workbuf *w, int mode);
+GM_INTERNAL bool gc_globals_before_term(gc_workbuf *w);  /* worker: one more round? */
+GM_INTERNAL void gc_globals_prepare(void);   /* world running, before a STW mark */
+GM_INTERNAL void gc_globals_exclude(const void *p, size_t len);
+typedef struct gc_globals_info {
+    size_t bytes, segments;
+    bool soft_dirty, tracking;
+    uint64_t dirty_pages_scanned;
+} gc_globals_info;
+GM_INTERNAL void gc_globals_stats(gc_globals_info *out);
+GM_INTERNAL size_t gc_globals_check(void);
 
 /* ---- collector (collect.c) ----------------------------------------------- */
 enum { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 };
@@ -390,6 +408,8 @@ typedef struct gc_options {
     int stoptimeout_ms;
     int gcworkers;           /* mark threads during a stop-the-world mark */
     int gcstoptheworld;      /* 1: the whole mark with the world stopped (no concurrent mark) */
+    int scanglobals;         /* 1: data and bss segments are roots (globals.c) */
+    int globalsrescan;       /* bytes of globals rescanned whole at termination; beyond: soft-dirty */
 } gc_options;
 extern gc_options gc_opt;
 GM_INTERNAL void gc_options_init(void);

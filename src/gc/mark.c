@@ -241,6 +241,7 @@ GC_NO_SANITIZE static void scan_range(gc_workbuf *w, uintptr_t lo, uintptr_t hi)
 }
 
 void gc_scan_range_conservative(uintptr_t lo, uintptr_t hi) { scan_range(gc_cur_work(), lo, hi); }
+void gc_scan_range_into(gc_workbuf *w, uintptr_t lo, uintptr_t hi) { scan_range(w, lo, hi); }
 
 /* ---- scanning heap objects ------------------------------------------------------ */
 
@@ -675,6 +676,7 @@ void gc_mark_roots(void)
     gc_scan_stack_bytes = 0;
     gc_for_each_thread(scan_thread, &gc_work);
     gc_mark_root_ranges(&gc_work);
+    gc_globals_mark(&gc_work, GLOBALS_FULL);
     gc_special_mark_roots();
     gc_scan_roots_bytes = gc_scan_stack_bytes + gc_scan_global_bytes;
 }
@@ -722,6 +724,7 @@ void gc_checkmark(void)
     ck_work.shared = false;
     gc_for_each_thread(scan_thread, &ck_work);
     gc_mark_root_ranges(&ck_work);
+    gc_globals_mark(&ck_work, GLOBALS_FULL);
     gc_workbuf saved = gc_work;       /* specials shade through gc_cur_work() */
     gc_work = ck_work;
     gc_work.root = "a finalizer, cleanup or weak record";
@@ -731,5 +734,6 @@ void gc_checkmark(void)
     gc_work = saved;
     drain(&ck_work);
     ck_work.n = 0;
+    ck_work.parent = 0;               /* no stale heap pointer in a global (globals.c) */
 }
 

@@ -128,6 +128,8 @@ typedef struct gm_memstats {
     uint64_t gc_bg_work;       /* by the background mark worker */
     uint64_t gc_num_assists;   /* assists that did scan work */
     uint64_t gc_wb_shades;     /* heap pointers the write barrier recorded while marking */
+    uint64_t gc_preempt_signals; /* preemption signals sent to threads that missed safepoints */
+    uint64_t gc_preempt_stops;   /* ... that stopped their thread (the others hit an unsafe point) */
 } gm_memstats;
 
 GM_API void gm_read_memstats(gm_memstats *out);  /* runtime.ReadMemStats */

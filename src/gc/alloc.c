@@ -500,29 +500,39 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     return (void *)p;
 }
 
+/* mallocgc inside an in-runtime section: a preemption signal (preempt.c)
+ * does not stop a thread halfway through an allocation. */
+static void *mallocgc_rt(size_t size, int kind, const gm_type *t, size_t count)
+{
+    gm_rt_enter();
+    void *p = mallocgc(size, kind, t, count);
+    gm_rt_leave_safepoint();
+    return p;
+}
+
 void *gm_new(const gm_type *t)
 {
     gc_ensure_init();
-    if (t->ptrmask == NULL) return mallocgc(t->size, K_NOSCAN, NULL, 1);
-    return mallocgc(t->size, K_TYPED, t, 1);
+    if (t->ptrmask == NULL) return mallocgc_rt(t->size, K_NOSCAN, NULL, 1);
+    return mallocgc_rt(t->size, K_TYPED, t, 1);
 }
 
 void *gm_new_array(const gm_type *t, size_t n)
 {
     gc_ensure_init();
     if (t->size && n > SIZE_MAX / t->size) gm_fatal("makeslice: len out of range");
-    if (t->ptrmask == NULL) return mallocgc(t->size * n, K_NOSCAN, NULL, n);
-    return mallocgc(t->size * n, K_TYPED, t, n);
+    if (t->ptrmask == NULL) return mallocgc_rt(t->size * n, K_NOSCAN, NULL, n);
+    return mallocgc_rt(t->size * n, K_TYPED, t, n);
 }
 
 void *gm_alloc_noscan(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_NOSCAN, NULL, 1);
+    return mallocgc_rt(size, K_NOSCAN, NULL, 1);
 }
 
 void *gm_alloc_conservative(size_t size)
 {
     gc_ensure_init();
-    return mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    return mallocgc_rt(size, K_CONSERVATIVE, NULL, 1);
 }

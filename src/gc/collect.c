@@ -906,6 +906,8 @@ void gm_read_memstats(gm_memstats *m)
     m->gc_bg_work = atomic_load_explicit(&total_bg_work_a, memory_order_relaxed);
     m->gc_num_assists = atomic_load_explicit(&total_assists_a, memory_order_relaxed);
     m->gc_wb_shades = atomic_load_explicit(&gc_wb_recorded_a, memory_order_relaxed);
+    m->gc_preempt_signals = atomic_load_explicit(&gc_preempt_signals_a, memory_order_relaxed);
+    m->gc_preempt_stops = atomic_load_explicit(&gc_preempt_stops_a, memory_order_relaxed);
     pthread_mutex_unlock(&stats_mu);
     pthread_mutex_lock(&pacer_mu);
     m->enable_gc = gc_percent >= 0 || mem_limit != INT64_MAX;

@@ -12,10 +12,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-gc_options gc_opt = { .stoptimeout_ms = 20000, .scanglobals = 1, .globalsrescan = 64 << 10 };
+gc_options gc_opt = { .stoptimeout_ms = 20000, .scanglobals = 1, .globalsrescan = 64 << 10,
+                       .preemptsig = SIGURG, .preemptgrace_ms = 10 };
 int gc_env_percent = 100;
 int64_t gc_env_memlimit = INT64_MAX;
 
@@ -33,6 +35,8 @@ static const struct option {
     { "gcstoptheworld", &gc_opt.gcstoptheworld, 0, 1 },
     { "scanglobals", &gc_opt.scanglobals, 0, 1 },
     { "globalsrescan", &gc_opt.globalsrescan, 0, INT_MAX },
+    { "preemptsig", &gc_opt.preemptsig, 0, 64 },
+    { "preemptgrace", &gc_opt.preemptgrace_ms, 0, 3600000 },
 };
 
 static bool parse_int(const char *s, size_t n, long long *out)

@@ -261,6 +261,13 @@ typedef struct gc_thread {
     size_t wbn;                    /* entries in wb */
     int64_t assist_credit;         /* bytes this thread may allocate before assisting */
     struct gc_thread *next, *prev;
+    /* preemption by signal (preempt.c) */
+    pthread_t pth;
+    _Atomic uint32_t psig_a;       /* PSIG_*: the signal stop's handshake */
+    int *rt_depth_p;               /* the thread's gm_rt_depth (read racily as a hint) */
+    uint64_t cpu0;                 /* thread CPU time at the collector's first look */
+    uint64_t cpu0_gen;             /* which wait cpu0 belongs to */
+    bool preempted_before;         /* needed a signal once: no grace when found sleeping */
     uintptr_t wb[GC_WBBUF];        /* write-barrier buffer: values to shade */
 } gc_thread;
 
@@ -272,6 +279,16 @@ extern _Atomic uint32_t gc_poll_a;
 #define POLL_STRESS 2u
 #define POLL_STACK  4u      /* concurrent mark asks threads to scan their stacks */
 
+/* psig_a: NONE -> SENT (collector, before pthread_kill) -> STOPPED (handler,
+ * context saved, waiting) -> RELEASED (collector) -> NONE (handler, leaving);
+ * SENT -> NONE when the handler declines (unsafe point). */
+enum { PSIG_NONE = 0, PSIG_SENT = 1, PSIG_STOPPED = 2, PSIG_RELEASED = 3 };
+GM_INTERNAL int gc_preempt_poke(gc_thread *t, uint64_t waited_ns, uint64_t gen); /* world_mu held */
+GM_INTERNAL void gc_preempt_release(gc_thread *t);                                 /* world_mu held */
+GM_INTERNAL bool gc_preempt_stopped(gc_thread *t);
+GM_INTERNAL void gc_preempt_wait(unsigned us);
+extern _Atomic uint64_t gc_preempt_signals_a, gc_preempt_stops_a, gc_preempt_deferred_a,
+    gc_preempt_handled_a;
 GM_INTERNAL gc_thread *gc_thread_auto(void);     /* gc_self, attaching if needed */
 GM_INTERNAL void gc_poll_slow(gc_thread *t);
 GM_INTERNAL void gc_park(gc_thread *t);          /* a safepoint without gcstress */
@@ -410,6 +427,8 @@ typedef struct gc_options {
     int gcstoptheworld;      /* 1: the whole mark with the world stopped (no concurrent mark) */
     int scanglobals;         /* 1: data and bss segments are roots (globals.c) */
     int globalsrescan;       /* bytes of globals rescanned whole at termination; beyond: soft-dirty */
+    int preemptsig;          /* signal that stops threads that miss safepoints (0: none) */
+    int preemptgrace_ms;     /* how long before a thread is signalled (preempt.c) */
 } gc_options;
 extern gc_options gc_opt;
 GM_INTERNAL void gc_options_init(void);

@@ -2,8 +2,11 @@
  * changed (run by run_pauses.sh):
  *   globals   1 MiB of bss holding pointers to GC objects (131072 slots),
  *             two threads storing fresh objects into random slots with plain
- *             stores and allocating garbage while the main thread runs
- *             back-to-back cycles.  GMDEBUG picks how termination catches
+ *             stores (every 8th allocation: every page of the table is
+ *             written during every mark, the worst case) and allocating
+ *             garbage while the main thread runs back-to-back cycles;
+ *             globals-cold: the same table, a store every 100000th
+ *             allocation (a few pages written per mark).  GMDEBUG picks how termination catches
  *             the stores: soft-dirty (default above 64 KiB of globals), a
  *             whole rescan (globalsrescan=1e9), or scanglobals=0 with the
  *             array registered by gm_root_add (the only way before).
@@ -31,11 +34,13 @@ static const gm_type node_type = { sizeof(node), 8, NULL, NULL, node_ptrs, 0, "n
 static node *gtab[NG];
 static atomic_int stop;
 static int use_globals;
+static unsigned store_every = 8;        /* allocations per plain store into gtab */
 
 static void *churn(void *arg)
 {
     uint64_t s = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1);
     gm_thread_attach();
+    unsigned k = 0;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         node *keep = NULL;
         for (int i = 0; i < 64; i++) {
@@ -43,7 +48,7 @@ static void *churn(void *arg)
             gm_store(&n->next, keep);
             keep = n;
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-            if (use_globals && (i & 7) == 0) gtab[s % NG] = n;   /* plain store into bss */
+            if (use_globals && ++k % store_every == 0) gtab[s % NG] = n;   /* plain store into bss */
         }
     }
     gm_thread_detach();
@@ -82,9 +87,10 @@ int main(int argc, char **argv)
     const char *label = argc > 2 ? argv[2] : scen;
     long cycles = argc > 3 ? atol(argv[3]) : 200;
     bool noncoop = strcmp(scen, "noncoop") == 0;
-    use_globals = strcmp(scen, "globals") == 0 || strcmp(scen, "globals-registered") == 0;
+    use_globals = strncmp(scen, "globals", 7) == 0;
+    if (strstr(scen, "-cold")) store_every = 100000;   /* a few pages written per mark */
     gm_thread_attach();
-    if (strcmp(scen, "globals-registered") == 0) gm_root_add(gtab, sizeof gtab);
+    if (strstr(scen, "registered")) gm_root_add(gtab, sizeof gtab);
     if (use_globals)
         for (unsigned i = 0; i < NG; i++) gtab[i] = gm_new(&node_type);
     pthread_t th[4];

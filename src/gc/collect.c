@@ -838,7 +838,9 @@ void gm_gc(void)
     gc_ensure_init();
     if (!gc_self) gc_thread_auto();
     clear_stack_below();
+    gm_rt_enter();      /* sweeping and scavenging: never stopped by the preemption signal */
     gc_collect(true);
+    gm_rt_leave();
 }
 
 void gm_free_os_memory(void)

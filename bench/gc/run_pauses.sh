@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# run_pauses.sh - stop-the-world pauses with 1 MiB of pointers in bss and
+# with threads that ignore the safepoint contract (pauses.c).  Run it under
+# the shared lock:  flock /tmp/gomap-bench.lock bench/gc/run_pauses.sh
+# RUNS (default 3) rounds, the variants interleaved in each; CYCLES (default
+# 200) forced cycles per run, two threads churning the heap meanwhile.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+RUNS="${RUNS:-3}"
+CYCLES="${CYCLES:-200}"
+cc "${CFLAGS[@]}" -o "$OUT/pauses" "$HERE/pauses.c" "$OUT/gomap/libgomap.a" -lpthread -lm
+log="$OUT/pauses.log"
+: > "$log"
+# scenario|label|GMDEBUG
+variants=(
+  "churn|baseline|"
+  "globals-cold|cold-softdirty|"
+  "globals-cold|cold-rescan|globalsrescan=1000000000"
+  "globals-cold-registered|cold-registered|scanglobals=0"
+  "globals|hot-softdirty|"
+  "globals|hot-rescan|globalsrescan=1000000000"
+  "noncoop|noncoop-signal|"
+)
+for r in $(seq "$RUNS"); do
+  for v in "${variants[@]}"; do
+    IFS='|' read -r scen label dbg <<<"$v"
+    GMDEBUG="$dbg" "$OUT/pauses" "$scen" "$label" "$CYCLES" | tee -a "$log"
+  done
+done
+echo "medians over $RUNS runs (microseconds; every single stop of the world):"
+printf "%-18s %9s %9s %9s %9s\n" variant p50 p99 max signals
+for v in "${variants[@]}"; do
+  IFS='|' read -r scen label dbg <<<"$v"
+  printf "%-18s %9s %9s %9s %9s\n" "$label" "$(median "$log" "$label" p50_us)" \
+    "$(median "$log" "$label" p99_us)" "$(median "$log" "$label" max_us)" "$(median "$log" "$label" preempt_signals)"
+done

@@ -15,6 +15,9 @@
  *   barrier.c    the hybrid write barrier (gm_store, gm_typed_memmove,
  *                gm_typed_memclr, gm_atomic_*), buffered per thread
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
+ *   globals.c    the data and bss segments of the program and its libraries
+ *                as roots; soft-dirty tracking for mark termination
+ *   preempt.c    the preemption signal for threads that miss safepoints
  *
  * Lock order (outer first): special_mu -> finq_mu; pacer_mu -> heap_lock;
  * cycle_mu is never held with another; wq.mu (mark queue) neither;

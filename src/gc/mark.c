@@ -49,7 +49,12 @@
  *   4. Registered root ranges are scanned at mark start and scanned again
  *      with the world stopped at mark termination: a range registered
  *      during the cycle, or a pointer stored into a range with a plain
- *      store (not a deletion: see docs/gc.md), is still found.
+ *      store, is still found.  The program's data and bss segments are
+ *      roots too, with no barrier at all: scanned at mark start, and at
+ *      termination again, whole or only the pages written since (soft-dirty
+ *      bits); the argument is in globals.c.  With every stack rescanned at
+ *      termination (rule 3), a plain store that removes a pointer from a
+ *      global or a range is safe as well.
  *   5. Specials (finalizer referents, cleanup args, weak handles, the
  *      finalizer queue) are roots scanned at mark start and again at mark
  *      termination (records made during the mark); gm_weak_get shades its

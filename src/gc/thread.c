@@ -7,12 +7,19 @@
  * pointer and callee-saved registers first, so a thread that is not RUNNING
  * has roots [saved_sp, stack_hi) + regs that the collector can scan.
  *
- * HANDSHAKE (no signals).  The collector takes world_mu, sets stw_owner and
- * the POLL_STW bit of gc_poll_a, and waits on stopped_cv until every other
- * thread is PARKED or BLOCKING.  Threads poll gc_poll_a (one relaxed load) in
- * every allocation and in gm_safepoint; a set bit sends them to park().
- * gm_blocking_end waits while a stop is in force.  Attach waits likewise, so
- * the thread list cannot change while the world is stopped.
+ * HANDSHAKE (cooperative first).  The collector takes world_mu, sets
+ * stw_owner and the POLL_STW bit of gc_poll_a, and waits on stopped_cv until
+ * every other thread is PARKED or BLOCKING, or held by the preemption
+ * signal.  Threads poll gc_poll_a (one relaxed load) in every allocation and
+ * in gm_safepoint; a set bit sends them to park().  gm_blocking_end waits
+ * while a stop is in force.  Attach waits likewise, so the thread list
+ * cannot change while the world is stopped.  A thread still RUNNING after
+ * 1 ms is looked at (poke_late): if it sleeps in the kernel or burns CPU
+ * past GMDEBUG=preemptgrace, preempt.c sends it the signal, whose handler
+ * saves its context and holds it (psig_a STOPPED, counted as stopped by
+ * still_running) until gc_start_the_world releases it.  The same applies to
+ * a thread that owes the concurrent mark its stack scan: the collector scans
+ * a signal-held thread's stack like a parked one's and releases it.
  *
  * INVARIANTS.  (1) While stw_owner is set, no thread other than the owner is
  * RUNNING once the stop completed.  (2) All transitions of state_a happen
@@ -29,8 +36,10 @@
  * any stack still PENDING.
  *
  * BOUND.  If a thread stays RUNNING for stoptimeout ms (GMDEBUG, default
- * 20000) the collector names it (id, tid, name) on stderr and stops the
- * process with a fatal error instead of hanging silently.
+ * 20000) -- preemption off (preemptsig=0), or a thread the signal cannot
+ * stop (spinning inside the C library of a static executable) -- the
+ * collector names it (id, tid, name) on stderr and stops the process with a
+ * fatal error instead of hanging silently.
  */
 #include "gc/gc_internal.h"
 

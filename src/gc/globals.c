@@ -36,6 +36,9 @@
  *     the worker clears and scans everything once more while the world runs
  *     before it tries to terminate (at most MAX_ROUNDS times), so the pause
  *     sees only what the mutators wrote during that last scan.
+ * With soft-dirty the mark-start scan also skips the pages that are not
+ * mapped in (read from pagemap after the clear: never written, all zeros;
+ * one written later is mapped in soft-dirty, for termination to see).
  * Either way, what a global holds at termination is marked; objects loaded
  * from a global into a stack are found by the termination stack rescan
  * (mark.c, rule 3), and ones stored into the heap by the barrier's insertion
@@ -342,10 +345,40 @@ static void check_fork(void)
     have_list = false;               /* and a pagemap buffer sized by refresh */
 }
 
+/* Every segment, but not the pages that are not mapped in yet: read after
+ * the clear, an absent page has never been written (all zeros), and a write
+ * after the read maps it in soft-dirty, for termination to see.  Untouched
+ * bss (large static tables, a sanitizer's depots) costs nothing. */
+static void scan_present(gc_workbuf *w)
+{
+    for (size_t i = 0; i < nsegs; i++) {
+        size_t np;
+        if (!read_pagemap(segs[i].lo, segs[i].hi, &np)) {
+            gc_scan_range_into(w, segs[i].lo, segs[i].hi);
+            continue;
+        }
+        uintptr_t base = segs[i].lo & ~(uintptr_t)(page_size - 1);
+        for (size_t k = 0; k < np;) {
+            if (!(pm_buf[k] & (PM_PRESENT | PM_SWAPPED))) {
+                k++;
+                continue;
+            }
+            size_t k1 = k + 1;                       /* a run of present pages */
+            while (k1 < np && (pm_buf[k1] & (PM_PRESENT | PM_SWAPPED))) k1++;
+            uintptr_t lo = base + k * page_size, hi = base + k1 * page_size;
+            if (lo < segs[i].lo) lo = segs[i].lo;
+            if (hi > segs[i].hi) hi = segs[i].hi;
+            gc_scan_range_into(w, lo, hi);
+            k = k1;
+        }
+    }
+}
+
 static void full_track_scan(gc_workbuf *w)
 {
     tracking = gc_opt.globalsrescan < (int64_t)total_bytes && sd_avail == 1 && clear_soft_dirty();
-    scan_all(w, false);
+    if (tracking) scan_present(w);
+    else scan_all(w, false);
 }
 
 void gc_globals_mark(gc_workbuf *w, int mode)

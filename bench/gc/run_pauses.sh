@@ -14,11 +14,12 @@ log="$OUT/pauses.log"
 # scenario|label|GMDEBUG
 variants=(
   "churn|baseline|"
-  "globals-cold|cold-softdirty|"
-  "globals-cold|cold-rescan|globalsrescan=1000000000"
+  "globals-cold|cold-diff|"
+  "globals-cold|cold-softdirty|globalsterm=2"
+  "globals-cold|cold-rescan|globalsterm=0"
   "globals-cold-registered|cold-registered|scanglobals=0"
-  "globals|hot-softdirty|"
-  "globals|hot-rescan|globalsrescan=1000000000"
+  "globals|hot-diff|"
+  "globals|hot-rescan|globalsterm=0"
   "noncoop|noncoop-signal|"
 )
 for r in $(seq "$RUNS"); do

@@ -508,26 +508,37 @@ static void mark_termination(uint64_t t0, uint64_t pause_start, uint64_t pause_t
 
 /* One attempt at mark termination; false if grey objects were left after a
  * bounded drain (they go back to the queue and concurrent marking goes on). */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static bool try_terminate(int attempt)
 {
     gc_thread *self = gc_self;
     gc_save_regs(self->regs);
     self->saved_sp = gc_current_sp();
     if (!gc_stop_the_world("gc mark termination")) return false;
-    uint64_t t0 = gc_nanotime();
+    bool tr2 = gc_opt.gctrace >= 2;   /* thread CPU clocks are system calls: only then */
+    uint64_t t0 = gc_nanotime(), c0 = tr2 ? thread_cpu_ns() : 0;
     TRACE_BEGIN("STW mark termination");
     atomic_store_explicit(&gc_mark_concurrent_a, false, memory_order_relaxed);
     gc_work.shared = false;
     gc_stacks_finish(&gc_work);
     gc_mark_root_ranges(&gc_work);
+    uint64_t cg = tr2 ? thread_cpu_ns() : 0;
     gc_globals_mark(&gc_work, GLOBALS_TERM);   /* pages written since the scan (globals.c) */
+    if (tr2) cg = thread_cpu_ns() - cg;
     gc_special_mark_roots();   /* records made during the mark (only spans with records) */
-    uint64_t ta = gc_nanotime();
+    uint64_t ta = gc_nanotime(), ca = tr2 ? thread_cpu_ns() : 0;
     uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
-    if (gc_opt.gctrace >= 2)
-        fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan, %.3f ms drain (%llu bytes)%s\n",
-                num_gc + 1, attempt, (ta - t0) / 1e6, (gc_nanotime() - ta) / 1e6, (unsigned long long)did,
-                gc_wq_empty() ? "" : ", grey objects left");
+    if (tr2)
+        fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan (cpu %.3f ms, globals %.3f ms), "
+                "%.3f ms drain (%llu bytes)%s\n",
+                num_gc + 1, attempt, (ta - t0) / 1e6, (ca - c0) / 1e6, cg / 1e6, (gc_nanotime() - ta) / 1e6,
+                (unsigned long long)did, gc_wq_empty() ? "" : ", grey objects left");
     if (!gc_wq_empty()) {
         atomic_store_explicit(&gc_mark_concurrent_a, true, memory_order_relaxed);
         TRACE_END("STW mark termination");

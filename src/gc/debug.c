@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-gc_options gc_opt = { .stoptimeout_ms = 20000, .scanglobals = 1, .globalsrescan = 64 << 10,
+gc_options gc_opt = { .stoptimeout_ms = 20000, .scanglobals = 1, .globalsterm = 1,
                        .preemptsig = SIGURG, .preemptgrace_ms = 10 };
 int gc_env_percent = 100;
 int64_t gc_env_memlimit = INT64_MAX;
@@ -34,7 +34,7 @@ static const struct option {
     { "gcworkers", &gc_opt.gcworkers, 0, 8 },
     { "gcstoptheworld", &gc_opt.gcstoptheworld, 0, 1 },
     { "scanglobals", &gc_opt.scanglobals, 0, 1 },
-    { "globalsrescan", &gc_opt.globalsrescan, 0, INT_MAX },
+    { "globalsterm", &gc_opt.globalsterm, 0, 2 },
     { "preemptsig", &gc_opt.preemptsig, 0, 64 },
     { "preemptgrace", &gc_opt.preemptgrace_ms, 0, 3600000 },
 };

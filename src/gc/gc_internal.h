@@ -370,8 +370,8 @@ GM_INTERNAL void gc_globals_prepare(void);   /* world running, before a STW mark
 GM_INTERNAL void gc_globals_exclude(const void *p, size_t len);
 typedef struct gc_globals_info {
     size_t bytes, segments;
-    bool soft_dirty, tracking;
-    uint64_t dirty_pages_scanned;
+    bool soft_dirty, tracking, diffing;
+    uint64_t dirty_pages_scanned, diff_words;
 } gc_globals_info;
 GM_INTERNAL void gc_globals_stats(gc_globals_info *out);
 GM_INTERNAL size_t gc_globals_check(void);
@@ -429,7 +429,7 @@ typedef struct gc_options {
     int gcworkers;           /* mark threads during a stop-the-world mark */
     int gcstoptheworld;      /* 1: the whole mark with the world stopped (no concurrent mark) */
     int scanglobals;         /* 1: data and bss segments are roots (globals.c) */
-    int globalsrescan;       /* bytes of globals rescanned whole at termination; beyond: soft-dirty */
+    int globalsterm;         /* how termination finds stores into globals: 0 rescan, 1 diff, 2 soft-dirty */
     int preemptsig;          /* signal that stops threads that miss safepoints (0: none) */
     int preemptgrace_ms;     /* how long before a thread is signalled (preempt.c) */
 } gc_options;

@@ -19,32 +19,37 @@
  * WHY THE CONCURRENT MARK STAYS CORRECT WITHOUT A BARRIER ON GLOBALS.  A
  * store into a global is a plain store.  The mark scans every segment once
  * while the world runs (mark start); a pointer stored into a global after
- * that scan must be found at mark termination, with the world stopped.  Two
- * ways, chosen per cycle:
- *   RESCAN: mark termination scans every segment again.  Used when the
- *     segments total at most GMDEBUG=globalsrescan bytes (default 64 KiB:
- *     the data+bss of a small C program and its libc) or when soft-dirty
- *     bits are unavailable.  Its pause grows with the segments' size.
- *   SOFT-DIRTY (Linux): just before the mark-start scan the worker writes
- *     "4" to /proc/self/clear_refs, which clears the soft-dirty bit of every
- *     page of the process; the kernel sets it again on the first write to a
- *     page.  Mark termination reads the bits of the segments' pages from
- *     /proc/self/pagemap (8 bytes a page: 2 KiB for 1 MiB) and rescans only
- *     the pages written since the clear.  A store that happened before the
- *     clear is seen by the scan that follows it; one after sets the bit.  If
- *     many pages were written during the mark (more than TERM_DIRTY_PAGES),
- *     the worker clears and scans everything once more while the world runs
- *     before it tries to terminate (at most MAX_ROUNDS times), so the pause
- *     sees only what the mutators wrote during that last scan.
- * With soft-dirty the mark-start scan also skips the pages that are not
- * mapped in (read from pagemap after the clear: never written, all zeros;
- * one written later is mapped in soft-dirty, for termination to see).
- * Either way, what a global holds at termination is marked; objects loaded
- * from a global into a stack are found by the termination stack rescan
- * (mark.c, rule 3), and ones stored into the heap by the barrier's insertion
- * half.  So a plain store into a global is safe, adding or removing.
- * The cost of soft-dirty: every page of the process takes one extra minor
- * fault on its first write after each clear, i.e. once per cycle.
+ * that scan must be found at mark termination, with the world stopped.
+ * GMDEBUG=globalsterm picks how:
+ *   1 DIFF (default): the mark-start scan copies every segment into a
+ *     snapshot (word by word) and scans the copy, so every value in the
+ *     snapshot is marked.  Termination compares the segments with the
+ *     snapshot (64 bytes at a time: ~20 us per MiB here) and shades only
+ *     the words that differ.  Every word then holds either its snapshot
+ *     value (marked) or a value shaded now.  Costs a copy of the segments
+ *     in memory, and a copy per cycle while the world runs.
+ *   2 SOFT-DIRTY (Linux with CONFIG_MEM_SOFT_DIRTY, probed at start; DIFF
+ *     otherwise): just before the mark-start scan the worker writes "4" to
+ *     /proc/self/clear_refs, which clears the soft-dirty bit of every page
+ *     of the process; the kernel sets it again on the first write to a
+ *     page.  Termination reads the segments' bits from /proc/self/pagemap
+ *     (8 bytes a page) and rescans only the pages written since the clear.
+ *     A store before the clear is seen by the scan that follows it; one
+ *     after sets the bit.  No copy, but every page of the process takes one
+ *     extra minor fault on its first write after each clear.  With it the
+ *     mark-start scan also skips pages that are not mapped in (read after
+ *     the clear: never written, all zeros; one written later is mapped in
+ *     soft-dirty, for termination to see).
+ *   0 RESCAN: termination scans every segment again (pause ~ their size).
+ * If many words (pages) changed during the mark -- more than
+ * TERM_DIFF_WORDS (TERM_DIRTY_PAGES) -- the worker scans everything again
+ * the same way while the world runs before it tries to terminate (at most
+ * MAX_ROUNDS times), so the pause sees only what changed during that last
+ * scan.  Either way, what a global holds at termination is marked; objects
+ * loaded from a global into a stack are found by the termination stack
+ * rescan (mark.c, rule 3), and ones stored into the heap by the barrier's
+ * insertion half.  So a plain store into a global is safe, adding or
+ * removing.
  *
  * A library dlopen'd during a mark is picked up before termination (its
  * segments then get a full scan, and the tracking starts over); one
@@ -68,6 +73,8 @@
 
 #define TERM_DIRTY_PAGES 8     /* dirty pages mark termination takes on itself */
 #define MAX_ROUNDS 3           /* concurrent re-scans before termination takes them all */
+#define TERM_DIFF_WORDS 1024   /* changed words mark termination takes on itself */
+#define GC_NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
 
 typedef struct gseg { uintptr_t lo, hi; } gseg;
 
@@ -87,7 +94,11 @@ static uint64_t *pm_buf;       /* pagemap entries for the largest segment */
 static size_t pm_cap;
 static size_t page_size;
 static bool tracking;          /* this cycle cleared soft-dirty before its scan */
+static bool diffing;           /* this cycle's scan read a snapshot; termination diffs */
 static int rounds;
+static uintptr_t *snap;        /* snapshot of every segment, in list order */
+static size_t snap_words;
+static uint64_t diff_words_total;
 
 static uint64_t dirty_pages_scanned_total;
 
@@ -224,6 +235,11 @@ static bool refresh(void)
         } else {
             sd_avail = 0;                            /* no buffer: full rescans */
         }
+    }
+    if (total / WORD_SIZE > snap_words) {             /* the snapshot for GLOBALS_DIFF */
+        free(snap);
+        snap = malloc(total);
+        snap_words = snap ? total / WORD_SIZE : 0;
     }
     free(segs);
     segs = c.v;
@@ -374,10 +390,63 @@ static void scan_present(gc_workbuf *w)
     }
 }
 
+/* Copies every segment into the snapshot and scans the copy: whatever the
+ * copy holds is marked.  Word by word (no word is torn); the segments'
+ * redzones and other threads' plain stores are read on purpose. */
+GC_NO_SANITIZE static void snapshot_scan(gc_workbuf *w)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < nsegs; i++) {
+        const volatile uintptr_t *g = (const volatile uintptr_t *)segs[i].lo;
+        size_t n = (segs[i].hi - segs[i].lo) / WORD_SIZE;
+        for (size_t k = 0; k < n; k++) snap[off + k] = g[k];
+        gc_scan_range_into(w, (uintptr_t)(snap + off), (uintptr_t)(snap + off + n));
+        off += n;
+    }
+}
+
+/* The words that differ from the snapshot now: shaded (scan) or counted. */
+GC_NO_SANITIZE static size_t diff_scan(gc_workbuf *w, bool scan)
+{
+    size_t off = 0, d = 0;
+    for (size_t i = 0; i < nsegs; i++) {
+        size_t n = (segs[i].hi - segs[i].lo) / WORD_SIZE;
+        if (scan && !seg_mapped(&segs[i])) {              /* dlclose'd during the mark */
+            off += n;
+            continue;
+        }
+        const uintptr_t *g = (const uintptr_t *)segs[i].lo, *p = snap + off;
+        size_t k = 0;
+        for (; k + 8 <= n; k += 8) {
+            if (memcmp(g + k, p + k, 8 * WORD_SIZE) == 0) continue;
+            for (size_t j = k; j < k + 8; j++)
+                if (g[j] != p[j]) {
+                    d++;
+                    if (scan) gc_scan_range_into(w, (uintptr_t)(g + j), (uintptr_t)(g + j + 1));
+                }
+        }
+        for (; k < n; k++)
+            if (g[k] != p[k]) {
+                d++;
+                if (scan) gc_scan_range_into(w, (uintptr_t)(g + k), (uintptr_t)(g + k + 1));
+            }
+        off += n;
+    }
+    return d;
+}
+
+/* Mark start (and a re-scan round): scan everything, and arrange for
+ * termination to find what changes afterwards, by the method of
+ * GMDEBUG=globalsterm: 2 soft-dirty (if the kernel has it), 1 snapshot
+ * diff (if the snapshot could be allocated), 0 whole rescan. */
 static void full_track_scan(gc_workbuf *w)
 {
-    tracking = gc_opt.globalsrescan < (int64_t)total_bytes && sd_avail == 1 && clear_soft_dirty();
+    int m = gc_opt.globalsterm;
+    tracking = diffing = false;
+    if (m == 2 && sd_avail == 1 && clear_soft_dirty()) tracking = true;
+    else if (m >= 1 && snap && snap_words * WORD_SIZE >= total_bytes) diffing = true;
     if (tracking) scan_present(w);
+    else if (diffing) snapshot_scan(w);
     else scan_all(w, false);
 }
 
@@ -394,7 +463,9 @@ void gc_globals_mark(gc_workbuf *w, int mode)
         break;
     case GLOBALS_TERM: {                  /* world stopped */
         size_t nd;
-        if (!tracking || sd_pid != getpid() || !scan_dirty(w, false, &nd)) {
+        if (diffing) {
+            diff_words_total += diff_scan(w, true);
+        } else if (!tracking || sd_pid != getpid() || !scan_dirty(w, false, &nd)) {
             scan_all(w, true);
         } else {
             dirty_pages_scanned_total += nd;
@@ -410,7 +481,7 @@ void gc_globals_mark(gc_workbuf *w, int mode)
 }
 
 /* Worker, world running, before it tries mark termination: a library loaded
- * since mark start, or more dirty pages than the pause should take, mean one
+ * since mark start, or more changes than the pause should take, mean one
  * more scan of everything now.  Returns true if it scanned (more marking). */
 bool gc_globals_before_term(gc_workbuf *w)
 {
@@ -420,9 +491,13 @@ bool gc_globals_before_term(gc_workbuf *w)
         full_track_scan(w);
         return true;
     }
-    if (!tracking || rounds >= MAX_ROUNDS) return false;
-    size_t nd;
-    if (!scan_dirty(w, true, &nd) || nd <= TERM_DIRTY_PAGES) return false;
+    if (rounds >= MAX_ROUNDS) return false;
+    if (diffing) {
+        if (diff_scan(w, false) <= TERM_DIFF_WORDS) return false;
+    } else {
+        size_t nd;
+        if (!tracking || !scan_dirty(w, true, &nd) || nd <= TERM_DIRTY_PAGES) return false;
+    }
     rounds++;
     full_track_scan(w);
     return true;
@@ -441,6 +516,8 @@ void gc_globals_stats(gc_globals_info *out)
     out->segments = gc_opt.scanglobals ? nsegs : 0;
     out->soft_dirty = sd_avail == 1;
     out->tracking = tracking;
+    out->diffing = diffing;
+    out->diff_words = diff_words_total;
     out->dirty_pages_scanned = dirty_pages_scanned_total;
 }
 

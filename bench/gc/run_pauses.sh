@@ -35,3 +35,13 @@ for v in "${variants[@]}"; do
   printf "%-18s %9s %9s %9s %9s\n" "$label" "$(median "$log" "$label" p50_us)" \
     "$(median "$log" "$label" p99_us)" "$(median "$log" "$label" max_us)" "$(median "$log" "$label" preempt_signals)"
 done
+# The work inside the termination pause, in CPU time of the collector thread
+# (immune to descheduling on a loaded machine): gctrace=2, one run each.
+echo "mark termination pause, CPU time of the collector thread (max over the run, ms): total / globals part"
+for v in "globals-cold|cold-diff|" "globals|hot-diff|" "globals|hot-rescan|globalsterm=0" "churn|baseline|"; do
+  IFS='|' read -r scen label dbg <<<"$v"
+  GMDEBUG="gctrace=2${dbg:+,$dbg}" "$OUT/pauses" "$scen" "$label" "$CYCLES" 2>&1 >/dev/null |
+    awk -v l="$label" '/termination attempt/ { for (i=1;i<=NF;i++) { if ($i=="(cpu") { c=$(i+1)+0; if (c>mc) mc=c }
+      if ($i=="globals") { g=$(i+1)+0; if (g>mg) mg=g } } }
+      END { printf "%-18s %8.3f %8.3f\n", l, mc, mg }'
+done

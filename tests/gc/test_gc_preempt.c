@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -29,6 +30,28 @@ __attribute__((noinline)) static node *fresh_pair(void)
     return n;
 }
 static bool pair_intact(const node *n) { return n->val == sum_of(n) && n->left && n->left->val == sum_of(n->left); }
+
+/* Under ASan (clang links its runtime, malloc included, into the
+ * executable) the whole executable counts as the allocator's code, where
+ * the handler only stops a thread at a system call: a loop in it is not
+ * stopped (docs/gc.md, as in a statically linked program). */
+#if defined(__SANITIZE_ADDRESS__)
+#define LOOPS_STOPPABLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOOPS_STOPPABLE 0
+#endif
+#endif
+#ifndef LOOPS_STOPPABLE
+#define LOOPS_STOPPABLE 1
+#endif
+#define SKIP_UNLESS_LOOPS_STOPPABLE()                                                      \
+    do {                                                                                   \
+        if (!LOOPS_STOPPABLE) {                                                            \
+            fprintf(stderr, "skipped: malloc lives in the executable (ASan runtime)\n");  \
+            return;                                                                        \
+        }                                                                                  \
+    } while (0)
 
 static gm_memstats *ms(void)
 {
@@ -138,6 +161,7 @@ static void *spinner(void *arg)
 
 TEST(spinning_thread_is_stopped)
 {
+    SKIP_UNLESS_LOOPS_STOPPABLE();
     atomic_store(&ready, 0);
     atomic_store(&failures, 0);
     atomic_store(&stop_spin, 0);
@@ -193,6 +217,7 @@ static void *malloc_spinner(void *arg)
  * collector would hang on that lock with the world stopped (test timeout). */
 TEST(threads_spinning_in_locks_are_stopped_safely)
 {
+    SKIP_UNLESS_LOOPS_STOPPABLE();
     atomic_store(&ready, 0);
     atomic_store(&failures, 0);
     atomic_store(&stop_spin, 0);

@@ -243,6 +243,7 @@ static void init_once_fn(void)
     pacer_set_goal();
     if (gc_opt.gcstress > 0) atomic_fetch_or(&gc_poll_a, POLL_STRESS);
     gc_thread_fork_init();
+    gc_preempt_init();
     atomic_store_explicit(&gc_inited_a, 1, memory_order_release);
 }
 

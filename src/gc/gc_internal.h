@@ -290,6 +290,7 @@ GM_INTERNAL int gc_preempt_poke(gc_thread *t, uint64_t waited_ns, uint64_t gen);
 GM_INTERNAL void gc_preempt_release(gc_thread *t);                                 /* world_mu held */
 GM_INTERNAL bool gc_preempt_stopped(gc_thread *t);
 GM_INTERNAL void gc_preempt_wait(unsigned us);
+GM_INTERNAL void gc_preempt_init(void);     /* gc_init: where the handler must not stop */
 extern _Atomic uint64_t gc_preempt_signals_a, gc_preempt_stops_a, gc_preempt_deferred_a,
     gc_preempt_handled_a;
 GM_INTERNAL gc_thread *gc_thread_auto(void);     /* gc_self, attaching if needed */

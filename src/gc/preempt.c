@@ -254,6 +254,13 @@ static void handler(int sig, siginfo_t *si, void *ucv)
     errno = saved_errno;
 }
 
+/* At gc_init, world running and no lock held: the loader's lock is taken
+ * here, never later under world_mu. */
+void gc_preempt_init(void)
+{
+    if (gc_opt.preemptsig) find_unsafe_text();
+}
+
 /* A stop was deferred inside gomap and the thread left it at an allocation. */
 void gm_rt_pending_slow(void)
 {
@@ -268,7 +275,6 @@ static bool install(void)
     if (atomic_load_explicit(&installed_a, memory_order_acquire)) return true;
     pthread_mutex_lock(&install_mu);
     if (!atomic_load(&installed_a)) {
-        find_unsafe_text();
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = handler;

@@ -237,6 +237,8 @@ typedef struct gm_memstats {
     uint64_t gc_mark_cpu_ns;   /* thread CPU time spent marking: background worker, assists,
                                   and the mark done inside stops of the world */
     uint64_t gc_scan_work;     /* bytes of objects scanned by the mark, every cycle */
+    uint64_t gc_preempt_signals; /* preemption signals sent to threads that missed safepoints */
+    uint64_t gc_preempt_stops;   /* ... that stopped their thread (the others hit an unsafe point) */
 } gm_memstats;
 
 GM_API void gm_read_memstats(gm_memstats *out);  /* runtime.ReadMemStats */

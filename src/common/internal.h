@@ -45,4 +45,55 @@ GM_API uint64_t gm_rand64(void);
 #define GM_ASSERT_EXPENSIVE(c) ((void)0)
 #endif
 
+/* IN-RUNTIME DEPTH (src/gc/preempt.c).  A thread the collector stops with a
+ * signal (GMDEBUG=preemptsig) must not be stopped while it holds one of
+ * gomap's locks, or mid-allocation: the collector would then wait for that
+ * lock with the world stopped.  gm_rt_depth counts how deep the calling
+ * thread is inside such a section; the signal handler defers while it is
+ * non-zero and the collector signals again a little later (an allocation
+ * that ends at depth zero with a deferred stop pending parks right away).  Inside the library every pthread_mutex_lock /
+ * unlock goes through gm_mutex_lock_ / gm_mutex_unlock_ (the macros below),
+ * so every internal lock is covered without touching its call sites.  Plain
+ * loads and stores (relaxed atomics, for TSan): only the owning thread and
+ * its own signal handler write it. */
+#ifdef GOMAP_BUILDING
+#include <pthread.h>
+#include <stdatomic.h>
+extern _Thread_local int gm_rt_depth __attribute__((tls_model("initial-exec"), visibility("hidden")));
+extern _Thread_local int gm_rt_pending __attribute__((tls_model("initial-exec"), visibility("hidden")));
+GM_INTERNAL void gm_rt_pending_slow(void);
+static inline void gm_rt_enter(void)
+{
+    __atomic_store_n(&gm_rt_depth, __atomic_load_n(&gm_rt_depth, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+static inline void gm_rt_leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    __atomic_store_n(&gm_rt_depth, __atomic_load_n(&gm_rt_depth, __ATOMIC_RELAXED) - 1, __ATOMIC_RELAXED);
+}
+/* The end of an allocation: a safe place to stop if a signal was deferred. */
+static inline void gm_rt_leave_safepoint(void)
+{
+    gm_rt_leave();
+    atomic_signal_fence(memory_order_seq_cst);
+    if (GM_UNLIKELY(__atomic_load_n(&gm_rt_pending, __ATOMIC_RELAXED)) &&
+        __atomic_load_n(&gm_rt_depth, __ATOMIC_RELAXED) == 0)
+        gm_rt_pending_slow();
+}
+static inline int gm_mutex_lock_(pthread_mutex_t *m)
+{
+    gm_rt_enter();
+    return (pthread_mutex_lock)(m);
+}
+static inline int gm_mutex_unlock_(pthread_mutex_t *m)
+{
+    int r = (pthread_mutex_unlock)(m);
+    gm_rt_leave();
+    return r;
+}
+#define pthread_mutex_lock(m) gm_mutex_lock_(m)
+#define pthread_mutex_unlock(m) gm_mutex_unlock_(m)
+#endif
+
 #endif

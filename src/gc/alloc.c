@@ -569,6 +569,16 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
     return (void *)p;
 }
 
+/* mallocgc inside an in-runtime section: a preemption signal (preempt.c)
+ * does not stop a thread halfway through an allocation. */
+static void *mallocgc_rt(size_t size, int kind, const gm_type *t, size_t count)
+{
+    gm_rt_enter();
+    void *p = mallocgc(size, kind, t, count);
+    gm_rt_leave_safepoint();
+    return p;
+}
+
 /* ---- out of memory ------------------------------------------------------------ */
 
 /* the handler and its argument, read together under oom_mu (held for two
@@ -598,7 +608,7 @@ __attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind,
     void *p = NULL;
     if (!oom_size_too_big) {
         gc_collect(true);                    /* a full cycle, swept: free pages come back */
-        p = mallocgc(size, kind, t, count);
+        p = mallocgc_rt(size, kind, t, count);
         pthread_mutex_lock(&oom_mu);
         gm_oom_handler fn = oom_fn;
         void *arg = oom_arg;
@@ -609,7 +619,7 @@ __attribute__((noinline, cold)) static void *alloc_failed(size_t size, int kind,
             in_oom_handler = false;
             if (again) {
                 gc_collect(true);
-                p = mallocgc(size, kind, t, count);
+                p = mallocgc_rt(size, kind, t, count);
             }
         }
     }
@@ -672,7 +682,7 @@ static inline void *new_typed(const gm_type *t, size_t n, int mode)
     size_t size = aligned_size(t->size * n, t->align);
     int kind = GM_UNLIKELY(t->trace != NULL) ? K_TRACED : t->ptrmask == NULL ? K_NOSCAN : K_TYPED;
     const gm_type *tt = kind == K_NOSCAN ? NULL : t;
-    void *p = mallocgc(size, kind, tt, n);
+    void *p = mallocgc_rt(size, kind, tt, n);
     return GM_LIKELY(p != NULL) ? p : alloc_failed(size, kind, tt, n, mode);
 }
 
@@ -684,27 +694,27 @@ void *gm_try_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_TR
 void *gm_alloc_noscan(size_t size)
 {
     gc_ensure_init();
-    void *p = mallocgc(size, K_NOSCAN, NULL, 1);
+    void *p = mallocgc_rt(size, K_NOSCAN, NULL, 1);
     return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_FATAL);
 }
 
 void *gm_alloc_conservative(size_t size)
 {
     gc_ensure_init();
-    void *p = mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    void *p = mallocgc_rt(size, K_CONSERVATIVE, NULL, 1);
     return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_CONSERVATIVE, NULL, 1, M_FATAL);
 }
 
 void *gm_try_alloc_noscan(size_t size)
 {
     gc_ensure_init();
-    void *p = mallocgc(size, K_NOSCAN, NULL, 1);
+    void *p = mallocgc_rt(size, K_NOSCAN, NULL, 1);
     return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_TRY);
 }
 
 void *gm_try_alloc_conservative(size_t size)
 {
     gc_ensure_init();
-    void *p = mallocgc(size, K_CONSERVATIVE, NULL, 1);
+    void *p = mallocgc_rt(size, K_CONSERVATIVE, NULL, 1);
     return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_CONSERVATIVE, NULL, 1, M_TRY);
 }

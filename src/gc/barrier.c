@@ -51,16 +51,23 @@ int gm_gc_fault_drop_barrier(int on)
 #define WB_DROPPED() 0
 #endif
 
-static inline bool in_heap(uintptr_t p)
+/* The barrier's code lives in its own section: the preemption signal
+ * (preempt.c) never stops a thread inside it, so a barrier that read
+ * "off" cannot complete its store after a mark started. */
+#define NOPREEMPT __attribute__((section("gomap_nopreempt")))
+
+NOPREEMPT static inline bool in_heap(uintptr_t p)
 {
     return p - gc_arena_start < atomic_load_explicit(&gc_arena_used_a, memory_order_relaxed);
 }
 
-__attribute__((noinline)) static void wb_flush_self(gc_thread *t)
+__attribute__((noinline)) NOPREEMPT static void wb_flush_self(gc_thread *t)
 {
+    gm_rt_enter();                        /* grey objects in hand until published */
     gc_workbuf *w = gc_cur_work();
     gc_wb_flush(t, w);
     if (w != &gc_work) gc_work_publish(w);
+    gm_rt_leave();
 }
 
 /* Records the values to shade (before the store happens). */
@@ -83,7 +90,7 @@ static inline bool wb_ensure_attached(void)
     return true;
 }
 
-static void wb_record(uintptr_t a, uintptr_t b)
+NOPREEMPT static void wb_record(uintptr_t a, uintptr_t b)
 {
     gc_thread *t = gc_self;
     if (GM_UNLIKELY(t->wbn + 2 > GC_WBBUF)) wb_flush_self(t);
@@ -91,14 +98,14 @@ static void wb_record(uintptr_t a, uintptr_t b)
     if (in_heap(b)) t->wb[t->wbn++] = b;
 }
 
-static void wb_slot(void *slot, void *ptr)
+NOPREEMPT static void wb_slot(void *slot, void *ptr)
 {
     if (WB_DROPPED()) return;
     if (!wb_ensure_attached()) return;
     wb_record(*(uintptr_t *)slot, (uintptr_t)ptr);
 }
 
-static void wb_bulk(const gm_type *t, void *dst, const void *src)
+NOPREEMPT static void wb_bulk(const gm_type *t, void *dst, const void *src)
 {
     if (WB_DROPPED()) return;
     if (!wb_ensure_attached()) return;
@@ -109,14 +116,14 @@ static void wb_bulk(const gm_type *t, void *dst, const void *src)
     }
 }
 
-void gm_store(void *slot, void *ptr)
+NOPREEMPT void gm_store(void *slot, void *ptr)
 {
     if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
         wb_slot(slot, ptr);
     *(void **)slot = ptr;
 }
 
-void gm_typed_memmove(const gm_type *t, void *dst, const void *src)
+NOPREEMPT void gm_typed_memmove(const gm_type *t, void *dst, const void *src)
 {
     if (dst == src || t->size == 0) return;
     if (t->ptrmask && GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
@@ -124,7 +131,7 @@ void gm_typed_memmove(const gm_type *t, void *dst, const void *src)
     memmove(dst, src, t->size);
 }
 
-void gm_typed_memclr(const gm_type *t, void *dst)
+NOPREEMPT void gm_typed_memclr(const gm_type *t, void *dst)
 {
     if (t->size == 0) return;
     if (t->ptrmask && GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
@@ -135,7 +142,7 @@ void gm_typed_memclr(const gm_type *t, void *dst)
 /* The atomic variants read the old value atomically for the barrier: another
  * thread may be storing into the slot at the same time.  Shading a value that
  * a racing store then replaces is harmless (one more object kept this cycle). */
-static void wb_atomic(void *slot, void *ptr)
+NOPREEMPT static void wb_atomic(void *slot, void *ptr)
 {
     if (WB_DROPPED()) return;
     if (!wb_ensure_attached()) return;
@@ -143,21 +150,21 @@ static void wb_atomic(void *slot, void *ptr)
               (uintptr_t)ptr);
 }
 
-void gm_atomic_store(void *slot, void *ptr)
+NOPREEMPT void gm_atomic_store(void *slot, void *ptr)
 {
     if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
         wb_atomic(slot, ptr);
     atomic_store((_Atomic(void *) *)slot, ptr);
 }
 
-void *gm_atomic_swap(void *slot, void *ptr)
+NOPREEMPT void *gm_atomic_swap(void *slot, void *ptr)
 {
     if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
         wb_atomic(slot, ptr);
     return atomic_exchange((_Atomic(void *) *)slot, ptr);
 }
 
-bool gm_atomic_cas(void *slot, void *old, void *ptr)
+NOPREEMPT bool gm_atomic_cas(void *slot, void *old, void *ptr)
 {
     if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
         wb_atomic(slot, ptr);

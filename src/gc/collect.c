@@ -264,6 +264,7 @@ static void init_once_fn(void)
     pacer_set_goal();
     if (gc_opt.gcstress > 0) atomic_fetch_or(&gc_poll_a, POLL_STRESS);
     gc_thread_fork_init();
+    gc_preempt_init();
     atomic_store_explicit(&gc_inited_a, 1, memory_order_release);
 }
 
@@ -540,14 +541,18 @@ static bool try_terminate(int attempt)
     gc_save_regs(self->regs);
     self->saved_sp = gc_current_sp();
     if (!gc_stop_the_world("gc mark termination")) return false;
+    bool tr2 = gc_opt.gctrace >= 2;
     uint64_t t0 = gc_nanotime(), c0 = gc_thread_cpu_ns();
     TRACE_BEGIN("STW mark termination");
     atomic_store_explicit(&gc_mark_concurrent_a, false, memory_order_relaxed);
     gc_work.shared = false;
     gc_stacks_finish(&gc_work);
     gc_mark_root_ranges(&gc_work);
+    uint64_t cg = tr2 ? gc_thread_cpu_ns() : 0;
+    gc_globals_mark(&gc_work, GLOBALS_TERM);   /* pages written since the scan (globals.c) */
+    if (tr2) cg = gc_thread_cpu_ns() - cg;
     gc_special_mark_roots();   /* records made during the mark (only spans with records) */
-    uint64_t ta = gc_nanotime();
+    uint64_t ta = gc_nanotime(), ca = tr2 ? gc_thread_cpu_ns() : 0;
     uint64_t did = gc_mark_drain_some(&gc_work, attempt < STW_TRIES ? STW_MARK_BUDGET : UINT64_MAX, NULL);
     /* the ephemeron fixpoint (ephemeron.c): values of keys marked since */
     while (gc_wq_empty() && gc_ephemeron_progress(&gc_work)) {
@@ -556,10 +561,11 @@ static bool try_terminate(int attempt)
         did += gc_mark_drain_some(&gc_work, UINT64_MAX, NULL);
     }
     atomic_fetch_add_explicit(&total_mark_cpu_ns_a, gc_thread_cpu_ns() - c0, memory_order_relaxed);
-    if (gc_opt.gctrace >= 2)
-        fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan, %.3f ms drain (%llu bytes)%s\n",
-                num_gc + 1, attempt, (ta - t0) / 1e6, (gc_nanotime() - ta) / 1e6, (unsigned long long)did,
-                gc_wq_empty() ? "" : ", grey objects left");
+    if (tr2)
+        fprintf(stderr, "gc %u: mark termination attempt %d: %.3f ms flush+rescan (cpu %.3f ms, globals %.3f ms), "
+                "%.3f ms drain (%llu bytes)%s\n",
+                num_gc + 1, attempt, (ta - t0) / 1e6, (ca - c0) / 1e6, cg / 1e6, (gc_nanotime() - ta) / 1e6,
+                (unsigned long long)did, gc_wq_empty() ? "" : ", grey objects left");
     if (!gc_wq_empty()) {
         atomic_store_explicit(&gc_mark_concurrent_a, true, memory_order_relaxed);
         TRACE_END("STW mark termination");
@@ -605,6 +611,7 @@ static void mark_cycle(void)
     uint64_t t0 = gc_nanotime(), c0 = gc_thread_cpu_ns(), busy = 0;
     gc_workbuf *w = gc_cur_work();
     gc_mark_root_ranges(w);
+    gc_globals_mark(w, GLOBALS_START);
     gc_special_mark_roots();
     gc_work_publish(w);
     busy += gc_thread_cpu_ns() - c0;
@@ -623,7 +630,8 @@ static void mark_cycle(void)
          * hands (it publishes what it holds when its step ends) */
         if (did == 0 && pending == 0 && gc_wq_empty() &&
             atomic_load_explicit(&gc_mark_drainers_a, memory_order_acquire) == 0) {
-            if (gc_ephemeron_progress(w)) {     /* keys marked since: their values */
+            if (gc_globals_before_term(w) ||   /* a new library, or many pages written */
+                gc_ephemeron_progress(w)) {     /* keys marked since: their values */
                 gc_work_publish(w);
                 continue;
             }
@@ -778,6 +786,7 @@ static void collect_stw(bool forced)
     gc_thread *self = gc_self;
     gc_save_regs(self->regs);
     self->saved_sp = gc_current_sp();
+    gc_globals_prepare();              /* never with the world stopped (globals.c) */
     for (;;) {
         if (gc_stop_the_world("gc")) break;
         if (!forced) return;          /* someone else just collected */
@@ -879,7 +888,9 @@ void gm_gc(void)
     if (!gc_self) gc_thread_auto();
     if (GM_UNLIKELY(gc_self->blocking_depth)) gc_blocking_misuse("gm_gc");
     clear_stack_below();
+    gm_rt_enter();      /* sweeping and scavenging: never stopped by the preemption signal */
     gc_collect(true);
+    gm_rt_leave();
 }
 
 void gm_free_os_memory(void)
@@ -949,6 +960,8 @@ void gm_read_memstats(gm_memstats *m)
     m->gc_wb_shades = atomic_load_explicit(&gc_wb_recorded_a, memory_order_relaxed);
     m->gc_mark_cpu_ns = atomic_load_explicit(&total_mark_cpu_ns_a, memory_order_relaxed);
     m->gc_scan_work = total_scan_work;
+    m->gc_preempt_signals = atomic_load_explicit(&gc_preempt_signals_a, memory_order_relaxed);
+    m->gc_preempt_stops = atomic_load_explicit(&gc_preempt_stops_a, memory_order_relaxed);
     pthread_mutex_unlock(&stats_mu);
     pthread_mutex_lock(&pacer_mu);
     m->enable_gc = gc_percent >= 0 || mem_limit != INT64_MAX;

@@ -12,10 +12,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-gc_options gc_opt = { .stoptimeout_ms = 20000 };
+gc_options gc_opt = { .stoptimeout_ms = 20000, .scanglobals = 1, .globalsterm = 1,
+                       .preemptsig = SIGURG, .preemptgrace_ms = 10 };
 int gc_env_percent = 100;
 int64_t gc_env_memlimit = INT64_MAX;
 
@@ -31,6 +33,10 @@ static const struct option {
     { "stoptimeout", &gc_opt.stoptimeout_ms, 0, INT_MAX },
     { "gcworkers", &gc_opt.gcworkers, 0, 8 },
     { "gcstoptheworld", &gc_opt.gcstoptheworld, 0, 1 },
+    { "scanglobals", &gc_opt.scanglobals, 0, 1 },
+    { "globalsterm", &gc_opt.globalsterm, 0, 2 },
+    { "preemptsig", &gc_opt.preemptsig, 0, 64 },
+    { "preemptgrace", &gc_opt.preemptgrace_ms, 0, 3600000 },
 };
 
 /* Settings whose values are words: names[v] sets value v. */
@@ -305,7 +311,9 @@ size_t gc_verify_stopped(void)
         bad++;
     }
     bad += gc_special_verify();
-    return bad;
+    size_t gb = gc_globals_check();
+    if (gb) gm_errorf("verify: %zu problems in the list of data/bss segments", gb);
+    return bad + gb;
 }
 
 size_t gm_heap_verify(void)

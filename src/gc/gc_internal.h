@@ -22,6 +22,9 @@
  *   debug.c      GMDEBUG/GMGC/GMMEMLIMIT parsing, the heap verifier
  *   profile.c    heap profiling: sampled allocations and their stacks,
  *                pprof's profile.proto (the allocator's hooks: profile.h)
+ *   globals.c    the data and bss segments of the program and its libraries
+ *                as roots; soft-dirty tracking for mark termination
+ *   preempt.c    the preemption signal for threads that miss safepoints
  *
  * Lock order (outer first): special_mu -> finq_mu -> eph_mu; pacer_mu -> heap_lock;
  * a fork takes every lock (thread.c fork_prepare) in the order cycle_mu,
@@ -289,6 +292,13 @@ typedef struct gc_thread {
     size_t wbn;                    /* entries in wb */
     int64_t assist_credit;         /* bytes this thread may allocate before assisting */
     struct gc_thread *next, *prev;
+    /* preemption by signal (preempt.c) */
+    pthread_t pth;
+    _Atomic uint32_t psig_a;       /* PSIG_*: the signal stop's handshake */
+    int *rt_depth_p;               /* the thread's gm_rt_depth (read racily as a hint) */
+    uint64_t cpu0;                 /* thread CPU time at the collector's first look */
+    uint64_t cpu0_gen;             /* which wait cpu0 belongs to */
+    bool preempted_before;         /* needed a signal once: no grace when found sleeping */
     uintptr_t wb[GC_WBBUF];        /* write-barrier buffer: values to shade */
 } gc_thread;
 
@@ -300,6 +310,17 @@ extern _Atomic uint32_t gc_poll_a;
 #define POLL_STRESS 2u
 #define POLL_STACK  4u      /* concurrent mark asks threads to scan their stacks */
 
+/* psig_a: NONE -> SENT (collector, before pthread_kill) -> STOPPED (handler,
+ * context saved, waiting) -> RELEASED (collector) -> NONE (handler, leaving);
+ * SENT -> NONE when the handler declines (unsafe point). */
+enum { PSIG_NONE = 0, PSIG_SENT = 1, PSIG_STOPPED = 2, PSIG_RELEASED = 3 };
+GM_INTERNAL int gc_preempt_poke(gc_thread *t, uint64_t waited_ns, uint64_t gen); /* world_mu held */
+GM_INTERNAL void gc_preempt_release(gc_thread *t);                                 /* world_mu held */
+GM_INTERNAL bool gc_preempt_stopped(gc_thread *t);
+GM_INTERNAL void gc_preempt_wait(unsigned us);
+GM_INTERNAL void gc_preempt_init(void);     /* gc_init: where the handler must not stop */
+extern _Atomic uint64_t gc_preempt_signals_a, gc_preempt_stops_a, gc_preempt_deferred_a,
+    gc_preempt_handled_a;
 GM_INTERNAL gc_thread *gc_thread_auto(void);     /* gc_self, attaching if needed */
 GM_INTERNAL void gc_poll_slow(gc_thread *t);
 GM_INTERNAL void gc_park(gc_thread *t);          /* a safepoint without gcstress */
@@ -404,6 +425,24 @@ GM_INTERNAL bool gc_ephemeron_dead(const gm_ephemeron *e);
 /* ---- roots ------------------------------------------------------------- */
 GM_INTERNAL void gc_roots_scan(void);
 GM_INTERNAL uint64_t gc_roots_bytes(void);
+GM_INTERNAL void gc_scan_range_into(gc_workbuf *w, uintptr_t lo, uintptr_t hi);
+
+/* ---- data and bss segments (globals.c) ----------------------------------- */
+enum { GLOBALS_START = 0, GLOBALS_TERM = 1, GLOBALS_FULL = 2 };
+/* START: worker at mark start, world running (refresh, clear soft-dirty,
+ * scan all); TERM: mark termination, world stopped (dirty pages, or all);
+ * FULL: world stopped, everything (stop-the-world mark, checkmark). */
+GM_INTERNAL void gc_globals_mark(gc_workbuf *w, int mode);
+GM_INTERNAL bool gc_globals_before_term(gc_workbuf *w);  /* worker: one more round? */
+GM_INTERNAL void gc_globals_prepare(void);   /* world running, before a STW mark */
+GM_INTERNAL void gc_globals_exclude(const void *p, size_t len);
+typedef struct gc_globals_info {
+    size_t bytes, segments;
+    bool soft_dirty, tracking, diffing;
+    uint64_t dirty_pages_scanned, diff_words;
+} gc_globals_info;
+GM_INTERNAL void gc_globals_stats(gc_globals_info *out);
+GM_INTERNAL size_t gc_globals_check(void);
 
 /* ---- collector (collect.c) ----------------------------------------------- */
 enum { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 };
@@ -462,6 +501,10 @@ typedef struct gc_options {
     int gcmarkqueue;         /* GC_MARKQ_OBJECT or GC_MARKQ_SPAN (mark.c) */
     uint64_t heaplimit;      /* bytes; 0: none (GMDEBUG=heaplimit=512MiB) */
     size_t heapreserve;      /* bytes; 0: the default 64 GiB (GMDEBUG=heapreserve=) */
+    int scanglobals;         /* 1: data and bss segments are roots (globals.c) */
+    int globalsterm;         /* how termination finds stores into globals: 0 rescan, 1 diff, 2 soft-dirty */
+    int preemptsig;          /* signal that stops threads that miss safepoints (0: none) */
+    int preemptgrace_ms;     /* how long before a thread is signalled (preempt.c) */
 } gc_options;
 enum { GC_MARKQ_OBJECT = 0, GC_MARKQ_SPAN = 1 };
 extern gc_options gc_opt;

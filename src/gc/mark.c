@@ -49,7 +49,12 @@
  *   4. Registered root ranges are scanned at mark start and scanned again
  *      with the world stopped at mark termination: a range registered
  *      during the cycle, or a pointer stored into a range with a plain
- *      store (not a deletion: see docs/gc.md), is still found.
+ *      store, is still found.  The program's data and bss segments are
+ *      roots too, with no barrier at all: scanned at mark start, and at
+ *      termination again, whole or only the pages written since (soft-dirty
+ *      bits); the argument is in globals.c.  With every stack rescanned at
+ *      termination (rule 3), a plain store that removes a pointer from a
+ *      global or a range is safe as well.
  *   5. Specials (finalizer referents, cleanup args, weak handles, the
  *      finalizer queue) are roots scanned at mark start and again at mark
  *      termination (records made during the mark); gm_weak_get shades its
@@ -325,6 +330,7 @@ GC_NO_SANITIZE static void scan_range(gc_workbuf *w, uintptr_t lo, uintptr_t hi)
 }
 
 void gc_scan_range_conservative(uintptr_t lo, uintptr_t hi) { scan_range(gc_cur_work(), lo, hi); }
+void gc_scan_range_into(gc_workbuf *w, uintptr_t lo, uintptr_t hi) { scan_range(w, lo, hi); }
 
 /* ---- scanning heap objects ------------------------------------------------------ */
 
@@ -878,6 +884,7 @@ void gc_mark_roots(void)
     gc_scan_stack_bytes = 0;
     gc_for_each_thread(scan_thread, &gc_work);
     gc_mark_root_ranges(&gc_work);
+    gc_globals_mark(&gc_work, GLOBALS_FULL);
     gc_special_mark_roots();
     gc_scan_roots_bytes = gc_scan_stack_bytes + gc_scan_global_bytes;
 }
@@ -931,6 +938,7 @@ void gc_checkmark(void)
     ck_work.shared = false;
     gc_for_each_thread(scan_thread, &ck_work);
     gc_mark_root_ranges(&ck_work);
+    gc_globals_mark(&ck_work, GLOBALS_FULL);
     gc_workbuf saved = gc_work;       /* specials shade through gc_cur_work() */
     gc_work = ck_work;
     gc_work.root = "a finalizer, cleanup or weak record";
@@ -941,5 +949,6 @@ void gc_checkmark(void)
     drain(&ck_work);
     ck_work.n = 0;
     atomic_store_explicit(&gc_checkmarking_a, 0, memory_order_relaxed);
+    ck_work.parent = 0;               /* no stale heap pointer in a global (globals.c) */
 }
 

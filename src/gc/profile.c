@@ -451,8 +451,10 @@ static const char *symbolize(module *m, uintptr_t pc, char *buf, size_t n)
  * mallocgc. */
 static bool allocator_frame(const char *name)
 {
-    static const char *const own[] = { "gc_prof_sample", "gc_prof_account", "mallocgc", "alloc_large",
-                                       "gm_new", "gm_new_array", "gm_alloc_noscan", "gm_alloc_conservative" };
+    static const char *const own[] = { "gc_prof_sample", "gc_prof_account", "mallocgc", "mallocgc_rt",
+                                       "alloc_large", "alloc_failed", "new_typed", "gm_new", "gm_new_array",
+                                       "gm_alloc_noscan", "gm_alloc_conservative", "gm_try_new",
+                                       "gm_try_new_array", "gm_try_alloc_noscan", "gm_try_alloc_conservative" };
     size_t len = strcspn(name, ".");      /* a compiler's clone: mallocgc.constprop.0 */
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (strlen(own[i]) == len && strncmp(name, own[i], len) == 0) return true;

@@ -278,9 +278,11 @@ void *gm_weak_get(const gm_weak *w)
      * barrier saw (the object may have been white and unreachable). */
     void *p = (void *)atomic_load_explicit(&((gm_weak *)w)->p, memory_order_acquire);
     if (p && GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed))) {
+        gm_rt_enter();                    /* not stopped with the grey object unpublished */
         gc_workbuf *wk = gc_cur_work();
         gc_shade_into(wk, (uintptr_t)p);
         if (wk != &gc_work) gc_work_publish(wk);
+        gm_rt_leave();
     }
     return p;
 }

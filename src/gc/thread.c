@@ -7,12 +7,19 @@
  * pointer and callee-saved registers first, so a thread that is not RUNNING
  * has roots [saved_sp, stack_hi) + regs that the collector can scan.
  *
- * HANDSHAKE (no signals).  The collector takes world_mu, sets stw_owner and
- * the POLL_STW bit of gc_poll_a, and waits on stopped_cv until every other
- * thread is PARKED or BLOCKING.  Threads poll gc_poll_a (one relaxed load) in
- * every allocation and in gm_safepoint; a set bit sends them to park().
- * gm_blocking_end waits while a stop is in force.  Attach waits likewise, so
- * the thread list cannot change while the world is stopped.
+ * HANDSHAKE (cooperative first).  The collector takes world_mu, sets
+ * stw_owner and the POLL_STW bit of gc_poll_a, and waits on stopped_cv until
+ * every other thread is PARKED or BLOCKING, or held by the preemption
+ * signal.  Threads poll gc_poll_a (one relaxed load) in every allocation and
+ * in gm_safepoint; a set bit sends them to park().  gm_blocking_end waits
+ * while a stop is in force.  Attach waits likewise, so the thread list
+ * cannot change while the world is stopped.  A thread still RUNNING after
+ * 1 ms is looked at (poke_late): if it sleeps in the kernel or burns CPU
+ * past GMDEBUG=preemptgrace, preempt.c sends it the signal, whose handler
+ * saves its context and holds it (psig_a STOPPED, counted as stopped by
+ * still_running) until gc_start_the_world releases it.  The same applies to
+ * a thread that owes the concurrent mark its stack scan: the collector scans
+ * a signal-held thread's stack like a parked one's and releases it.
  *
  * INVARIANTS.  (1) While stw_owner is set, no thread other than the owner is
  * RUNNING once the stop completed.  (2) All transitions of state_a happen
@@ -40,8 +47,10 @@
  * be checked.
  *
  * BOUND.  If a thread stays RUNNING for stoptimeout ms (GMDEBUG, default
- * 20000) the collector names it (id, tid, name) on stderr and stops the
- * process with a fatal error instead of hanging silently.
+ * 20000) -- preemption off (preemptsig=0), or a thread the signal cannot
+ * stop (spinning inside the C library of a static executable) -- the
+ * collector names it (id, tid, name) on stderr and stops the process with a
+ * fatal error instead of hanging silently.
  */
 #include "gc/gc_internal.h"
 
@@ -142,6 +151,8 @@ static gc_thread *attach(bool automatic)
     gc_mcache_init(&t->cache);
     stack_bounds(t);
     t->tid = gettid_();
+    t->pth = pthread_self();
+    t->rt_depth_p = &gm_rt_depth;
     t->attach_depth = 1;
     t->auto_attached = automatic;
     pthread_mutex_lock(&world_mu);
@@ -302,7 +313,11 @@ void gm_safepoint(void)
     gc_thread *t = gc_self;
     if (GM_UNLIKELY(t == NULL)) t = gc_thread_auto();
     if (GM_UNLIKELY(t->blocking_depth)) gc_blocking_misuse("gm_safepoint");
-    if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) gc_poll_slow(t);
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_poll_a, memory_order_relaxed))) {
+        gm_rt_enter();                    /* a self scan holds grey objects until it publishes */
+        gc_poll_slow(t);
+        gm_rt_leave();
+    }
 }
 
 /* ---- blocking sections ---------------------------------------------------- */
@@ -347,6 +362,34 @@ void gm_blocking_end(void)
 }
 
 /* ---- stop / start the world ----------------------------------------------- */
+
+/* Still to be stopped: RUNNING and not held by the preemption signal. */
+static bool still_running(gc_thread *t)
+{
+    return atomic_load_explicit(&t->state_a, memory_order_acquire) == TH_RUNNING && !gc_preempt_stopped(t);
+}
+
+#define PREEMPT_LOOK_NS 1000000   /* a stop waits this long before looking at threads (preempt.c) */
+static uint64_t preempt_gen;      /* one per wait, under world_mu */
+
+/* Under world_mu: pokes the threads in `need` that have not stopped;
+ * returns true if a signal is outstanding (a handler may stop soon). */
+static bool poke_late(uint64_t waited_ns, bool stacks)
+{
+    bool outstanding = false;
+    for (gc_thread *t = threads; t; t = t->next) {
+        if (t == stw_owner || !still_running(t)) continue;
+        if (stacks && t->stack_state != STK_PENDING) continue;
+        if (waited_ns >= PREEMPT_LOOK_NS || t->preempted_before) gc_preempt_poke(t, waited_ns, preempt_gen);
+        if (atomic_load_explicit(&t->psig_a, memory_order_relaxed) == PSIG_SENT) outstanding = true;
+    }
+    return outstanding;
+}
+
+static void release_signalled(void)
+{
+    for (gc_thread *t = threads; t; t = t->next) gc_preempt_release(t);
+}
 
 static uint64_t mono_ms(void)
 {
@@ -393,26 +436,37 @@ static int stop_world(const char *why, int timeout, bool fatal)
     stw_requested = true;
     stw_owner = self;
     atomic_fetch_or_explicit(&gc_poll_a, POLL_STW, memory_order_seq_cst);
-    uint64_t start = mono_ms();
+    uint64_t start = mono_ms(), start_ns = gc_nanotime();
+    preempt_gen++;
     for (;;) {
         bool all = true;
         for (gc_thread *t = threads; t; t = t->next)
-            if (t != self && atomic_load_explicit(&t->state_a, memory_order_acquire) == TH_RUNNING) {
+            if (t != self && still_running(t)) {
                 all = false;
                 break;
             }
         if (all) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 10 * 1000000;
-        if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
-        pthread_cond_timedwait(&stopped_cv, &world_mu, &ts);
+        /* cooperative threads broadcast stopped_cv when they park; a thread
+         * that does not may get the preemption signal (preempt.c), whose
+         * handler wakes gc_preempt_wait */
+        if (poke_late(gc_nanotime() - start_ns, false)) {
+            pthread_mutex_unlock(&world_mu);
+            gc_preempt_wait(100);
+            pthread_mutex_lock(&world_mu);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += (gc_opt.preemptsig ? 1 : 10) * 1000000;
+            if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+            pthread_cond_timedwait(&stopped_cv, &world_mu, &ts);
+        }
         uint64_t waited = mono_ms() - start;
         if (timeout > 0 && waited >= (uint64_t)timeout) {
             if (!fatal) {
                 stw_requested = false;
                 stw_owner = NULL;
                 atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STW, memory_order_seq_cst);
+                release_signalled();
                 pthread_cond_broadcast(&resume_cv);
                 pthread_mutex_unlock(&world_mu);
                 return -1;
@@ -431,6 +485,7 @@ void gc_start_the_world(void)
     stw_requested = false;
     stw_owner = NULL;
     atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STW, memory_order_seq_cst);
+    release_signalled();
     pthread_cond_broadcast(&resume_cv);
     pthread_mutex_unlock(&world_mu);
 }
@@ -554,9 +609,13 @@ size_t gc_thread_count(void)
 /* ---- stack scans of the concurrent mark ------------------------------------ */
 
 /* World stopped by the caller: every thread's stack is to be scanned. */
+static uint64_t stack_scans_since;    /* when the cycle asked for stack scans (world_mu) */
+
 void gc_request_stack_scans(void)
 {
     pthread_mutex_lock(&world_mu);
+    stack_scans_since = gc_nanotime();
+    preempt_gen++;
     for (gc_thread *t = threads; t; t = t->next) t->stack_state = STK_PENDING;
     pthread_mutex_unlock(&world_mu);
     atomic_fetch_or_explicit(&gc_poll_a, POLL_STACK, memory_order_relaxed);
@@ -576,7 +635,7 @@ size_t gc_scan_stacks_step(void)
         pending = 0;
         for (gc_thread *t = threads; t; t = t->next) {
             if (t->stack_state != STK_PENDING) continue;
-            if (atomic_load_explicit(&t->state_a, memory_order_acquire) == TH_RUNNING) {
+            if (still_running(t)) {
                 pending++;
                 continue;
             }
@@ -591,8 +650,12 @@ size_t gc_scan_stacks_step(void)
         gc_work_publish(w);
         pthread_mutex_lock(&world_mu);
         pick->stack_state = STK_DONE;
+        if (!stw_requested) gc_preempt_release(pick);   /* held by the signal for this scan */
         pthread_cond_broadcast(&resume_cv);
     }
+    /* threads that have not scanned their own stack since the mark began:
+     * the signal, after the grace (preempt.c) */
+    if (pending && !stw_requested) poke_late(gc_nanotime() - stack_scans_since, true);
     pthread_mutex_unlock(&world_mu);
     return pending;
 }

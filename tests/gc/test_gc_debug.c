@@ -86,7 +86,8 @@ TEST(clobberfree_fills_freed_objects)
     CHECK(expect_abort_with(clobber_child, NULL, "word=deadbeefdeadbeef"));
 }
 
-/* A thread that never reaches a safepoint is named, then the process stops. */
+/* With preemption off (preemptsig=0), a thread that never reaches a
+ * safepoint is named, then the process stops (test_gc_preempt.c: with it on). */
 static atomic_int spin_ready;
 static void *spinner(void *arg)
 {
@@ -100,7 +101,7 @@ static void *spinner(void *arg)
 static void stuck_child(void *arg)
 {
     (void)arg;
-    setenv("GMDEBUG", "stoptimeout=200", 1);
+    setenv("GMDEBUG", "stoptimeout=200,preemptsig=0", 1);   /* no signal: the bound applies */
     pthread_t th;
     pthread_create(&th, NULL, spinner, NULL);
     while (!atomic_load(&spin_ready)) usleep(1000);

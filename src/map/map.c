@@ -192,7 +192,7 @@ static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, boo
     m->keyeq = key->equal;
     layout(m);
     if (gc && !gm_map_gc_layout(m)) goto oom;
-    m->seed = gm_rand_seed64();
+    m->seed = gm_map_seed();
     if (val->size > ZERO_BUF_SIZE) {
         uint8_t *z = gc ? gm_alloc_noscan(val->size) : gm_map_malloc(val->size, val->align);
         if (z == NULL) goto oom;
@@ -298,7 +298,12 @@ static void limits_update(gm_map *m)
     m->sparse_below = can ? ((size_t)1 << m->B) / 4 : 0;
     size_t at = LOAD_NUM * (((size_t)1 << m->B) / LOAD_DEN);
     if (at < BUCKET_CNT) at = BUCKET_CNT;
-    m->grow_at = resizing || m->B >= 58 ? SIZE_MAX : at;
+    m->grow_load = resizing || m->B >= 58 ? SIZE_MAX : at;
+    m->grow_at = m->grow_load;
+    /* A big table asks the helper for its next array at 3/4 of the way
+     * (gm_map_hash_grow tells the two thresholds apart). */
+    if (!resizing && m->prep == NULL && m->grow_load != SIZE_MAX && gm_prep_wanted(m))
+        m->grow_at = at / PREP_AT_DEN * PREP_AT_NUM;
     m->ovf_limit = resizing ? UINT32_MAX : (uint32_t)1 << (m->B < 15 ? m->B : 15);
 }
 
@@ -343,7 +348,7 @@ static void incr_noverflow(gm_map *m)
         return;
     }
     uint64_t mask = ((uint64_t)1 << (m->B - 15)) - 1;
-    if ((gm_rand64() & mask) == 0) m->noverflow++;
+    if ((gm_map_rand() & mask) == 0) m->noverflow++;
 }
 
 /* Appends an overflow bucket (of the current array) after b. */
@@ -383,13 +388,34 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
         gm_trace_async_begin("map", resize_name(m), (uint64_t)(uintptr_t)m, "buckets", (int64_t)1 << m->B);
 }
 
+/* Called when should_grow: the load factor or the overflow count calls for
+ * a grow, or (count below grow_load) a big table reached the point where
+ * its next array is prepared.  A doubling takes the prepared array when the
+ * helper has populated it; while it has not, the grow waits, for at most
+ * an eighth more entries (the table just runs fuller), then gives up on it
+ * and maps a fresh array that inserts fault in 4 KiB at a time.  True if a
+ * resize started; false leaves the insert to the current array. */
 bool gm_map_hash_grow(gm_map *m)
 {
     bool same = !over_load_factor(m->count + 1, m->B);
+    if (same && m->noverflow < m->ovf_limit) {
+        (void)gm_arr_prepare(m, m->B + 1u);
+        m->grow_at = m->grow_load;
+        return false;
+    }
     unsigned newB = m->B + (same ? 0 : 1);
     gm_barray *hdr;
-    uint8_t *nb = gm_arr_new(m, newB, &hdr);
-    if (nb == NULL) return false;
+    uint8_t *nb;
+    int r = same ? -1 : gm_arr_prepared(m, newB, &nb, &hdr);
+    if (r == 0) {
+        if (m->count < m->grow_load + m->grow_load / PREP_WAIT_DEN * PREP_WAIT_NUM) {
+            m->grow_at = m->count + PREP_RECHECK;
+            return false;
+        }
+        gm_prep_cancel(m);
+        r = -1;
+    }
+    if (r < 0 && (nb = gm_arr_new(m, newB, &hdr)) == NULL) return false;
     begin_resize(m, nb, hdr, newB, same ? F_SAME_SIZE : 0);
     if (same) m->n_same_grows++;
     else m->n_grows++;
@@ -403,6 +429,7 @@ bool gm_map_hash_grow(gm_map *m)
 void gm_map_shrink_start(gm_map *m)
 {
     gm_barray *hdr;
+    gm_prep_cancel(m); /* the doubled array will not be wanted soon */
     uint8_t *nb = gm_arr_new(m, m->B - 1u, &hdr);
     m->sparse_writes = 0;
     if (nb == NULL) return;
@@ -769,7 +796,7 @@ void gm_map_delete_rest_prev(gm_map *m, uint8_t *borig, uint8_t *b)
 /* The last entry was deleted. */
 void gm_map_emptied(gm_map *m)
 {
-    m->seed = gm_rand64();
+    m->seed = gm_map_rand();
     /* Nothing is left in unevacuated old buckets: a resize in progress
      * is over.  (Iterators walking the old array keep it, as ever.) */
     if (growing(m)) finish_resize(m);
@@ -819,7 +846,7 @@ void gm_map_clear(gm_map *m)
     m->noverflow = 0;
     m->sparse_writes = 0;
     m->count = 0;
-    m->seed = gm_rand64();
+    m->seed = gm_map_rand();
     gm_arr_reset(m, m->buckets);
     limits_update(m);
     gm_map_end_write(m);
@@ -831,6 +858,7 @@ void gm_map_free(gm_map *m)
     if (flags_load(m) & F_WRITING) gm_fatal("concurrent map writes");
     atomic_store_explicit(&m->iters_open, 0, memory_order_relaxed);
     free_all_entry_storage(m);
+    gm_prep_cancel(m);
     if (m->buckets) gm_arr_free_now(m, gm_arr_hdr(m, m->buckets));
     if (m->oldbuckets) gm_arr_free_now(m, gm_arr_hdr(m, m->oldbuckets));
     gm_mem_release_all(m);

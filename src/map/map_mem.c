@@ -43,13 +43,16 @@
  * from gm_new / gm_alloc_noscan and is never freed by hand.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "map/map_internal.h"
 
-#define HUGE_THRESHOLD (8u << 20) /* arrays this big ask for huge pages */
+static bool bg_release(gm_map *m, gm_barray *a);
+
 
 #ifdef GOMAP_FAULT_INJECTION
 static _Atomic long fault_countdown;
@@ -114,7 +117,13 @@ static void deferred_release(gm_map *m, size_t max)
     }
 }
 
-/* Zeroed memory of at least `bytes`, aligned to `align`; *mmapped says how. */
+/* Zeroed memory of at least `bytes`, aligned to `align`; *mmapped says how.
+ * A mapping comes with MADV_NOHUGEPAGE: the writes that first touch it run
+ * inside inserts, and one huge-page fault there is 2 MiB of zeroing plus,
+ * with THP defrag "always" or "madvise", synchronous compaction (measured on
+ * the 2-core VM this was written on: 1-10 ms per huge fault, against
+ * 1.4 us mean for a 4 KiB one).  Huge pages come only through the helper
+ * (PREPARED ARRAYS), which takes those faults off the insert path. */
 static void *zalloc(size_t bytes, size_t align, bool *mmapped)
 {
     if (fault_now()) return NULL;
@@ -122,12 +131,7 @@ static void *zalloc(size_t bytes, size_t align, bool *mmapped)
         void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return NULL;
-        /* Transparent huge pages for big arrays: 512x fewer page faults
-         * while evacuation first touches the array, and far fewer TLB
-         * misses for random lookups (10M u64, medians of 5 interleaved runs:
-         * hit 1.57x, miss 1.39x, insert 1.36x, delete 1.70x faster; minor
-         * faults 169K -> 16K).  Advisory: ignored where THP is off. */
-        if (bytes >= HUGE_THRESHOLD) (void)madvise(p, bytes, MADV_HUGEPAGE);
+        (void)madvise(p, bytes, MADV_NOHUGEPAGE); /* advisory: absent without THP */
         *mmapped = true;
         return p;
     }
@@ -308,33 +312,40 @@ void gm_arr_retire(gm_map *m, uint8_t *arr)
         gm_arr_free_now(m, a);
         return;
     }
+    if (bg_release(m, a)) return;
     a->next = m->release;
     m->release = a;
 }
 
-/* Returns at most RELEASE_STEP bytes of the first released array to the OS. */
+/* Unmaps up to RELEASE_STEP bytes from the tail of a mapping whose header
+ * (its first page) stays; false when only that page is left. */
+static bool unmap_tail_step(void *base, size_t *bytes, size_t *held)
+{
+    if (*bytes <= RELEASE_STEP) return false;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t keep = *bytes - RELEASE_STEP;
+    keep = (keep + page - 1) & ~(page - 1);
+    if (keep >= *bytes) return false;
+    munmap((uint8_t *)base + keep, *bytes - keep);
+    *held -= *bytes - keep;
+    *bytes = keep;
+    return true;
+}
+
+/* Returns at most RELEASE_STEP bytes of the first released array to the OS
+ * (no helper thread: GMDEBUG=mapbg=0, or it could not be started). */
 static void release_step(gm_map *m)
 {
     gm_barray *a = m->release;
     if (a->blocks) {
         gm_ovf_block *blk = a->blocks;
+        if (blk->mmapped && unmap_tail_step(blk, &blk->bytes, &m->bytes_held)) return;
         a->blocks = blk->next;
         m->bytes_held -= blk->bytes;
         zfree(blk, blk->bytes, blk->mmapped);
         return;
     }
-    if (a->mmapped && a->bytes > RELEASE_STEP) {
-        /* Unmap the tail; the header stays in the first page until last. */
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        size_t keep = a->bytes - RELEASE_STEP;
-        keep = (keep + page - 1) & ~(page - 1);
-        if (keep < a->bytes) {
-            munmap((uint8_t *)a + keep, a->bytes - keep);
-            m->bytes_held -= a->bytes - keep;
-            a->bytes = keep;
-            return;
-        }
-    }
+    if (a->mmapped && unmap_tail_step(a, &a->bytes, &m->bytes_held)) return;
     m->release = a->next;
     m->bytes_held -= a->bytes;
     zfree(a, a->bytes, a->mmapped);
@@ -346,6 +357,11 @@ void gm_mem_unpin_retired(gm_map *m)
     while (m->retired) {
         gm_barray *a = m->retired;
         m->retired = a->next;
+        if (!a->mmapped && a->blocks == NULL) {
+            gm_arr_free_now(m, a);
+            continue;
+        }
+        if (bg_release(m, a)) continue;
         a->next = m->release;
         m->release = a;
     }
@@ -417,4 +433,457 @@ void gm_arr_reset(gm_map *m, uint8_t *arr)
         }
     }
     memset(arr, 0, len);
+}
+
+/* ------------------------------------------------------------ GMDEBUG */
+
+/* The map's GMDEBUG settings, read once:
+ *   mapseed=N  every map's hash seed, every reseed and every iterator start
+ *              come from a splitmix64 stream started at N (per thread), so
+ *              a benchmark or a callgrind profile is the same run after run;
+ *              never in production: the seeds are guessable (hash flooding);
+ *   mapbg=0    no helper thread (PREPARED ARRAYS): growth of large arrays
+ *              takes 4 KiB faults in inserts and returns memory in steps. */
+static struct {
+    bool seeded;
+    uint64_t seed;
+    int bg;
+} mopt = { false, 0, 1 };
+static pthread_once_t mopt_once = PTHREAD_ONCE_INIT;
+
+static bool parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    char buf[40];
+    if (n == 0 || n >= sizeof buf || s[0] == '-' || s[0] == '+') return false;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 0);
+    if (errno || *end || end == buf) return false;
+    *out = v;
+    return true;
+}
+
+static void mopt_pair(const char *p, size_t n)
+{
+    const char *eq = memchr(p, '=', n);
+    if (eq == NULL) return; /* the GC's parser reports malformed pairs */
+    size_t nl = (size_t)(eq - p), vl = n - nl - 1;
+    const char *v = eq + 1;
+    uint64_t x;
+    if (nl == 7 && memcmp(p, "mapseed", 7) == 0) {
+        if (!parse_u64(v, vl, &x)) {
+            gm_errorf("GMDEBUG: bad value \"%.*s\" for mapseed (want an unsigned 64-bit "
+                      "integer, decimal or 0x hex); map seeds stay random", (int)vl, v);
+            return;
+        }
+        mopt.seeded = true;
+        mopt.seed = x;
+    } else if (nl == 5 && memcmp(p, "mapbg", 5) == 0) {
+        if (!parse_u64(v, vl, &x) || x > 1) {
+            gm_errorf("GMDEBUG: bad value \"%.*s\" for mapbg (want 0 or 1); using 1", (int)vl, v);
+            return;
+        }
+        mopt.bg = (int)x;
+    }
+}
+
+static _Thread_local uint64_t fixed_state;
+static _Thread_local bool fixed_started;
+
+static void mopt_parse_str(const char *s)
+{
+    while (s && *s) {
+        const char *c = strchr(s, ',');
+        size_t n = c ? (size_t)(c - s) : strlen(s);
+        if (n) mopt_pair(s, n);
+        if (!c) break;
+        s = c + 1;
+    }
+}
+
+static void mopt_parse(void) { mopt_parse_str(getenv("GMDEBUG")); }
+static void mopt_init(void) { pthread_once(&mopt_once, mopt_parse); }
+
+/* Test hook: the settings as if GMDEBUG were `s` (this thread's fixed
+ * stream starts over). */
+void gm_map_options_set(const char *s)
+{
+    mopt_init();
+    mopt.seeded = false;
+    mopt.seed = 0;
+    mopt.bg = 1;
+    fixed_started = false;
+    mopt_parse_str(s);
+}
+
+static uint64_t fixed_next(void)
+{
+    if (!fixed_started) {
+        fixed_state = mopt.seed;
+        fixed_started = true;
+    }
+    uint64_t z = (fixed_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A new map's hash seed: from the kernel, or the fixed stream (mapseed). */
+uint64_t gm_map_seed(void)
+{
+    mopt_init();
+    return mopt.seeded ? fixed_next() : gm_rand_seed64();
+}
+
+/* Randomness that only has to differ (reseeds, iterator starts, the
+ * sampled overflow count): Go's fastrand, or the fixed stream. */
+uint64_t gm_map_rand(void)
+{
+    mopt_init();
+    return mopt.seeded ? fixed_next() : gm_rand64();
+}
+
+/* ------------------------------------------------------ the helper thread */
+
+static pthread_mutex_t bg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bg_work_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t bg_idle_cv = PTHREAD_COND_INITIALIZER;
+static gm_prep *bg_preps;               /* FIFO of arrays to populate */
+static gm_barray *bg_rels;              /* FIFO of retired arrays to unmap */
+static gm_prep *bg_cur_prep;            /* being populated (under bg_mu) */
+static gm_barray *bg_cur_rel;           /* being unmapped */
+static bool bg_started, bg_busy;
+static _Atomic bool bg_failed;           /* pthread_create failed: no helper */
+static bool bg_paused;                  /* test hook: take no new job */
+static bool bg_atfork_set;
+
+static size_t page_size(void)
+{
+    static size_t ps;
+    if (ps == 0) ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+/* Unmaps [p, p+bytes) a huge page at a time from the end: one munmap holds
+ * the address-space lock for at most 2 MiB of page tables. */
+static void unmap_chunks(void *p, size_t bytes)
+{
+    uintptr_t lo = (uintptr_t)p;
+    uintptr_t end = lo + ((bytes + page_size() - 1) & ~(page_size() - 1));
+    while (end > lo) {
+        uintptr_t start = (end - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+        if (start < lo) start = lo;
+        munmap((void *)start, end - start);
+        end = start;
+    }
+}
+
+static void release_now(gm_barray *a)
+{
+    gm_ovf_block *blk = a->blocks;
+    while (blk) {
+        gm_ovf_block *next = blk->next;
+        if (blk->mmapped) unmap_chunks(blk, blk->bytes);
+        else free(blk);
+        blk = next;
+    }
+    if (a->mmapped) unmap_chunks(a, a->bytes);
+    else free(a);
+}
+
+/* Touches every page of the prepared array, checking for cancellation at
+ * each huge page.  False if cancelled. */
+static bool populate(gm_prep *p)
+{
+    size_t ps = page_size();
+    for (size_t off = 0; off < p->bytes; off += ps) {
+        if ((off & (HUGE_PAGE - 1)) == 0 && atomic_load_explicit(&p->cancel_a, memory_order_relaxed))
+            return false;
+        ((volatile uint8_t *)p->base)[off] = 0;
+    }
+    /* From now on any fault in it (after clear gave pages back) is a
+     * 4 KiB one; the huge pages already there stay. */
+    (void)madvise(p->base, p->bytes, MADV_NOHUGEPAGE);
+    return true;
+}
+
+static void *bg_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&bg_mu);
+    for (;;) {
+        while (bg_paused || (bg_preps == NULL && bg_rels == NULL)) {
+            bg_busy = false;
+            pthread_cond_broadcast(&bg_idle_cv);
+            pthread_cond_wait(&bg_work_cv, &bg_mu);
+        }
+        bg_busy = true;
+        if (bg_preps) {
+            gm_prep *p = bg_preps;
+            bg_preps = p->qnext;
+            bg_cur_prep = p;
+            pthread_mutex_unlock(&bg_mu);
+            bool ok = populate(p);
+            pthread_mutex_lock(&bg_mu);
+            bg_cur_prep = NULL;
+            if (!atomic_load_explicit(&p->cancel_a, memory_order_relaxed)) {
+                if (ok) atomic_store_explicit(&p->ready_a, 1, memory_order_release);
+                atomic_store_explicit(&p->owner_a, 0, memory_order_release); /* last touch of p */
+            } else {
+                /* Cancelled while in flight: the map forgot it; ours to undo. */
+                pthread_mutex_unlock(&bg_mu);
+                unmap_chunks(p->base, p->bytes);
+                free(p);
+                pthread_mutex_lock(&bg_mu);
+            }
+        } else {
+            gm_barray *a = bg_rels;
+            bg_rels = a->next;
+            bg_cur_rel = a;
+            pthread_mutex_unlock(&bg_mu);
+            release_now(a);
+            pthread_mutex_lock(&bg_mu);
+            bg_cur_rel = NULL;
+        }
+    }
+    return NULL;
+}
+
+static void bg_fork_prepare(void) { pthread_mutex_lock(&bg_mu); }
+static void bg_fork_parent(void) { pthread_mutex_unlock(&bg_mu); }
+/* The child has no helper: what it was doing is handed back (an array
+ * being populated counts as not ready; one being unmapped is queued again). */
+static void bg_fork_child(void)
+{
+    pthread_mutex_init(&bg_mu, NULL);
+    pthread_cond_init(&bg_work_cv, NULL);
+    pthread_cond_init(&bg_idle_cv, NULL);
+    if (bg_cur_prep) {
+        if (atomic_load_explicit(&bg_cur_prep->cancel_a, memory_order_relaxed)) {
+            unmap_chunks(bg_cur_prep->base, bg_cur_prep->bytes);
+            free(bg_cur_prep);
+        } else {
+            atomic_store_explicit(&bg_cur_prep->owner_a, 0, memory_order_relaxed);
+        }
+        bg_cur_prep = NULL;
+    }
+    if (bg_cur_rel) {
+        bg_cur_rel->next = bg_rels;
+        bg_rels = bg_cur_rel;
+        bg_cur_rel = NULL;
+    }
+    bg_started = bg_busy = false;
+}
+
+/* Starts the helper if needed; under bg_mu.  False if it cannot run. */
+static bool bg_start_locked(void)
+{
+    if (bg_started) return true;
+    if (bg_failed) return false;
+    if (!bg_atfork_set) {
+        pthread_atfork(bg_fork_prepare, bg_fork_parent, bg_fork_child);
+        bg_atfork_set = true;
+    }
+    pthread_attr_t at;
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper takes no signal */
+    int rc = pthread_create(&t, &at, bg_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&at);
+    if (rc != 0) {
+        bg_failed = true;
+        return false;
+    }
+#ifdef __GLIBC__
+    pthread_setname_np(t, "gomap-map-bg");
+#endif
+    bg_started = true;
+    return true;
+}
+
+bool gm_map_bg_enabled(void)
+{
+    mopt_init();
+    return mopt.bg && !bg_failed;
+}
+
+/* Hands a retired array (and its overflow blocks) to the helper. */
+static bool bg_release(gm_map *m, gm_barray *a)
+{
+    if (!gm_map_bg_enabled()) return false;
+    size_t bytes = a->bytes;
+    for (gm_ovf_block *b = a->blocks; b; b = b->next) bytes += b->bytes;
+    pthread_mutex_lock(&bg_mu);
+    if (!bg_start_locked()) {
+        pthread_mutex_unlock(&bg_mu);
+        return false;
+    }
+    a->next = NULL;
+    gm_barray **t = &bg_rels;
+    while (*t) t = &(*t)->next;
+    *t = a;
+    pthread_cond_signal(&bg_work_cv);
+    pthread_mutex_unlock(&bg_mu);
+    m->bytes_held -= bytes;
+    return true;
+}
+
+/* Test hook: waits until the helper has nothing queued or in hand.
+ * True if it had any work. */
+bool gm_map_bg_quiesce(void)
+{
+    pthread_mutex_lock(&bg_mu);
+    bool had = bg_busy || bg_preps || bg_rels;
+    while (bg_started && !bg_paused && (bg_busy || bg_preps || bg_rels))
+        pthread_cond_wait(&bg_idle_cv, &bg_mu);
+    pthread_mutex_unlock(&bg_mu);
+    return had;
+}
+
+/* Test hook: a paused helper finishes the job in hand and takes no other. */
+void gm_map_bg_pause(bool on)
+{
+    pthread_mutex_lock(&bg_mu);
+    bg_paused = on;
+    pthread_cond_broadcast(&bg_work_cv);
+    pthread_mutex_unlock(&bg_mu);
+}
+
+/* ------------------------------------------------------ prepared arrays */
+
+static size_t arr_bytes(const gm_map *m, unsigned B)
+{
+    size_t nb = (size_t)1 << B;
+    size_t extra = B >= 4 ? (size_t)1 << (B - 4) : 0;
+    return m->hdrsize + (nb + extra) * (size_t)m->bucketsize;
+}
+
+/* Whether the next (doubled) array should be prepared by the helper. */
+bool gm_prep_wanted(const gm_map *m)
+{
+    return !m->gc && m->buckets != NULL && m->B + 1u < 48 && m->balign <= 4096 &&
+           arr_bytes(m, m->B + 1u) >= HUGE_THRESHOLD && gm_map_bg_enabled();
+}
+
+/* Maps the array of 2^B buckets and queues it for the helper. */
+bool gm_arr_prepare(gm_map *m, unsigned B)
+{
+    if (m->prep || fault_now()) return false;
+    size_t bytes = arr_bytes(m, B);
+    size_t len = (bytes + page_size() - 1) & ~(page_size() - 1);
+    gm_prep *p = malloc(sizeof *p);
+    if (p == NULL) return false;
+    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        free(p);
+        return false;
+    }
+    /* Huge-page aligned (no partial huge page at the front); slack goes. */
+    uint8_t *base = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (base > raw) munmap(raw, (size_t)(base - raw));
+    if (raw + len + HUGE_PAGE > base + len) munmap(base + len, (size_t)(raw + len + HUGE_PAGE - (base + len)));
+    /* One 4 KiB fault here, before the advice, gives the mapping its
+     * anon_vma, so the helper's faults can take the per-VMA lock and never
+     * hold the whole address space's lock while a huge page is zeroed. */
+    (void)madvise(base, len, MADV_NOHUGEPAGE);
+    ((volatile uint8_t *)base)[len - 1] = 0;
+    (void)madvise(base, len, MADV_HUGEPAGE);
+    p->qnext = NULL;
+    p->base = base;
+    p->bytes = bytes;
+    p->B = B;
+    atomic_init(&p->cancel_a, 0);
+    atomic_init(&p->ready_a, 0);
+    atomic_init(&p->owner_a, 1);
+    pthread_mutex_lock(&bg_mu);
+    if (!bg_start_locked()) {
+        pthread_mutex_unlock(&bg_mu);
+        munmap(base, len);
+        free(p);
+        return false;
+    }
+    gm_prep **t = &bg_preps;
+    while (*t) t = &(*t)->qnext;
+    *t = p;
+    pthread_cond_signal(&bg_work_cv);
+    pthread_mutex_unlock(&bg_mu);
+    m->prep = p;
+    m->bytes_held += bytes;
+    return true;
+}
+
+/* The map no longer wants its prepared array.  Never waits for the helper. */
+void gm_prep_cancel(gm_map *m)
+{
+    gm_prep *p = m->prep;
+    if (p == NULL) return;
+    m->prep = NULL;
+    m->bytes_held -= p->bytes;
+    pthread_mutex_lock(&bg_mu);
+    for (gm_prep **q = &bg_preps; *q; q = &(*q)->qnext) {
+        if (*q != p) continue;
+        *q = p->qnext; /* never started: nothing was faulted */
+        pthread_mutex_unlock(&bg_mu);
+        munmap(p->base, p->bytes);
+        free(p);
+        return;
+    }
+    if (bg_cur_prep == p) {
+        atomic_store_explicit(&p->cancel_a, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&bg_mu); /* the helper undoes it */
+        return;
+    }
+    pthread_mutex_unlock(&bg_mu);
+    /* Finished (owner_a 0): populated memory, returned by the helper. */
+    gm_barray *a = (gm_barray *)(void *)p->base;
+    bool ready = atomic_load_explicit(&p->ready_a, memory_order_acquire);
+    size_t bytes = p->bytes;
+    free(p);
+    if (!ready) {
+        munmap(a, bytes);
+        return;
+    }
+    memset(a, 0, sizeof *a);
+    a->bytes = bytes;
+    a->mmapped = true;
+    m->bytes_held += bytes; /* bg_release takes it off again */
+    if (!bg_release(m, a)) {
+        m->bytes_held -= bytes;
+        unmap_chunks(a, bytes);
+    }
+}
+
+/* The array of 2^B buckets for a grow, if the helper prepared it:
+ * 1 (*buckets, *hdr set), 0 still being populated, -1 none prepared. */
+int gm_arr_prepared(gm_map *m, unsigned B, uint8_t **buckets, gm_barray **hdr)
+{
+    gm_prep *p = m->prep;
+    if (p == NULL || p->B != B) return -1;
+    if (atomic_load_explicit(&p->owner_a, memory_order_acquire)) return 0;
+    if (!atomic_load_explicit(&p->ready_a, memory_order_acquire)) {
+        gm_prep_cancel(m);
+        return -1;
+    }
+    size_t nb = (size_t)1 << B;
+    size_t extra = B >= 4 ? (size_t)1 << (B - 4) : 0;
+    gm_barray *a = (gm_barray *)(void *)p->base;
+    memset(a, 0, sizeof *a);
+    a->bytes = p->bytes;
+    a->mmapped = true;
+    a->nbuckets = nb;
+    uint8_t *b = p->base + m->hdrsize;
+    a->ovf_next = b + nb * m->bucketsize;
+    a->ovf_end = a->ovf_next + extra * m->bucketsize;
+    m->prep = NULL;
+    free(p);
+    *buckets = b;
+    *hdr = a;
+    return 1;
 }

@@ -21,7 +21,8 @@
 #define EVAC_SCAN_MAX 1024      /* old buckets nevacuate may skip in one write */
 #define MMAP_THRESHOLD (64u << 10) /* arrays this big come from mmap: lazily zeroed, never memset */
 #define RELEASE_STEP (256u << 10) /* bytes of retired arrays a write unmaps itself (no helper) */
-#define HUGE_THRESHOLD (8u << 20) /* arrays this big are prepared by the helper (huge pages) */
+#define PREP_MIN_BYTES (1u << 20) /* arrays this big are prepared by the helper thread */
+#define HUGE_THRESHOLD (8u << 20) /* prepared arrays this big get huge pages */
 #define HUGE_PAGE (2u << 20)    /* the huge-page size the helper works in */
 #define PREP_AT_NUM 3           /* prepare the next array at 3/4 of the grow threshold */
 #define PREP_AT_DEN 4
@@ -106,7 +107,7 @@ struct gm_map {
     gm_barray *release;         /* arrays being returned to the OS in steps */
     void *deferred;             /* entry storage freed while iterators were open */
     gm_prep *prep;              /* the next (doubled) array, being prepared; or NULL */
-    gm_prep *orphans;           /* preparations given up, until the helper lets go */
+    gm_prep *spare;             /* the next full-size overflow block, being prepared */
     size_t grow_load;           /* count at which the load factor calls for a grow */
 
     /* layout, fixed at creation */

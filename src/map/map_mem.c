@@ -52,6 +52,7 @@
 #include "map/map_internal.h"
 
 static bool bg_release(gm_map *m, gm_barray *a);
+static uint8_t *spare_block(gm_map *m, size_t bytes);
 
 
 #ifdef GOMAP_FAULT_INJECTION
@@ -252,8 +253,9 @@ bool gm_ovf_reserve(gm_map *m, uint8_t *arr, size_t n)
     if (cnt < n) cnt = n;
     if (m->gc) return gc_ovf_block(m, a, cnt);
     size_t bytes = m->hdrsize + cnt * (size_t)m->bucketsize;
-    bool mm;
-    uint8_t *base = zalloc(bytes, m->balign, &mm);
+    bool mm = true;
+    uint8_t *base = cnt == OVF_BLOCK_MAX ? spare_block(m, bytes) : NULL;
+    if (base == NULL) base = zalloc(bytes, m->balign, &mm);
     if (base == NULL) return false;
     gm_ovf_block *blk = (gm_ovf_block *)(void *)base;
     blk->bytes = bytes;
@@ -768,37 +770,37 @@ static size_t arr_bytes(const gm_map *m, unsigned B)
 bool gm_prep_wanted(const gm_map *m)
 {
     return !m->gc && m->buckets != NULL && m->B + 1u < 48 && m->balign <= 4096 &&
-           arr_bytes(m, m->B + 1u) >= HUGE_THRESHOLD && gm_map_bg_enabled();
+           arr_bytes(m, m->B + 1u) >= PREP_MIN_BYTES && gm_map_bg_enabled();
 }
 
-/* Maps the array of 2^B buckets and queues it for the helper. */
-bool gm_arr_prepare(gm_map *m, unsigned B)
+/* Maps `bytes` (huge-page aligned when `huge`, with MADV_HUGEPAGE) and
+ * queues it for the helper to populate; NULL if that cannot be done. */
+static gm_prep *prep_new(size_t bytes, bool huge)
 {
-    if (m->prep || fault_now()) return false;
-    size_t bytes = arr_bytes(m, B);
+    if (fault_now()) return NULL;
     size_t len = (bytes + page_size() - 1) & ~(page_size() - 1);
+    size_t slack = huge ? HUGE_PAGE : 0;
     gm_prep *p = malloc(sizeof *p);
-    if (p == NULL) return false;
-    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == NULL) return NULL;
+    uint8_t *raw = mmap(NULL, len + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) {
         free(p);
-        return false;
+        return NULL;
     }
     /* Huge-page aligned (no partial huge page at the front); slack goes. */
-    uint8_t *base = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    uint8_t *base = huge ? (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1)) : raw;
     if (base > raw) munmap(raw, (size_t)(base - raw));
-    if (raw + len + HUGE_PAGE > base + len) munmap(base + len, (size_t)(raw + len + HUGE_PAGE - (base + len)));
+    if (raw + len + slack > base + len) munmap(base + len, (size_t)(raw + len + slack - (base + len)));
     /* One 4 KiB fault here, before the advice, gives the mapping its
      * anon_vma, so the helper's faults can take the per-VMA lock and never
      * hold the whole address space's lock while a huge page is zeroed. */
     (void)madvise(base, len, MADV_NOHUGEPAGE);
     ((volatile uint8_t *)base)[len - 1] = 0;
-    (void)madvise(base, len, MADV_HUGEPAGE);
+    if (huge) (void)madvise(base, len, MADV_HUGEPAGE);
     p->qnext = NULL;
     p->base = base;
     p->bytes = bytes;
-    p->B = B;
+    p->B = 0;
     atomic_init(&p->cancel_a, 0);
     atomic_init(&p->ready_a, 0);
     atomic_init(&p->owner_a, 1);
@@ -807,24 +809,22 @@ bool gm_arr_prepare(gm_map *m, unsigned B)
         pthread_mutex_unlock(&bg_mu);
         munmap(base, len);
         free(p);
-        return false;
+        return NULL;
     }
     gm_prep **t = &bg_preps;
     while (*t) t = &(*t)->qnext;
     *t = p;
     pthread_cond_signal(&bg_work_cv);
     pthread_mutex_unlock(&bg_mu);
-    m->prep = p;
-    m->bytes_held += bytes;
-    return true;
+    return p;
 }
 
-/* The map no longer wants its prepared array.  Never waits for the helper. */
-void gm_prep_cancel(gm_map *m)
+/* Gives up a preparation (*slot).  Never waits for the helper. */
+static void prep_drop(gm_map *m, gm_prep **slot)
 {
-    gm_prep *p = m->prep;
+    gm_prep *p = *slot;
     if (p == NULL) return;
-    m->prep = NULL;
+    *slot = NULL;
     m->bytes_held -= p->bytes;
     pthread_mutex_lock(&bg_mu);
     for (gm_prep **q = &bg_preps; *q; q = &(*q)->qnext) {
@@ -860,30 +860,76 @@ void gm_prep_cancel(gm_map *m)
     }
 }
 
+/* The prepared memory of *slot if the helper has populated it (the
+ * preparation is consumed); NULL while it is still at work. */
+static uint8_t *prep_take(gm_map *m, gm_prep **slot)
+{
+    gm_prep *p = *slot;
+    if (atomic_load_explicit(&p->owner_a, memory_order_acquire)) return NULL;
+    if (!atomic_load_explicit(&p->ready_a, memory_order_acquire)) {
+        prep_drop(m, slot); /* a forked child's: never finished */
+        return NULL;
+    }
+    uint8_t *base = p->base;
+    *slot = NULL;
+    free(p);
+    return base;
+}
+
+/* Maps the array of 2^B buckets and queues it for the helper. */
+bool gm_arr_prepare(gm_map *m, unsigned B)
+{
+    if (m->prep) return false;
+    size_t bytes = arr_bytes(m, B);
+    gm_prep *p = prep_new(bytes, bytes >= HUGE_THRESHOLD);
+    if (p == NULL) return false;
+    p->B = B;
+    m->prep = p;
+    m->bytes_held += bytes;
+    return true;
+}
+
+/* The map no longer wants what is being prepared for it. */
+void gm_prep_cancel(gm_map *m)
+{
+    prep_drop(m, &m->prep);
+    prep_drop(m, &m->spare);
+}
+
 /* The array of 2^B buckets for a grow, if the helper prepared it:
  * 1 (*buckets, *hdr set), 0 still being populated, -1 none prepared. */
 int gm_arr_prepared(gm_map *m, unsigned B, uint8_t **buckets, gm_barray **hdr)
 {
-    gm_prep *p = m->prep;
-    if (p == NULL || p->B != B) return -1;
-    if (atomic_load_explicit(&p->owner_a, memory_order_acquire)) return 0;
-    if (!atomic_load_explicit(&p->ready_a, memory_order_acquire)) {
-        gm_prep_cancel(m);
-        return -1;
-    }
+    if (m->prep == NULL || m->prep->B != B) return -1;
+    size_t bytes = m->prep->bytes;
+    uint8_t *base = prep_take(m, &m->prep);
+    if (base == NULL) return m->prep ? 0 : -1;
     size_t nb = (size_t)1 << B;
     size_t extra = B >= 4 ? (size_t)1 << (B - 4) : 0;
-    gm_barray *a = (gm_barray *)(void *)p->base;
+    gm_barray *a = (gm_barray *)(void *)base;
     memset(a, 0, sizeof *a);
-    a->bytes = p->bytes;
+    a->bytes = bytes;
     a->mmapped = true;
     a->nbuckets = nb;
-    uint8_t *b = p->base + m->hdrsize;
+    uint8_t *b = base + m->hdrsize;
     a->ovf_next = b + nb * m->bucketsize;
     a->ovf_end = a->ovf_next + extra * m->bucketsize;
-    m->prep = NULL;
-    free(p);
     *buckets = b;
     *hdr = a;
     return 1;
+}
+
+/* Overflow blocks of full size for a big table: the next one is prepared
+ * while the current one is used, so overflow buckets are not faulted in by
+ * inserts either.  NULL: none ready (the caller maps one itself). */
+static uint8_t *spare_block(gm_map *m, size_t bytes)
+{
+    if (m->gc || !gm_prep_wanted(m)) return NULL;
+    uint8_t *base = NULL;
+    if (m->spare && m->spare->bytes == bytes) {
+        base = prep_take(m, &m->spare);
+        if (base) m->bytes_held -= bytes; /* the caller counts the block */
+    }
+    if (m->spare == NULL && (m->spare = prep_new(bytes, false)) != NULL) m->bytes_held += bytes;
+    return base;
 }

@@ -983,11 +983,12 @@ TEST(big_table_grows_into_the_prepared_array)
     uint64_t i = 0;
     bool saw_prep = false, took = false;
     for (; i < (uint64_t)(1200000 * test_scale()); i++) {
-        gm_prep *p = m->prep;
+        gm_prep *p = m->prep; /* compared, not read, after the insert: it may be freed */
+        unsigned pB = p ? p->B : 0;
         if (p) saw_prep = true;
         *(uint64_t *)gm_map_assign_u64(m, i) = i;
         if (p && m->prep == NULL && m->oldbuckets) {
-            took = m->B == p->B;
+            took = m->B == pB;
             gm_map_bg_quiesce();
         }
         if (p && m->prep == p) gm_map_bg_quiesce(); /* let it finish before the grow */

@@ -937,6 +937,14 @@ static struct touch_report touch_per_insert(uint64_t n)
     return r;
 }
 
+/* Sanitizers map shadow memory beside every page the map touches: its
+ * faults are the inserting thread's too. */
+#ifdef GOMAP_SANITIZED
+#define MAX_FAULTS_PER_INSERT 64
+#else
+#define MAX_FAULTS_PER_INSERT 16
+#endif
+
 /* The promise of no growth stall, counted in work: whatever the kernel's
  * transparent-huge-page settings, no insert faults in more than 256 KiB of
  * new memory (the kernel's resident count is batched per CPU: a margin) or
@@ -953,7 +961,7 @@ TEST(no_insert_touches_more_than_a_few_new_pages)
     CHECK(r.grows >= 10);
     CHECK_MSG(r.grow_pages * page <= (256 << 10),
               "insert %zu grew the resident set by %ld KiB", r.worst_at, r.grow_pages * page >> 10);
-    CHECK_MSG(r.faults <= 16, "an insert took %ld page faults", r.faults);
+    CHECK_MSG(r.faults <= MAX_FAULTS_PER_INSERT, "an insert took %ld page faults", r.faults);
     CHECK_MSG(r.shrink_pages * page <= (long)RELEASE_STEP,
               "an insert returned %ld KiB to the OS", r.shrink_pages * page >> 10);
 }
@@ -970,7 +978,7 @@ TEST(no_insert_touches_more_than_a_few_new_pages_without_helper)
     CHECK(r.grows >= 10);
     CHECK_MSG(r.grow_pages * page <= (256 << 10),
               "insert %zu grew the resident set by %ld KiB", r.worst_at, r.grow_pages * page >> 10);
-    CHECK_MSG(r.faults <= 16, "an insert took %ld page faults", r.faults);
+    CHECK_MSG(r.faults <= MAX_FAULTS_PER_INSERT, "an insert took %ld page faults", r.faults);
     CHECK_MSG(r.shrink_pages * page <= (long)RELEASE_STEP,
               "an insert returned %ld KiB to the OS", r.shrink_pages * page >> 10);
 }

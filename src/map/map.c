@@ -392,7 +392,7 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
  * a grow, or (count below grow_load) a big table reached the point where
  * its next array is prepared.  A doubling takes the prepared array when the
  * helper has populated it; while it has not, the grow waits, for at most
- * an eighth more entries (the table just runs fuller), then gives up on it
+ * a quarter more entries (the table just runs fuller), then gives up on it
  * and maps a fresh array that inserts fault in 4 KiB at a time.  True if a
  * resize started; false leaves the insert to the current array. */
 bool gm_map_hash_grow(gm_map *m)

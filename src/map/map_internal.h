@@ -26,8 +26,8 @@
 #define HUGE_PAGE (2u << 20)    /* the huge-page size the helper works in */
 #define PREP_AT_NUM 3           /* prepare the next array at 3/4 of the grow threshold */
 #define PREP_AT_DEN 4
-#define PREP_WAIT_NUM 1         /* a grow may wait for its prepared array up to 1/8 more entries */
-#define PREP_WAIT_DEN 8
+#define PREP_WAIT_NUM 1         /* a grow may wait for its prepared array up to 1/4 more entries */
+#define PREP_WAIT_DEN 4
 #define PREP_RECHECK 256        /* while waiting, look again every 256 inserts */
 #define OVF_BLOCK_MAX 4096      /* overflow buckets per block, at most */
 #define ZERO_BUF_SIZE 1024      /* values up to this size read as a shared zero */

@@ -52,7 +52,7 @@
 #include "map/map_internal.h"
 
 static bool bg_release(gm_map *m, gm_barray *a);
-static uint8_t *spare_block(gm_map *m, size_t bytes);
+static uint8_t *spare_block(gm_map *m, size_t bytes, bool huge);
 
 
 #ifdef GOMAP_FAULT_INJECTION
@@ -252,9 +252,14 @@ bool gm_ovf_reserve(gm_map *m, uint8_t *arr, size_t n)
     if (cnt > OVF_BLOCK_MAX) cnt = OVF_BLOCK_MAX;
     if (cnt < n) cnt = n;
     if (m->gc) return gc_ovf_block(m, a, cnt);
+    /* A table of HUGE_THRESHOLD or more takes its overflow blocks a huge
+     * page at a time, prepared by the helper (TLB reach for chains too). */
+    size_t huge_cnt = (HUGE_PAGE - m->hdrsize) / m->bucketsize;
+    bool huge = ((size_t)1 << m->B) * (size_t)m->bucketsize >= HUGE_THRESHOLD && n <= huge_cnt;
+    if (huge) cnt = huge_cnt;
     size_t bytes = m->hdrsize + cnt * (size_t)m->bucketsize;
     bool mm = true;
-    uint8_t *base = cnt == OVF_BLOCK_MAX ? spare_block(m, bytes) : NULL;
+    uint8_t *base = huge || cnt == OVF_BLOCK_MAX ? spare_block(m, bytes, huge) : NULL;
     if (base == NULL) base = zalloc(bytes, m->balign, &mm);
     if (base == NULL) return false;
     gm_ovf_block *blk = (gm_ovf_block *)(void *)base;
@@ -919,17 +924,18 @@ int gm_arr_prepared(gm_map *m, unsigned B, uint8_t **buckets, gm_barray **hdr)
     return 1;
 }
 
-/* Overflow blocks of full size for a big table: the next one is prepared
+/* Overflow blocks of full size (or of a huge page) for a big table: the next one is prepared
  * while the current one is used, so overflow buckets are not faulted in by
  * inserts either.  NULL: none ready (the caller maps one itself). */
-static uint8_t *spare_block(gm_map *m, size_t bytes)
+static uint8_t *spare_block(gm_map *m, size_t bytes, bool huge)
 {
     if (m->gc || !gm_prep_wanted(m)) return NULL;
     uint8_t *base = NULL;
-    if (m->spare && m->spare->bytes == bytes) {
+    if (m->spare && m->spare->bytes != bytes) prep_drop(m, &m->spare);
+    if (m->spare) {
         base = prep_take(m, &m->spare);
         if (base) m->bytes_held -= bytes; /* the caller counts the block */
     }
-    if (m->spare == NULL && (m->spare = prep_new(bytes, false)) != NULL) m->bytes_held += bytes;
+    if (m->spare == NULL && (m->spare = prep_new(bytes, huge)) != NULL) m->bytes_held += bytes;
     return base;
 }

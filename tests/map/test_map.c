@@ -1108,3 +1108,35 @@ TEST(mapseed_bad_values_are_reported)
     }
     gm_map_options_set("");
 }
+
+/* fork() with the helper at work: the child has no helper thread; what it
+ * was doing is handed back, a new one starts on demand, and the child's map
+ * grows on and stays whole. */
+TEST(fork_while_the_helper_prepares)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    uint64_t n = 0;
+    while (m->prep == NULL && n < 2000000) { *(uint64_t *)gm_map_assign_u64(m, n) = n; n++; }
+    REQUIRE(m->prep != NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        uint64_t total = 2 * n;
+        for (uint64_t k = n; k < total; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
+        for (uint64_t k = 0; k < total; k++) {
+            uint64_t *v = gm_map_get_u64(m, k);
+            if (!v || *v != k) _exit(1);
+        }
+        if (gm_map_check(m) != NULL) _exit(2);
+        gm_map_free(m);
+        gm_map_bg_quiesce();
+        _exit(0);
+    }
+    for (uint64_t k = n; k < 2 * n; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    CHECK_MAP(m);
+    gm_map_free(m);
+    gm_map_bg_quiesce();
+}

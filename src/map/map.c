@@ -300,10 +300,6 @@ static void limits_update(gm_map *m)
     if (at < BUCKET_CNT) at = BUCKET_CNT;
     m->grow_load = resizing || m->B >= 58 ? SIZE_MAX : at;
     m->grow_at = m->grow_load;
-    /* A big table asks the helper for its next array at 3/4 of the way
-     * (gm_map_hash_grow tells the two thresholds apart). */
-    if (!resizing && m->prep == NULL && m->grow_load != SIZE_MAX && gm_prep_wanted(m))
-        m->grow_at = at / PREP_AT_DEN * PREP_AT_NUM;
     m->ovf_limit = resizing ? UINT32_MAX : (uint32_t)1 << (m->B < 15 ? m->B : 15);
 }
 
@@ -389,31 +385,32 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
 }
 
 /* Called when should_grow: the load factor or the overflow count calls for
- * a grow, or (count below grow_load) a big table reached the point where
- * its next array is prepared.  A doubling takes the prepared array when the
- * helper has populated it; while it has not, the grow waits, for at most
- * a quarter more entries (the table just runs fuller), then gives up on it
- * and maps a fresh array that inserts fault in 4 KiB at a time.  True if a
- * resize started; false leaves the insert to the current array. */
+ * a grow.  A big table's doubling (next array PREP_MIN_BYTES or more) asks
+ * the helper for the array and waits until it is populated -- the table
+ * just runs fuller meanwhile, by at most a quarter more entries, checking
+ * again every PREP_RECHECK inserts -- then gives up on it and maps a fresh
+ * array that inserts fault in 4 KiB at a time.  Preparing only once the
+ * load factor is reached costs no memory before the grow would have.  True
+ * if a resize started; false leaves the insert to the current array. */
 bool gm_map_hash_grow(gm_map *m)
 {
     bool same = !over_load_factor(m->count + 1, m->B);
-    if (same && m->noverflow < m->ovf_limit) {
-        (void)gm_arr_prepare(m, m->B + 1u);
-        m->grow_at = m->grow_load;
-        return false;
-    }
     unsigned newB = m->B + (same ? 0 : 1);
     gm_barray *hdr;
     uint8_t *nb;
-    int r = same ? -1 : gm_arr_prepared(m, newB, &nb, &hdr);
-    if (r == 0) {
-        if (m->count < m->grow_load + m->grow_load / PREP_WAIT_DEN * PREP_WAIT_NUM) {
-            m->grow_at = m->count + PREP_RECHECK;
-            return false;
+    int r = -1;
+    if (!same) {
+        size_t wait_until = m->grow_load + m->grow_load / PREP_WAIT_DEN * PREP_WAIT_NUM;
+        if (m->prep == NULL && m->count < wait_until && gm_prep_wanted(m)) (void)gm_arr_prepare(m, newB);
+        r = gm_arr_prepared(m, newB, &nb, &hdr);
+        if (r == 0) {
+            if (m->count < wait_until) {
+                m->grow_at = m->count + PREP_RECHECK;
+                return false;
+            }
+            gm_prep_cancel(m);
+            r = -1;
         }
-        gm_prep_cancel(m);
-        r = -1;
     }
     if (r < 0 && (nb = gm_arr_new(m, newB, &hdr)) == NULL) return false;
     begin_resize(m, nb, hdr, newB, same ? F_SAME_SIZE : 0);

@@ -24,8 +24,6 @@
 #define PREP_MIN_BYTES (1u << 20) /* arrays this big are prepared by the helper thread */
 #define HUGE_THRESHOLD (8u << 20) /* prepared arrays this big get huge pages */
 #define HUGE_PAGE (2u << 20)    /* the huge-page size the helper works in */
-#define PREP_AT_NUM 3           /* prepare the next array at 3/4 of the grow threshold */
-#define PREP_AT_DEN 4
 #define PREP_WAIT_NUM 1         /* a grow may wait for its prepared array up to 1/4 more entries */
 #define PREP_WAIT_DEN 4
 #define PREP_RECHECK 256        /* while waiting, look again every 256 inserts */

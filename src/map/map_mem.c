@@ -300,6 +300,16 @@ void gm_arr_free_now(gm_map *m, gm_barray *a)
     zfree(a, a->bytes, a->mmapped);
 }
 
+/* Whether any of an array's memory is mapped (else it all came from malloc
+ * and free() returns it at once: no need to wake the helper). */
+static bool arr_mapped(const gm_barray *a)
+{
+    if (a->mmapped) return true;
+    for (const gm_ovf_block *b = a->blocks; b; b = b->next)
+        if (b->mmapped) return true;
+    return false;
+}
+
 /* Called when an array is no longer the map's: see RETIREMENT above. */
 void gm_arr_retire(gm_map *m, uint8_t *arr)
 {
@@ -315,7 +325,7 @@ void gm_arr_retire(gm_map *m, uint8_t *arr)
         m->retired = a;
         return;
     }
-    if (!a->mmapped && a->blocks == NULL) {
+    if (!arr_mapped(a)) {
         gm_arr_free_now(m, a);
         return;
     }
@@ -364,7 +374,7 @@ void gm_mem_unpin_retired(gm_map *m)
     while (m->retired) {
         gm_barray *a = m->retired;
         m->retired = a->next;
-        if (!a->mmapped && a->blocks == NULL) {
+        if (!arr_mapped(a)) {
             gm_arr_free_now(m, a);
             continue;
         }

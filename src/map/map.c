@@ -387,9 +387,12 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
 /* Called when should_grow: the load factor or the overflow count calls for
  * a grow.  A big table's doubling (next array PREP_MIN_BYTES or more) asks
  * the helper for the array and waits until it is populated -- the table
- * just runs fuller meanwhile, by at most a quarter more entries, checking
- * again every PREP_RECHECK inserts -- then gives up on it and maps a fresh
- * array that inserts fault in 4 KiB at a time.  Preparing only once the
+ * just runs fuller meanwhile, checking again every PREP_RECHECK inserts.
+ * After a quarter more entries it asks the helper to hand the array over
+ * as it is (its unpopulated rest turned to 4 KiB pages); only if even that
+ * has not happened after half more entries (a helper that gets no CPU) it
+ * gives up on it and maps a fresh array that inserts fault in 4 KiB at a
+ * time.  Preparing only once the
  * load factor is reached costs no memory before the grow would have.  True
  * if a resize started; false leaves the insert to the current array. */
 bool gm_map_hash_grow(gm_map *m)
@@ -401,10 +404,12 @@ bool gm_map_hash_grow(gm_map *m)
     int r = -1;
     if (!same) {
         size_t wait_until = m->grow_load + m->grow_load / PREP_WAIT_DEN * PREP_WAIT_NUM;
+        size_t give_up = m->grow_load + m->grow_load / PREP_GIVEUP_DEN * PREP_GIVEUP_NUM;
         if (m->prep == NULL && m->count < wait_until && gm_prep_wanted(m)) (void)gm_arr_prepare(m, newB);
         r = gm_arr_prepared(m, newB, &nb, &hdr);
         if (r == 0) {
-            if (m->count < wait_until) {
+            if (m->count < give_up) {
+                if (m->count >= wait_until) gm_prep_hurry(m);
                 m->grow_at = m->count + PREP_RECHECK;
                 return false;
             }

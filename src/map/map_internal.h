@@ -24,8 +24,10 @@
 #define PREP_MIN_BYTES (1u << 20) /* arrays this big are prepared by the helper thread */
 #define HUGE_THRESHOLD (8u << 20) /* prepared arrays this big get huge pages */
 #define HUGE_PAGE (2u << 20)    /* the huge-page size the helper works in */
-#define PREP_WAIT_NUM 1         /* a grow may wait for its prepared array up to 1/4 more entries */
-#define PREP_WAIT_DEN 4
+#define PREP_WAIT_NUM 1         /* a grow waits for its prepared array up to 1/4 more entries, */
+#define PREP_WAIT_DEN 4         /* then asks for it as it is (the rest faulted in 4 KiB pages), */
+#define PREP_GIVEUP_NUM 1       /* and after 1/2 more gives up on it */
+#define PREP_GIVEUP_DEN 2
 #define PREP_RECHECK 256        /* while waiting, look again every 256 inserts */
 #define OVF_BLOCK_MAX 4096      /* overflow buckets per block, at most */
 #define ZERO_BUF_SIZE 1024      /* values up to this size read as a shared zero */
@@ -73,6 +75,7 @@ typedef struct gm_prep {
     size_t bytes;               /* the array's bytes, header included */
     unsigned B;
     _Atomic int cancel_a;       /* set by the map: stop, the array is not wanted */
+    _Atomic int finish_a;       /* set by the map: stop, hand it over as it is */
     _Atomic int ready_a;        /* set by the helper: every page is populated */
     _Atomic int owner_a;        /* 1 while the helper holds it */
 } gm_prep;
@@ -282,6 +285,7 @@ GM_INTERNAL void gm_mem_unpin_retired(gm_map *m);
 GM_INTERNAL void gm_mem_release_all(gm_map *m);
 GM_INTERNAL bool gm_arr_prepare(gm_map *m, unsigned B);
 GM_INTERNAL void gm_prep_cancel(gm_map *m);
+GM_INTERNAL void gm_prep_hurry(gm_map *m);
 GM_INTERNAL bool gm_prep_wanted(const gm_map *m);
 GM_INTERNAL int gm_arr_prepared(gm_map *m, unsigned B, uint8_t **buckets, gm_barray **hdr);
 GM_INTERNAL bool gm_map_bg_enabled(void);

@@ -610,14 +610,19 @@ static void release_now(gm_barray *a)
     else free(a);
 }
 
-/* Touches every page of the prepared array, checking for cancellation at
- * each huge page.  False if cancelled. */
+/* Touches every page of the prepared array, checking at each huge page
+ * for cancellation (false) or for the map asking for the array as it is
+ * (finish_a): the rest then becomes MADV_NOHUGEPAGE, so the inserts that
+ * first touch it take 4 KiB faults, and the populated part keeps its huge
+ * pages. */
 static bool populate(gm_prep *p)
 {
     size_t ps = page_size();
     for (size_t off = 0; off < p->bytes; off += ps) {
-        if ((off & (HUGE_PAGE - 1)) == 0 && atomic_load_explicit(&p->cancel_a, memory_order_relaxed))
-            return false;
+        if ((off & (HUGE_PAGE - 1)) == 0) {
+            if (atomic_load_explicit(&p->cancel_a, memory_order_relaxed)) return false;
+            if (atomic_load_explicit(&p->finish_a, memory_order_relaxed)) break;
+        }
         ((volatile uint8_t *)p->base)[off] = 0;
     }
     /* From now on any fault in it (after clear gave pages back) is a
@@ -817,6 +822,7 @@ static gm_prep *prep_new(size_t bytes, bool huge)
     p->bytes = bytes;
     p->B = 0;
     atomic_init(&p->cancel_a, 0);
+    atomic_init(&p->finish_a, 0);
     atomic_init(&p->ready_a, 0);
     atomic_init(&p->owner_a, 1);
     pthread_mutex_lock(&bg_mu);
@@ -909,6 +915,13 @@ void gm_prep_cancel(gm_map *m)
 {
     prep_drop(m, &m->prep);
     prep_drop(m, &m->spare);
+}
+
+/* The grow has waited long enough: the helper is asked to stop and hand
+ * the array over as it is (see populate).  Never waits. */
+void gm_prep_hurry(gm_map *m)
+{
+    if (m->prep) atomic_store_explicit(&m->prep->finish_a, 1, memory_order_relaxed);
 }
 
 /* The array of 2^B buckets for a grow, if the helper prepared it:

@@ -1140,3 +1140,40 @@ TEST(fork_while_the_helper_prepares)
     gm_map_free(m);
     gm_map_bg_quiesce();
 }
+
+/* A grow that waited a quarter more entries for its array asks the helper
+ * to hand it over as it is: the grow takes it, its unpopulated part now
+ * faulted in by inserts 4 KiB at a time (never a huge-page fault). */
+TEST(hurried_array_is_taken_as_it_is)
+{
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    uint64_t n = 0;
+    gm_map_bg_pause(true);
+    while (m->prep == NULL && n < 2000000) { *(uint64_t *)gm_map_assign_u64(m, n) = n; n++; }
+    REQUIRE(m->prep != NULL);
+    unsigned B = m->B;
+    size_t wait_until = m->grow_load + m->grow_load / PREP_WAIT_DEN * PREP_WAIT_NUM;
+    while (m->count < wait_until + PREP_RECHECK) { *(uint64_t *)gm_map_assign_u64(m, n) = n; n++; }
+    REQUIRE(m->prep != NULL);
+    CHECK(atomic_load(&m->prep->finish_a) == 1);
+    CHECK(m->B == B && m->oldbuckets == NULL); /* still waiting */
+    gm_map_bg_pause(false);
+    gm_map_bg_quiesce();
+    long worst = 0;
+    for (uint64_t k = 0; k < 2 * PREP_RECHECK && m->B == B; k++, n++) *(uint64_t *)gm_map_assign_u64(m, n) = n;
+    CHECK(m->B == B + 1 && m->prep == NULL && m->oldbuckets != NULL); /* the grow took it */
+    for (uint64_t k = 0; k < 10000; k++, n++) { /* evacuation faults the rest in */
+        long f0 = thread_minflt();
+        *(uint64_t *)gm_map_assign_u64(m, n) = n;
+        long d = thread_minflt() - f0;
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(worst <= MAX_FAULTS_PER_INSERT, "an insert took %ld faults", worst);
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t *v = gm_map_get_u64(m, k);
+        if (!v || *v != k) { CHECK_MSG(false, "key %" PRIu64 " lost", k); break; }
+    }
+    CHECK_MAP(m);
+    gm_map_free(m);
+    gm_map_bg_quiesce();
+}

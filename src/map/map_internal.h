@@ -109,6 +109,7 @@ struct gm_map {
     void *deferred;             /* entry storage freed while iterators were open */
     gm_prep *prep;              /* the next (doubled) array, being prepared; or NULL */
     gm_prep *spare;             /* the next full-size overflow block, being prepared */
+    uint64_t n_prep_made, n_prep_taken; /* arrays prepared, and taken by a grow */
     size_t grow_load;           /* count at which the load factor calls for a grow */
 
     /* layout, fixed at creation */

@@ -907,6 +907,7 @@ bool gm_arr_prepare(gm_map *m, unsigned B)
     p->B = B;
     m->prep = p;
     m->bytes_held += bytes;
+    m->n_prep_made++;
     return true;
 }
 
@@ -944,6 +945,7 @@ int gm_arr_prepared(gm_map *m, unsigned B, uint8_t **buckets, gm_barray **hdr)
     a->ovf_end = a->ovf_next + extra * m->bucketsize;
     *buckets = b;
     *hdr = a;
+    m->n_prep_taken++;
     return 1;
 }
 

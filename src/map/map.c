@@ -300,6 +300,11 @@ static void limits_update(gm_map *m)
     if (at < BUCKET_CNT) at = BUCKET_CNT;
     m->grow_load = resizing || m->B >= 58 ? SIZE_MAX : at;
     m->grow_at = m->grow_load;
+    /* A next array of HUGE_THRESHOLD or more takes the helper long (huge
+     * pages: 1-5 ms each on the VM measured): it is asked for at 3/4 of
+     * the way (gm_map_hash_grow tells the two thresholds apart). */
+    if (!resizing && m->prep == NULL && m->grow_load != SIZE_MAX && gm_prep_early(m))
+        m->grow_at = at / PREP_AT_DEN * PREP_AT_NUM;
     m->ovf_limit = resizing ? UINT32_MAX : (uint32_t)1 << (m->B < 15 ? m->B : 15);
 }
 
@@ -392,12 +397,20 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
  * as it is (its unpopulated rest turned to 4 KiB pages); only if even that
  * has not happened after half more entries (a helper that gets no CPU) it
  * gives up on it and maps a fresh array that inserts fault in 4 KiB at a
- * time.  Preparing only once the
- * load factor is reached costs no memory before the grow would have.  True
+ * time.  Preparing once the load
+ * factor is reached costs no memory before the grow would have; only a
+ * next array of HUGE_THRESHOLD or more is asked for earlier, at 3/4 of the
+ * way (limits_update), because the helper needs longer for it.  True
  * if a resize started; false leaves the insert to the current array. */
 bool gm_map_hash_grow(gm_map *m)
 {
     bool same = !over_load_factor(m->count + 1, m->B);
+    if (same && m->noverflow < m->ovf_limit) {
+        /* not a grow yet: the early preparation point of a big table */
+        (void)gm_arr_prepare(m, m->B + 1u);
+        m->grow_at = m->grow_load;
+        return false;
+    }
     unsigned newB = m->B + (same ? 0 : 1);
     gm_barray *hdr;
     uint8_t *nb;

@@ -24,6 +24,8 @@
 #define PREP_MIN_BYTES (1u << 20) /* arrays this big are prepared by the helper thread */
 #define HUGE_THRESHOLD (8u << 20) /* prepared arrays this big get huge pages */
 #define HUGE_PAGE (2u << 20)    /* the huge-page size the helper works in */
+#define PREP_AT_NUM 3           /* a next array >= HUGE_THRESHOLD is prepared at 3/4 of the grow point */
+#define PREP_AT_DEN 4
 #define PREP_WAIT_NUM 1         /* a grow waits for its prepared array up to 1/4 more entries, */
 #define PREP_WAIT_DEN 4         /* then asks for it as it is (the rest faulted in 4 KiB pages), */
 #define PREP_GIVEUP_NUM 1       /* and after 1/2 more gives up on it */
@@ -288,6 +290,7 @@ GM_INTERNAL bool gm_arr_prepare(gm_map *m, unsigned B);
 GM_INTERNAL void gm_prep_cancel(gm_map *m);
 GM_INTERNAL void gm_prep_hurry(gm_map *m);
 GM_INTERNAL bool gm_prep_wanted(const gm_map *m);
+GM_INTERNAL bool gm_prep_early(const gm_map *m);
 GM_INTERNAL int gm_arr_prepared(gm_map *m, unsigned B, uint8_t **buckets, gm_barray **hdr);
 GM_INTERNAL bool gm_map_bg_enabled(void);
 GM_INTERNAL bool gm_map_bg_quiesce(void);

@@ -793,6 +793,12 @@ bool gm_prep_wanted(const gm_map *m)
            arr_bytes(m, m->B + 1u) >= PREP_MIN_BYTES && gm_map_bg_enabled();
 }
 
+/* Whether the next array is big enough to be prepared early (huge pages). */
+bool gm_prep_early(const gm_map *m)
+{
+    return gm_prep_wanted(m) && arr_bytes(m, m->B + 1u) >= HUGE_THRESHOLD;
+}
+
 /* Maps `bytes` (huge-page aligned when `huge`, with MADV_HUGEPAGE) and
  * queues it for the helper to populate; NULL if that cannot be done. */
 static gm_prep *prep_new(size_t bytes, bool huge)

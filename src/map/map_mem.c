@@ -739,6 +739,18 @@ bool gm_map_bg_enabled(void)
 static bool bg_release(gm_map *m, gm_barray *a)
 {
     if (!gm_map_bg_enabled()) return false;
+    /* Blocks from malloc go at once (free is cheap; and a leak checker
+     * could not see them through a mapped array's header). */
+    for (gm_ovf_block **bp = &a->blocks; *bp;) {
+        gm_ovf_block *b = *bp;
+        if (b->mmapped) {
+            bp = &b->next;
+            continue;
+        }
+        *bp = b->next;
+        m->bytes_held -= b->bytes;
+        free(b);
+    }
     size_t bytes = a->bytes;
     for (gm_ovf_block *b = a->blocks; b; b = b->next) bytes += b->bytes;
     pthread_mutex_lock(&bg_mu);

@@ -4,23 +4,46 @@
  * buckets, then for B >= 4 another 2^(B-4) buckets set aside for overflow
  * (Go's preallocated overflow buckets).  Arrays of MMAP_THRESHOLD bytes or
  * more come straight from mmap: the kernel hands out zeroed pages on first
- * touch, so the insert that starts a grow does not clear or touch the new
- * array (Go 1.19 stalled one insert 32 ms at 10M entries doing exactly that);
- * evacuation touches it a few buckets at a time.
+ * touch, so the insert that starts a grow neither clears nor touches the new
+ * array (Go 1.19 stalled one insert 32 ms at 10M entries doing exactly
+ * that; calloc would clear a reused chunk in full).  Such mappings are
+ * MADV_NOHUGEPAGE: the inserts that first touch them must only ever take
+ * 4 KiB faults (a huge-page fault zeroes 2 MiB and, with THP defrag
+ * "always" or "madvise", compacts memory synchronously: 1-10 ms each on the
+ * VM this was measured on).
+ *
+ * PREPARED ARRAYS.  Huge pages are still worth having for big tables (random
+ * lookups miss the TLB far less), so they are faulted in off the insert path
+ * by one helper thread per process (bg_main; started on first need, blocks
+ * every signal, GMDEBUG=mapbg=0 turns it off).  When a malloc map's next
+ * (doubled) array would be PREP_MIN_BYTES or more, the map maps it
+ * (gm_arr_prepare; HUGE_THRESHOLD or more: 2 MiB aligned and MADV_HUGEPAGE,
+ * asked for at 3/4 of the grow point, smaller ones at the grow point) and
+ * queues it; the helper writes one byte per page, then sets MADV_NOHUGEPAGE
+ * (huge pages in place stay) and marks it ready.  The grow takes it only
+ * when ready (gm_arr_prepared), waiting meanwhile (the table runs fuller);
+ * see gm_map_hash_grow for how long.  Invariants: the map never touches a
+ * prepared array before it is ready, and the helper never touches it after
+ * setting owner_a to 0 or seeing cancel_a; who frees a given-up preparation
+ * is decided under bg_mu (prep_drop).  A big table's next overflow block is
+ * prepared the same way (m->spare).  Nothing here ever waits for the helper.
  *
  * OVERFLOW BUCKETS.  Taken first from the preallocated tail, then from
  * overflow blocks that the array owns; block sizes double from 8 buckets to
- * OVF_BLOCK_MAX.  Overflow buckets are never freed one by one (neither are
- * Go's while an array is live); they go with their array.
+ * OVF_BLOCK_MAX (a table of HUGE_THRESHOLD or more: one huge page each).
+ * Overflow buckets are never freed one by one (neither are Go's while an
+ * array is live); they go with their array.
  *
  * RETIREMENT.  When a grow completes, the old array is retired.  An iterator
  * may still be walking it (Go keeps it alive through the GC; a malloc map has
  * no GC), so while any iterator is open (m->iters_open > 0) retired arrays
- * wait on m->retired.  Once no iterator is open, a later write moves them to
- * m->release, from which every write returns at most RELEASE_STEP bytes to
- * the OS: freeing a 150 MB array in one go would be the stall we avoided when
- * allocating it.  All list surgery happens inside writes (which exclude every
- * reader and iterator, by the map's contract), never inside iterators.
+ * wait on m->retired.  Once no iterator is open, an array all from malloc is
+ * freed at once; one with mapped memory goes to the helper, which unmaps it
+ * 2 MiB at a time (munmap of 4 KiB pages costs ~0.28 us a page here: a
+ * 256 MiB array, 18 ms).  Without the helper it waits on m->release, from
+ * which every write returns at most RELEASE_STEP bytes.  All list surgery
+ * on the map happens inside writes (which exclude every reader and
+ * iterator, by the map's contract), never inside iterators.
  *
  * ENTRY STORAGE.  Indirect keys and values and the bytes of owned strings are
  * allocated one per entry, behind a small header.  An evacuated slot of an old

@@ -29,7 +29,9 @@
  * An evacuated old slot keeps its key and value (an iterator may still read
  * them) with tophash EVAC_X or EVAC_Y.  Lookups during growth look in the old
  * bucket while it is not evacuated.  When every old bucket is evacuated the
- * old array is retired (map_mem.c says when its memory goes back).
+ * old array is retired (map_mem.c says when its memory goes back).  A big
+ * table's new array is populated beforehand by a helper thread, off the
+ * insert path (map_mem.c, PREPARED ARRAYS; gm_map_hash_grow).
  *
  * DELETION.  A deleted slot becomes EMPTY_ONE.  m[k]++ after a delete
  * starts from 0 (Go issue 25936): Go zeroes the value at delete, gomap when
@@ -856,6 +858,7 @@ void gm_map_clear(gm_map *m)
         gm_arr_retire(m, old);
     }
     gm_mem_unpin_retired(m);
+    gm_prep_cancel(m); /* an empty map needs no bigger array soon */
     flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
     m->nevacuate = 0;
     m->noverflow = 0;

@@ -14,6 +14,10 @@
 # --tool perf when the machine exposes hardware counters; --tool time just
 # runs the phases natively.  gomap is built with -O2 -DNDEBUG -g (the
 # benchmark's flags plus symbols) in build/bench-prof.
+# gomap runs with GMDEBUG=mapseed=1,mapbg=0 unless GMDEBUG is set: fixed
+# hash seeds and iterator starts, and no helper thread (whose progress
+# against the inserts depends on scheduling), so the count is exact: the
+# same binary gives the same count to the instruction.
 # Defaults: --phase hit --keys u64 --n 100000 --reps 1 --impl gomap.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +32,7 @@ while [ $# -gt 0 ]; do
     --reps) reps="$2"; shift ;;
     --impl) impl="$2"; shift ;;
     --tool) tool="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -57,6 +61,7 @@ elif [ "$impl" = go ]; then
 else
   make -s -C "$HERE" OUT="$BIN" OPT="$OPT" "$BIN/drv_$impl"
 fi
+export GMDEBUG="${GMDEBUG:-mapseed=1,mapbg=0}"
 drv=("$BIN/drv_$impl" --mode phases --keys "$keys" --n "$n" --reps "$reps")
 ops=$((n * reps))
 
@@ -77,7 +82,7 @@ fi
 out="$BIN/callgrind.$impl.$phase.$keys.$n.$reps.out"
 collect=(--collect-atstart=yes)
 [ "$phase" != all ] && collect=(--collect-atstart=no "--toggle-collect=phase_${phase}_${keys}*")
-echo "callgrind: ${drv[*]} (counting ${phase})" >&2
+echo "callgrind: GMDEBUG=$GMDEBUG ${drv[*]} (counting ${phase})" >&2
 valgrind --tool=callgrind --callgrind-out-file="$out" "${collect[@]}" "${drv[@]}" >/dev/null 2>"$out.log" || {
   cat "$out.log" >&2; exit 1; }
 ir=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }')

@@ -131,7 +131,8 @@ static void parse_pair(const char *p, size_t n)
     }
     if (parse_word_option(p, nl, eq + 1, vl)) return;
     /* Settings other subsystems read from the same variable. */
-    static const char *const foreign[] = { "syncfence", "memprofilerate" /* profile.c */ };
+    static const char *const foreign[] = { "syncfence", "memprofilerate" /* profile.c */, "mapseed", "mapbg",
+                                           "mapengine" /* map */ };
     for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
         if (strlen(foreign[i]) == nl && memcmp(foreign[i], p, nl) == 0) return;
     gm_errorf("GMDEBUG: unknown setting \"%.*s\"; ignored", (int)nl, p);

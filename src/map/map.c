@@ -29,7 +29,9 @@
  * An evacuated old slot keeps its key and value (an iterator may still read
  * them) with tophash EVAC_X or EVAC_Y.  Lookups during growth look in the old
  * bucket while it is not evacuated.  When every old bucket is evacuated the
- * old array is retired (map_mem.c says when its memory goes back).
+ * old array is retired (map_mem.c says when its memory goes back).  A big
+ * table's new array is populated beforehand by a helper thread, off the
+ * insert path (map_mem.c, PREPARED ARRAYS; gm_map_hash_grow).
  *
  * DELETION.  A deleted slot becomes EMPTY_ONE.  m[k]++ after a delete
  * starts from 0 (Go issue 25936): Go zeroes the value at delete, gomap when
@@ -199,7 +201,7 @@ static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, boo
     m->keyeq = key->equal;
     layout(m);
     if (gc && !gm_map_gc_layout(m)) goto oom;
-    m->seed = gm_rand_seed64();
+    m->seed = gm_map_seed();
     if (val->size > ZERO_BUF_SIZE) {
         uint8_t *z = gc ? gm_alloc_noscan(val->size) : gm_map_malloc(val->size, val->align);
         if (z == NULL) goto oom;
@@ -309,7 +311,13 @@ static void limits_update(gm_map *m)
     m->sparse_below = can ? ((size_t)1 << m->B) / 4 : 0;
     size_t at = LOAD_NUM * (((size_t)1 << m->B) / LOAD_DEN);
     if (at < BUCKET_CNT) at = BUCKET_CNT;
-    m->grow_at = resizing || m->B >= 58 ? SIZE_MAX : at;
+    m->grow_load = resizing || m->B >= 58 ? SIZE_MAX : at;
+    m->grow_at = m->grow_load;
+    /* A next array of HUGE_THRESHOLD or more takes the helper long (huge
+     * pages: 1-5 ms each on the VM measured): it is asked for at 3/4 of
+     * the way (gm_map_hash_grow tells the two thresholds apart). */
+    if (!resizing && m->prep == NULL && m->grow_load != SIZE_MAX && gm_prep_early(m))
+        m->grow_at = at / PREP_AT_DEN * PREP_AT_NUM;
     m->ovf_limit = resizing ? UINT32_MAX : (uint32_t)1 << (m->B < 15 ? m->B : 15);
 }
 
@@ -356,7 +364,7 @@ static void incr_noverflow(gm_map *m)
         return;
     }
     uint64_t mask = ((uint64_t)1 << (m->B - 15)) - 1;
-    if ((gm_rand64() & mask) == 0) m->noverflow++;
+    if ((gm_map_rand() & mask) == 0) m->noverflow++;
 }
 
 /* Appends an overflow bucket (of the current array) after b. */
@@ -396,13 +404,48 @@ static void begin_resize(gm_map *m, uint8_t *nb, gm_barray *hdr, unsigned newB, 
         gm_trace_async_begin("map", resize_name(m), (uint64_t)(uintptr_t)m, "buckets", (int64_t)1 << m->B);
 }
 
+/* Called when should_grow: the load factor or the overflow count calls for
+ * a grow.  A big table's doubling (next array PREP_MIN_BYTES or more) asks
+ * the helper for the array and waits until it is populated -- the table
+ * just runs fuller meanwhile, checking again every PREP_RECHECK inserts.
+ * After a quarter more entries it asks the helper to hand the array over
+ * as it is (its unpopulated rest turned to 4 KiB pages); only if even that
+ * has not happened after half more entries (a helper that gets no CPU) it
+ * gives up on it and maps a fresh array that inserts fault in 4 KiB at a
+ * time.  Preparing once the load
+ * factor is reached costs no memory before the grow would have; only a
+ * next array of HUGE_THRESHOLD or more is asked for earlier, at 3/4 of the
+ * way (limits_update), because the helper needs longer for it.  True
+ * if a resize started; false leaves the insert to the current array. */
 bool gm_map_hash_grow(gm_map *m)
 {
     bool same = !over_load_factor(m->count + 1, m->B);
+    if (same && m->noverflow < m->ovf_limit) {
+        /* not a grow yet: the early preparation point of a big table */
+        (void)gm_arr_prepare(m, m->B + 1u);
+        m->grow_at = m->grow_load;
+        return false;
+    }
     unsigned newB = m->B + (same ? 0 : 1);
     gm_barray *hdr;
-    uint8_t *nb = gm_arr_new(m, newB, &hdr);
-    if (nb == NULL) return false;
+    uint8_t *nb;
+    int r = -1;
+    if (!same) {
+        size_t wait_until = m->grow_load + m->grow_load / PREP_WAIT_DEN * PREP_WAIT_NUM;
+        size_t give_up = m->grow_load + m->grow_load / PREP_GIVEUP_DEN * PREP_GIVEUP_NUM;
+        if (m->prep == NULL && m->count < wait_until && gm_prep_wanted(m)) (void)gm_arr_prepare(m, newB);
+        r = gm_arr_prepared(m, newB, &nb, &hdr);
+        if (r == 0) {
+            if (m->count < give_up) {
+                if (m->count >= wait_until) gm_prep_hurry(m);
+                m->grow_at = m->count + PREP_RECHECK;
+                return false;
+            }
+            gm_prep_cancel(m);
+            r = -1;
+        }
+    }
+    if (r < 0 && (nb = gm_arr_new(m, newB, &hdr)) == NULL) return false;
     begin_resize(m, nb, hdr, newB, same ? F_SAME_SIZE : 0);
     if (same) m->n_same_grows++;
     else m->n_grows++;
@@ -416,6 +459,7 @@ bool gm_map_hash_grow(gm_map *m)
 void gm_map_shrink_start(gm_map *m)
 {
     gm_barray *hdr;
+    gm_prep_cancel(m); /* the doubled array will not be wanted soon */
     uint8_t *nb = gm_arr_new(m, m->B - 1u, &hdr);
     m->sparse_writes = 0;
     if (nb == NULL) return;
@@ -787,7 +831,7 @@ void gm_map_delete_rest_prev(gm_map *m, uint8_t *borig, uint8_t *b)
 /* The last entry was deleted. */
 void gm_map_emptied(gm_map *m)
 {
-    m->seed = gm_rand64();
+    m->seed = gm_map_rand();
     /* Nothing is left in unevacuated old buckets: a resize in progress
      * is over.  (Iterators walking the old array keep it, as ever.) */
     if (growing(m)) finish_resize(m);
@@ -837,12 +881,13 @@ void gm_map_clear(gm_map *m)
         gm_arr_retire(m, old);
     }
     gm_mem_unpin_retired(m);
+    gm_prep_cancel(m); /* an empty map needs no bigger array soon */
     flags_store(m, flags_load(m) & (uint8_t)~(F_SAME_SIZE | F_SHRINK));
     m->nevacuate = 0;
     m->noverflow = 0;
     m->sparse_writes = 0;
     m->count = 0;
-    m->seed = gm_rand64();
+    m->seed = gm_map_rand();
     gm_arr_reset(m, m->buckets);
     limits_update(m);
     gm_map_end_write(m);
@@ -854,6 +899,7 @@ void gm_map_free(gm_map *m)
     if (flags_load(m) & F_WRITING) gm_fatal("concurrent map writes");
     atomic_store_explicit(&m->iters_open, 0, memory_order_relaxed);
     free_all_entry_storage(m);
+    gm_prep_cancel(m);
     if (m->buckets) gm_arr_free_now(m, gm_arr_hdr(m, m->buckets));
     if (m->oldbuckets) gm_arr_free_now(m, gm_arr_hdr(m, m->oldbuckets));
     gm_mem_release_all(m);

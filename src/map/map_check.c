@@ -102,6 +102,11 @@ const char *gm_map_check(const gm_map *m)
         if (m->oldbuckets) FAIL("oldbuckets without buckets");
         return NULL;
     }
+    if (m->gc && (m->prep || m->spare)) FAIL("a GC map with memory prepared by the helper thread");
+    if (m->prep && m->prep->B != m->B + 1u)
+        FAIL("the prepared array has 2^%u buckets, not twice the current 2^%u", m->prep->B, m->B);
+    if (m->grow_at > m->grow_load && m->grow_at != SIZE_MAX && m->grow_at > m->count + PREP_RECHECK)
+        FAIL("grow threshold %zu beyond the load factor's %zu", m->grow_at, m->grow_load);
     bool grow = growing(m);
     if (!grow && (f & (F_SAME_SIZE | F_SHRINK))) FAIL("same-size or shrink flag set while not growing");
     if ((f & F_SAME_SIZE) && (f & F_SHRINK)) FAIL("same-size and shrink flags both set");

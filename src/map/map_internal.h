@@ -19,8 +19,18 @@
 #define MAX_INLINE_KEY 128      /* larger keys are stored indirectly */
 #define MAX_INLINE_ELEM 128     /* larger values are stored indirectly */
 #define EVAC_SCAN_MAX 1024      /* old buckets nevacuate may skip in one write */
-#define MMAP_THRESHOLD (256u << 10) /* arrays this big come from mmap: lazily zeroed */
-#define RELEASE_STEP (1u << 20) /* bytes of retired arrays returned to the OS per write */
+#define MMAP_THRESHOLD (64u << 10) /* arrays this big come from mmap: lazily zeroed, never memset */
+#define RELEASE_STEP (256u << 10) /* bytes of retired arrays a write unmaps itself (no helper) */
+#define PREP_MIN_BYTES (1u << 20) /* arrays this big are prepared by the helper thread */
+#define HUGE_THRESHOLD (8u << 20) /* prepared arrays this big get huge pages */
+#define HUGE_PAGE (2u << 20)    /* the huge-page size the helper works in */
+#define PREP_AT_NUM 3           /* a next array >= HUGE_THRESHOLD is prepared at 3/4 of the grow point */
+#define PREP_AT_DEN 4
+#define PREP_WAIT_NUM 1         /* a grow waits for its prepared array up to 1/4 more entries, */
+#define PREP_WAIT_DEN 4         /* then asks for it as it is (the rest faulted in 4 KiB pages), */
+#define PREP_GIVEUP_NUM 1       /* and after 1/2 more gives up on it */
+#define PREP_GIVEUP_DEN 2
+#define PREP_RECHECK 256        /* while waiting, look again every 256 inserts */
 #define OVF_BLOCK_MAX 4096      /* overflow buckets per block, at most */
 #define ZERO_BUF_SIZE 1024      /* values up to this size read as a shared zero */
 #define PREFETCH_MIN_BYTES (8u << 20) /* arrays at least this big prefetch whole buckets */
@@ -57,6 +67,21 @@ typedef struct gm_ovf_block {
     bool mmapped;
 } gm_ovf_block;
 
+/* The next array, being faulted in by the helper thread (map_mem.c,
+ * PREPARED ARRAYS).  `owner_a` is 1 while the helper may still touch it. */
+typedef struct gm_prep {
+    struct gm_prep *qnext;      /* helper queue, or the map's orphan list */
+    uint8_t *map_base;          /* the whole mapping (alignment slack included) */
+    size_t map_bytes;
+    uint8_t *base;              /* 2 MiB aligned: where the array goes */
+    size_t bytes;               /* the array's bytes, header included */
+    unsigned B;
+    _Atomic int cancel_a;       /* set by the map: stop, the array is not wanted */
+    _Atomic int finish_a;       /* set by the map: stop, hand it over as it is */
+    _Atomic int ready_a;        /* set by the helper: every page is populated */
+    _Atomic int owner_a;        /* 1 while the helper holds it */
+} gm_prep;
+
 typedef struct gm_barray {
     struct gm_barray *next;     /* link in the retired / release lists */
     uint8_t *gc_buckets;        /* GC maps: the array (the header is a separate object) */
@@ -84,6 +109,10 @@ struct gm_map {
     gm_barray *retired;         /* arrays retired while iterators were open */
     gm_barray *release;         /* arrays being returned to the OS in steps */
     void *deferred;             /* entry storage freed while iterators were open */
+    gm_prep *prep;              /* the next (doubled) array, being prepared; or NULL */
+    gm_prep *spare;             /* the next full-size overflow block, being prepared */
+    uint64_t n_prep_made, n_prep_taken; /* arrays prepared, and taken by a grow */
+    size_t grow_load;           /* count at which the load factor calls for a grow */
 
     /* layout, fixed at creation */
     const gm_type *kt, *vt;
@@ -281,6 +310,18 @@ GM_INTERNAL void gm_arr_reset(gm_map *m, uint8_t *arr);
 GM_INTERNAL void gm_mem_maintain(gm_map *m);
 GM_INTERNAL void gm_mem_unpin_retired(gm_map *m);
 GM_INTERNAL void gm_mem_release_all(gm_map *m);
+GM_INTERNAL bool gm_arr_prepare(gm_map *m, unsigned B);
+GM_INTERNAL void gm_prep_cancel(gm_map *m);
+GM_INTERNAL void gm_prep_hurry(gm_map *m);
+GM_INTERNAL bool gm_prep_wanted(const gm_map *m);
+GM_INTERNAL bool gm_prep_early(const gm_map *m);
+GM_INTERNAL int gm_arr_prepared(gm_map *m, unsigned B, uint8_t **buckets, gm_barray **hdr);
+GM_INTERNAL bool gm_map_bg_enabled(void);
+GM_INTERNAL bool gm_map_bg_quiesce(void);
+GM_INTERNAL void gm_map_bg_pause(bool on);
+GM_INTERNAL void gm_map_options_set(const char *gmdebug);
+GM_INTERNAL uint64_t gm_map_seed(void);
+GM_INTERNAL uint64_t gm_map_rand(void);
 GM_INTERNAL bool gm_map_gc_layout(gm_map *m);
 GM_INTERNAL void *gm_map_malloc(size_t n, size_t align);
 GM_INTERNAL void *gm_own_alloc(gm_map *m, size_t n, const gm_type *t);

@@ -53,7 +53,7 @@ void gm_map_iter_init(gm_map_iter *it, gm_map *m)
     it->b = m->B;
     it->buckets = m->buckets;
     it->keep = m->gc ? m->hdr_cur : NULL;
-    uint64_t r = gm_rand64();
+    uint64_t r = gm_map_rand();
     it->start_bucket = r & bucket_mask(m->B);
     it->offset = (uint8_t)((r >> m->B) & (BUCKET_CNT - 1));
     it->bucket = it->start_bucket;

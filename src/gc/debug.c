@@ -68,7 +68,7 @@ static void parse_pair(const char *p, size_t n)
         return;
     }
     /* Settings other subsystems read from the same variable. */
-    static const char *const foreign[] = { "syncfence" };
+    static const char *const foreign[] = { "syncfence", "mapengine" };
     for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
         if (strlen(foreign[i]) == nl && memcmp(foreign[i], p, nl) == 0) return;
     gm_errorf("GMDEBUG: unknown setting \"%.*s\"; ignored", (int)nl, p);

@@ -222,13 +222,20 @@ oom:
     return NULL;
 }
 
+gm_map *gm_classic_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
+{
+    return map_make(key, val, hint, gc);
+}
+
 gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint)
 {
+    if (gm_map_default_engine() == GM_MAP_SWISS) return gm_sw_new(key, val, hint, false);
     return map_make(key, val, hint, false);
 }
 
 gm_map *gm_map_new_gc(const gm_type *key, const gm_type *val, size_t hint)
 {
+    if (gm_map_default_engine() == GM_MAP_SWISS) return gm_sw_new(key, val, hint, true);
     return map_make(key, val, hint, true);
 }
 
@@ -244,8 +251,10 @@ bool gm_map_first_array(gm_map *m)
 }
 
 size_t gm_map_len(const gm_map *m) { return m ? m->count : 0; }
-const gm_type *gm_map_key_type(const gm_map *m) { return m ? m->kt : NULL; }
-const gm_type *gm_map_val_type(const gm_map *m) { return m ? m->vt : NULL; }
+const gm_type *gm_map_key_type(const gm_map *m)
+{ return gm_map_is_swiss(m) ? gm_sw_key_type(m) : m ? m->kt : NULL; }
+const gm_type *gm_map_val_type(const gm_map *m)
+{ return gm_map_is_swiss(m) ? gm_sw_val_type(m) : m ? m->vt : NULL; }
 
 void gm_map_begin_write(gm_map *m)
 {
@@ -320,12 +329,14 @@ uint8_t *gm_map_access_k(gm_map *m, const void *key, uint8_t **elem)
 
 void *gm_map_get(const gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_get(m, key);
     uint8_t *e;
     return gm_map_access_k((gm_map *)m, key, &e) ? e : NULL;
 }
 
 const void *gm_map_get_or_zero(const gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_get_or_zero(m, key);
     void *e = gm_map_get(m, key);
     if (e) return e;
     return m && m->zero ? m->zero : zero_buf;
@@ -714,11 +725,16 @@ void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
 
 void *gm_map_assign(gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_assign(m, key);
     return assign_entry(m, KK_GENERIC, key);
 }
 
 void gm_map_put(gm_map *m, const void *key, const void *val)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_put(m, key, val);
+        return;
+    }
     void *e = gm_map_assign(m, key);
     if (e == NULL) gm_fatal("runtime: out of memory");
     if (m->gc && m->vt->ptrmask) gm_typed_memmove(m->vt, e, val);
@@ -777,6 +793,7 @@ void gm_map_emptied(gm_map *m)
 
 bool gm_map_delete(gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_delete(m, key);
     return delete_entry(m, KK_GENERIC, key);
 }
 
@@ -801,6 +818,10 @@ static void free_all_entry_storage(gm_map *m)
 
 void gm_map_clear(gm_map *m)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_clear(m);
+        return;
+    }
     if (m == NULL || m->count == 0) return;
     gm_map_begin_write(m);
     /* Every running iterator stops (Go issue 59411); they notice the new
@@ -827,6 +848,10 @@ void gm_map_clear(gm_map *m)
 
 void gm_map_free(gm_map *m)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_free(m);
+        return;
+    }
     if (m == NULL || m->gc) return; /* a GC map is freed by the collector */
     if (flags_load(m) & F_WRITING) gm_fatal("concurrent map writes");
     atomic_store_explicit(&m->iters_open, 0, memory_order_relaxed);
@@ -840,6 +865,7 @@ void gm_map_free(gm_map *m)
 
 gm_map *gm_map_clone(const gm_map *src)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(src))) return gm_sw_clone(src);
     if (src == NULL) return NULL;
     gm_map *m = map_make(src->kt, src->vt, src->count, src->gc);
     if (m == NULL) return NULL;
@@ -865,6 +891,10 @@ gm_map *gm_map_clone(const gm_map *src)
 
 void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_stats_get(m, out);
+        return;
+    }
     memset(out, 0, sizeof *out);
     if (m == NULL) return;
     out->count = m->count;
@@ -887,4 +917,5 @@ void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
     out->evacuated_buckets = m->n_evac_buckets;
     out->moved_entries = m->n_moved;
     out->overflow_allocs = m->n_ovf;
+    out->engine = GM_MAP_CLASSIC;
 }

@@ -42,6 +42,10 @@ static void iter_finish(gm_map_iter *it)
 
 void gm_map_iter_init(gm_map_iter *it, gm_map *m)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_iter_init(it, m);
+        return;
+    }
     memset(it, 0, sizeof *it);
     it->done = 1;
     if (m == NULL || m->count == 0) return;
@@ -87,6 +91,10 @@ static uint8_t *shrink_chain(gm_map_iter *it, gm_map *m)
 
 void gm_map_iter_done(gm_map_iter *it)
 {
+    if (GM_UNLIKELY(!it->done && gm_map_is_swiss(it->m))) {
+        gm_sw_iter_done(it);
+        return;
+    }
     if (!it->done) iter_finish(it);
 }
 
@@ -189,6 +197,7 @@ __attribute__((noinline)) static bool iter_next_slow(gm_map_iter *it, const void
 bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
 {
     if (it->done) return false;
+    if (GM_UNLIKELY(gm_map_is_swiss(it->m))) return gm_sw_iter_next(it, keyp, valp);
     gm_map *m = it->m;
     if (it->clear_seq != m->clear_seq || (flags_load(m) & F_WRITING) || it->check_bucket != NO_CHECK ||
         it->buckets != m->buckets || growing(m) || it->phase != 0)

@@ -138,6 +138,9 @@ typedef struct gm_map_stats {
     unsigned global_depth;
     uint64_t splits, merges, dir_doublings, dir_halvings, prunes, pruned, rehashes;
     uint64_t max_moved_per_write; /* most entries moved by one write since creation */
+    /* both engines: the layout */
+    bool indirect_key, indirect_val; /* stored out of line (over 128 bytes) */
+    bool scanned;          /* GC map whose tables/buckets hold pointers (typed, barriered) */
 } gm_map_stats;
 GM_API void gm_map_stats_get(const gm_map *m, gm_map_stats *out);
 

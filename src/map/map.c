@@ -918,4 +918,7 @@ void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
     out->moved_entries = m->n_moved;
     out->overflow_allocs = m->n_ovf;
     out->engine = GM_MAP_CLASSIC;
+    out->indirect_key = m->indirectkey;
+    out->indirect_val = m->indirectelem;
+    out->scanned = m->bscan;
 }

@@ -1223,9 +1223,9 @@ static void drop_all(sw_map *m, bool storage)
         table_retire(m, s);
     }
     if (m->dir) {
-        for (size_t j = 0; j < m->dir_len; j++) {
+        for (size_t j = 0; j < m->dir_len;) {
             sw_table *t = m->dir[j];
-            if ((size_t)t->index != j) continue; /* not its first entry */
+            j += (size_t)1 << (m->gd - t->local_depth); /* past its entries: it may be freed now */
             if (storage) table_free_storage(m, t);
             table_retire(m, t);
         }
@@ -1337,4 +1337,7 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
     out->pruned = m->n_pruned;
     out->rehashes = m->n_rehashes;
     out->max_moved_per_write = m->max_moved_write;
+    out->indirect_key = m->indirectkey;
+    out->indirect_val = m->indirectelem;
+    out->scanned = m->bscan;
 }

@@ -210,9 +210,12 @@ TEST(iteration_across_splits_and_shrinks_with_nan_keys)
             } else {
                 double d;
                 memcpy(&d, k, 8);
-                CHECK(d >= 0 && d < N && (int)d % 2 == 0); /* odd keys are deleted at once */
-                CHECK(seen[(int)d] == 0);
-                if (d >= 0 && d < N) seen[(int)d]++;
+                CHECK(d >= 0);
+                if (d < N) {
+                    CHECK((int)d % 2 == 0 || steps == 0); /* odd keys are deleted after the first */
+                    CHECK(seen[(int)d] == 0);
+                    seen[(int)d]++;
+                }
             }
             /* Grow it (splits, directory doublings) and delete the odd keys. */
             if (steps++ == 0) {
@@ -221,7 +224,7 @@ TEST(iteration_across_splits_and_shrinks_with_nan_keys)
                     gm_map_delete(m, &o);
                 }
             }
-            for (int j = 0; j < 30; j++) {
+            for (int j = 0; j < 30 && steps < 300; j++) {
                 double x = N + steps * 30 + j + round * 0.5;
                 gm_map_put(m, &x, &one);
             }

@@ -113,6 +113,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "common/trace_internal.h"
 #include "map/map_internal.h"
 #include "map/swiss_internal.h"
 
@@ -140,7 +141,7 @@ gm_map_engine gm_map_default_engine(void)
 {
     int e = atomic_load_explicit(&default_engine_cache, memory_order_relaxed);
     if (GM_LIKELY(e != 0)) return (gm_map_engine)e;
-    e = GM_MAP_CLASSIC; /* the built-in default */
+    e = GM_MAP_SWISS; /* the built-in default, as in Go 1.24 */
     const char *d = getenv("GMDEBUG");
     while (d && *d) {
         const char *c = strchr(d, ',');
@@ -580,11 +581,21 @@ static void dir_replace(sw_map *m, sw_table *old, sw_table *nt)
     table_retire(m, old);
 }
 
+/* A resize as a trace span (it starts and ends inside one write). */
+static void trace_resize(const sw_map *m, const char *name, bool begin, size_t slots)
+{
+    if (GM_LIKELY(!gm_tracing_on())) return;
+    if (begin) gm_trace_async_begin("map", name, (uint64_t)(uintptr_t)m, "slots", (int64_t)slots);
+    else gm_trace_async_end("map", name, (uint64_t)(uintptr_t)m);
+}
+
 /* Rebuilds t with `cap` slots (bigger, the same, or smaller). */
 static bool table_rebuild(sw_map *m, sw_table *t, size_t cap)
 {
     sw_table *nt = table_new(m, cap, t->local_depth, false);
     if (nt == NULL) return false;
+    const char *tn = cap > t->capacity ? "map grow" : cap < t->capacity ? "map shrink" : "map rehash";
+    trace_resize(m, tn, true, cap);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
         for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
@@ -596,6 +607,7 @@ static bool table_rebuild(sw_map *m, sw_table *t, size_t cap)
     else if (cap < t->capacity) m->n_shrinks++;
     else m->n_rehashes++;
     dir_replace(m, t, nt);
+    trace_resize(m, tn, false, cap);
     return true;
 }
 
@@ -671,6 +683,7 @@ static bool table_split(sw_map *m, sw_table *t)
         table_free_now(m, l);
         return false;
     }
+    trace_resize(m, "map split", true, 2 * SW_MAX_TABLE);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
         for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
@@ -689,6 +702,7 @@ static bool table_split(sw_map *m, sw_table *t)
     m->cap_total += SW_MAX_TABLE;
     m->n_splits++;
     table_retire(m, t);
+    trace_resize(m, "map split", false, 2 * SW_MAX_TABLE);
     return true;
 }
 
@@ -1032,6 +1046,7 @@ static void table_shrink(sw_map *m, sw_table *t)
             m->cap_total - t->capacity - b->capacity + both >= m->min_cap) {
             sw_table *nt = table_new(m, both, t->local_depth - 1u, false);
             if (nt == NULL) return;
+            trace_resize(m, "map shrink", true, both);
             sw_table *src[2] = { t, b };
             for (int s = 0; s < 2; s++) {
                 sw_table *x = src[s];
@@ -1052,6 +1067,7 @@ static void table_shrink(sw_map *m, sw_table *t)
             m->n_merges++;
             table_retire(m, t);
             table_retire(m, b);
+            trace_resize(m, "map shrink", false, both);
             while (m->gd > 0 && m->n_at_gd == 0) {
                 size_t before = m->dir_len;
                 dir_halve(m);

@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "gomap/gomap.h"
+#include "map/map_internal.h"
 
 #define CHECK_MAP(m) do { const char *e_ = gm_map_check(m); CHECK_MSG(e_ == NULL, "gm_map_check: %s", e_); } while (0)
 
@@ -292,3 +293,42 @@ TEST(clear_frees_the_tables_and_stops_iterators)
     CHECK_MAP(m);
     gm_map_free(m);
 }
+
+#ifdef GOMAP_FAULT_INJECTION
+TEST(allocation_failure_during_growth_split_and_doubling)
+{
+    /* Every insert's first map allocation fails: the inserts that need a
+     * new table (the 9th entry, a grow, a split, a directory doubling)
+     * return NULL with the map unchanged, and succeed when retried. */
+    gm_map *m = swiss(&gm_type_u64, &gm_type_u64, 0);
+    size_t n = (size_t)(60000 * test_scale()), failures = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t k = i * 0x9e3779b97f4a7c15ull;
+        gm_map_stats before, after;
+        gm_map_stats_get(m, &before);
+        gm_map_fault_alloc_after(1);
+        uint64_t *v = gm_map_assign_u64(m, k);
+        gm_map_fault_alloc_after(0);
+        if (v == NULL) {
+            failures++;
+            gm_map_stats_get(m, &after);
+            CHECK_EQ_U(gm_map_len(m), i);
+            CHECK(gm_map_get_u64(m, k) == NULL);
+            CHECK_EQ_U(after.slots, before.slots);
+            CHECK_EQ_U(after.dir_len, before.dir_len);
+            v = gm_map_assign_u64(m, k);
+        }
+        REQUIRE(v);
+        *v = i;
+        if (i % 4099 == 0) CHECK_MAP(m);
+    }
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    CHECK_MSG(failures >= st.splits + st.grows, "%zu failures, %llu splits, %llu grows", failures,
+              (unsigned long long)st.splits, (unsigned long long)st.grows);
+    CHECK(st.dir_doublings > 0);
+    for (uint64_t i = 0; i < n; i++) CHECK(gm_map_get_u64(m, i * 0x9e3779b97f4a7c15ull) && *(uint64_t *)gm_map_get_u64(m, i * 0x9e3779b97f4a7c15ull) == i);
+    CHECK_MAP(m);
+    gm_map_free(m);
+}
+#endif

@@ -1,7 +1,8 @@
 /* fuzz_map.c - libFuzzer target: the input is a program of map operations,
  * run against a reference model (arrays over a 64-key universe), with
  * gm_map_check after every operation.  The first byte picks the key kind:
- * uint64 (generic and fast paths), owned strings, or float64 with NaNs. */
+ * uint64 (generic and fast paths), owned strings, or float64 with NaNs; bit 2
+ * picks the engine (classic or Swiss), bits 3-7 the size hint. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) return 0;
     int kind = data[0] % 3;
     const gm_type *kt = kind == 0 ? &gm_type_u64 : kind == 1 ? &gm_type_str_owned : &gm_type_f64;
-    gm_map *m = gm_map_new(kt, &gm_type_u64, data[0] >> 2);
+    /* Both engines, chosen by the input (the hint's low bit). */
+    gm_map_opts o = { (data[0] >> 2) & 1 ? GM_MAP_SWISS : GM_MAP_CLASSIC, false, data[0] >> 3 };
+    gm_map *m = gm_map_new_opts(kt, &gm_type_u64, &o);
     struct ref r;
     memset(&r, 0, sizeof r);
     char buf[16];

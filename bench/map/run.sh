@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh [--quick] [--runs N] [--impls gomap,go,boost,absl,khash]
+# run.sh [--quick] [--runs N] [--impls gomap-swiss,gomap-classic,go,boost,absl,khash]
 #
 # The map benchmark, from a bare Debian machine to the table: installs what
 # it needs, builds gomap's static library in release mode and the peer
@@ -20,7 +20,7 @@ OPT="${BENCH_OPT:--O2 -DNDEBUG}"
 export BENCH_OPT="$OPT"
 args=()
 nice_n=0
-impls="gomap,go,boost,absl,khash"
+impls="gomap-swiss,gomap-classic,go,boost,absl,khash"
 docs=("--docs-svg" "$ROOT/docs/bench-map.svg")   # only a full run of all five updates the README's chart
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -65,6 +65,12 @@ fi
 if [ -n "$note" ]; then
   say "NOTE: $note"
   rm -f "$OUT_BIN/drv_gomap"
+else
+  # One driver, two engines: gm_map_new follows GMDEBUG=mapengine.
+  for e in swiss classic; do
+    printf '#!/bin/sh\nGMDEBUG=mapengine=%s exec "%s" "$@"\n' "$e" "$OUT_BIN/drv_gomap" >"$OUT_BIN/drv_gomap-$e"
+    chmod +x "$OUT_BIN/drv_gomap-$e"
+  done
 fi
 
 say "building the Go 1.19 driver (offline)"

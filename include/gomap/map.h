@@ -1,4 +1,5 @@
-/* gomap/map.h - Go's classic runtime map (Go 1.19-1.23 hmap) for C.
+/* gomap/map.h - Go's runtime map for C, with two engines: the classic hmap
+ * (Go 1.19-1.23) and Go 1.24's Swiss table (see "Engines" below).
  *
  * Keys and values are copied into the map by value, as Go does; their types
  * are described by gm_type (gomap/type.h).  Slot pointers returned by get and
@@ -38,6 +39,25 @@ GM_API gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint); 
  * pointer into a value slot returned by gm_map_assign must do the same
  * (gm_store, gm_typed_memmove) -- or use gm_map_put. */
 GM_API gm_map *gm_map_new_gc(const gm_type *key, const gm_type *val, size_t hint);
+/* Engines.  Both run every call in this header with the same behaviour.
+ * GM_MAP_ENGINE_DEFAULT is what gm_map_new and gm_map_new_gc use:
+ * GMDEBUG=mapengine=classic|swiss chooses, else classic for now (Swiss,
+ * as in Go 1.24, once it is at least as fast: docs/map.md). */
+typedef enum gm_map_engine {
+    GM_MAP_ENGINE_DEFAULT = 0,
+    GM_MAP_CLASSIC,             /* Go 1.19-1.23 hmap: buckets, overflow chains, incremental evacuation */
+    GM_MAP_SWISS,               /* Go 1.24: groups with control words, tables, extendible hashing */
+} gm_map_engine;
+typedef struct gm_map_opts {
+    gm_map_engine engine;
+    bool gc;                    /* on the GC heap, as gm_map_new_gc */
+    size_t hint;
+} gm_map_opts;
+/* NULL opts: the defaults (default engine, malloc, no hint). */
+GM_API gm_map *gm_map_new_opts(const gm_type *key, const gm_type *val, const gm_map_opts *opts);
+/* The engine of m: never GM_MAP_ENGINE_DEFAULT for a map; NULL map -> DEFAULT. */
+GM_API gm_map_engine gm_map_engine_of(const gm_map *m);
+
 /* A weak-keyed GC map (JavaScript WeakMap, Lua weak-keyed tables): keys are
  * GC pointers (key->size == sizeof(void *); compared by address, key's
  * hash/equal unused), a key that is not inside a GC object is fatal.  An
@@ -84,6 +104,11 @@ typedef struct gm_map_iter {
     uint64_t clear_seq;
     size_t cur;             /* the iterator bucket being walked (shrink phases) */
     uint8_t offset, b, i, wrapped, counted, done, phase, walked;
+    /* Swiss engine */
+    void *sw_tab;           /* the table (or small group) being walked */
+    size_t sw_dir_idx, sw_dir_off, sw_ent;
+    uint32_t sw_ent_off;
+    uint8_t sw_gd, sw_small;
 } gm_map_iter;
 
 GM_API void gm_map_iter_init(gm_map_iter *it, gm_map *m);      /* mapiterinit */
@@ -119,6 +144,18 @@ typedef struct gm_map_stats {
     size_t array_bytes;
     /* work counters since creation */
     uint64_t grows, same_size_grows, shrinks, evacuated_buckets, moved_entries, overflow_allocs;
+    /* Swiss engine (zero for classic maps): nbuckets counts groups of 8
+     * slots, b is the directory's global depth; grows counts table doublings,
+     * shrinks table halvings and merges. */
+    gm_map_engine engine;
+    bool small;            /* a single group: no table, no directory */
+    size_t tables, dir_len, slots, tombstones;
+    unsigned global_depth;
+    uint64_t splits, merges, dir_doublings, dir_halvings, prunes, pruned, rehashes;
+    uint64_t max_moved_per_write; /* most entries moved by one write since creation */
+    /* both engines: the layout */
+    bool indirect_key, indirect_val; /* stored out of line (over 128 bytes) */
+    bool scanned;          /* GC map whose tables/buckets hold pointers (typed, barriered) */
 } gm_map_stats;
 GM_API void gm_map_stats_get(const gm_map *m, gm_map_stats *out);
 

@@ -168,27 +168,35 @@ bool gm_map_gc_layout(gm_map *m)
     return true;
 }
 
-static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, bool gc)
+/* The checks both engines' constructors make on the key and value types
+ * (map_engine.h): a clear message and EINVAL, or true. */
+bool gm_map_types_ok(const char *fn, const gm_type *key, const gm_type *val, bool gc)
 {
-    const char *fn = gc ? "gm_map_new_gc" : "gm_map_new";
     const char *why = gm_type_validate(key, true);
     if (why) {
         gm_errorf("%s: key type %s: %s", fn, key && key->name ? key->name : "?", why);
         errno = EINVAL;
-        return NULL;
+        return false;
     }
     if ((why = gm_type_validate(val, false)) != NULL) {
         gm_errorf("%s: value type %s: %s", fn, val && val->name ? val->name : "?", why);
         errno = EINVAL;
-        return NULL;
+        return false;
     }
-    if (gc && (key->trace || val->trace)) {   /* buckets are scanned by a ptrmask */
+    if (gc && (key->trace || val->trace)) {   /* slots are scanned by a ptrmask */
         gm_errorf("%s: %s type %s has a trace function: store a pointer to a GC object of it "
                   "instead", fn, key->trace ? "key" : "value",
                   (key->trace ? key : val)->name ? (key->trace ? key : val)->name : "?");
         errno = EINVAL;
-        return NULL;
+        return false;
     }
+    return true;
+}
+
+static gm_map *map_make(const gm_type *key, const gm_type *val, size_t hint, bool gc)
+{
+    const char *fn = gc ? "gm_map_new_gc" : "gm_map_new";
+    if (!gm_map_types_ok(fn, key, val, gc)) return NULL;
     gm_map *m = gc ? gm_alloc_conservative(sizeof *m) : gm_map_malloc(sizeof *m, _Alignof(gm_map));
     if (m == NULL) goto oom;
     if (!gc) memset(m, 0, sizeof *m);
@@ -231,13 +239,20 @@ oom:
     return NULL;
 }
 
+gm_map *gm_classic_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
+{
+    return map_make(key, val, hint, gc);
+}
+
 gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint)
 {
+    if (gm_map_default_engine() == GM_MAP_SWISS) return gm_sw_new(key, val, hint, false);
     return map_make(key, val, hint, false);
 }
 
 gm_map *gm_map_new_gc(const gm_type *key, const gm_type *val, size_t hint)
 {
+    if (gm_map_default_engine() == GM_MAP_SWISS) return gm_sw_new(key, val, hint, true);
     return map_make(key, val, hint, true);
 }
 
@@ -254,11 +269,14 @@ bool gm_map_first_array(gm_map *m)
 
 size_t gm_map_len(const gm_map *m)
 {
+    if (gm_map_is_swiss(m)) return m->count;
     if (WEAK_FRONT(m)) return gm_wmap_len(m);
     return m ? m->count : 0;
 }
-const gm_type *gm_map_key_type(const gm_map *m) { return m ? m->kt : NULL; }
-const gm_type *gm_map_val_type(const gm_map *m) { return m ? m->vt : NULL; }
+const gm_type *gm_map_key_type(const gm_map *m)
+{ return gm_map_is_swiss(m) ? gm_sw_key_type(m) : m ? m->kt : NULL; }
+const gm_type *gm_map_val_type(const gm_map *m)
+{ return gm_map_is_swiss(m) ? gm_sw_val_type(m) : m ? m->vt : NULL; }
 
 void gm_map_begin_write(gm_map *m)
 {
@@ -339,6 +357,7 @@ uint8_t *gm_map_access_k(gm_map *m, const void *key, uint8_t **elem)
 
 void *gm_map_get(const gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_get(m, key);
     if (WEAK_FRONT(m)) return gm_wmap_get(m, key);
     uint8_t *e;
     return gm_map_access_k((gm_map *)m, key, &e) ? e : NULL;
@@ -346,6 +365,7 @@ void *gm_map_get(const gm_map *m, const void *key)
 
 const void *gm_map_get_or_zero(const gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_get_or_zero(m, key);
     if (WEAK_FRONT(m)) return gm_wmap_get_or_zero(m, key);
     void *e = gm_map_get(m, key);
     if (e) return e;
@@ -771,12 +791,17 @@ void *gm_map_insert_new(gm_map *m, const void *key, uint8_t top,
 
 void *gm_map_assign(gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_assign(m, key);
     if (WEAK_FRONT(m)) return gm_wmap_assign(m, key);
     return assign_entry(m, KK_GENERIC, key);
 }
 
 void gm_map_put(gm_map *m, const void *key, const void *val)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_put(m, key, val);
+        return;
+    }
     if (WEAK_FRONT(m)) {
         gm_wmap_put(m, key, val);
         return;
@@ -839,6 +864,7 @@ void gm_map_emptied(gm_map *m)
 
 bool gm_map_delete(gm_map *m, const void *key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_delete(m, key);
     if (WEAK_FRONT(m)) return gm_wmap_delete(m, key);
     return delete_entry(m, KK_GENERIC, key);
 }
@@ -864,6 +890,10 @@ static void free_all_entry_storage(gm_map *m)
 
 void gm_map_clear(gm_map *m)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_clear(m);
+        return;
+    }
     if (WEAK_FRONT(m)) {
         gm_wmap_clear(m);
         return;
@@ -895,6 +925,10 @@ void gm_map_clear(gm_map *m)
 
 void gm_map_free(gm_map *m)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_free(m);
+        return;
+    }
     if (m == NULL || m->gc) return; /* a GC map is freed by the collector */
     if (flags_load(m) & F_WRITING) gm_fatal("concurrent map writes");
     atomic_store_explicit(&m->iters_open, 0, memory_order_relaxed);
@@ -909,6 +943,7 @@ void gm_map_free(gm_map *m)
 
 gm_map *gm_map_clone(const gm_map *src)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(src))) return gm_sw_clone(src);
     if (src == NULL) return NULL;
     if (WEAK_FRONT(src)) return gm_wmap_clone(src);
     gm_map *m = map_make(src->kt, src->vt, src->count, src->gc);
@@ -935,6 +970,10 @@ gm_map *gm_map_clone(const gm_map *src)
 
 void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_stats_get(m, out);
+        return;
+    }
     memset(out, 0, sizeof *out);
     if (m == NULL) return;
     if (WEAK_FRONT(m)) {
@@ -961,4 +1000,8 @@ void gm_map_stats_get(const gm_map *m, gm_map_stats *out)
     out->evacuated_buckets = m->n_evac_buckets;
     out->moved_entries = m->n_moved;
     out->overflow_allocs = m->n_ovf;
+    out->engine = GM_MAP_CLASSIC;
+    out->indirect_key = m->indirectkey;
+    out->indirect_val = m->indirectelem;
+    out->scanned = m->bscan;
 }

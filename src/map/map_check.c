@@ -93,6 +93,7 @@ static const char *check_shrink_target(const gm_map *m, size_t j, size_t nb)
 const char *gm_map_check(const gm_map *m)
 {
     if (m == NULL) return NULL;
+    if (gm_map_is_swiss(m)) return gm_sw_check(m);
     if (WEAK_FRONT(m)) return gm_wmap_check(m);
     uint8_t f = flags_load(m);
     if (f & F_WRITING) FAIL("a write is in progress (F_WRITING set)");

@@ -21,6 +21,7 @@ static inline bool kind_ok(const gm_map *m, int kind) { return m->kind == kind; 
 
 void *gm_map_get_u32(const gm_map *m, uint32_t key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_get_u32(m, key);
     CHECK_KIND(m, KK_U32);
     uint8_t *e;
     return access_impl(m, KK_U32, &key, &e) ? e : NULL;
@@ -28,18 +29,21 @@ void *gm_map_get_u32(const gm_map *m, uint32_t key)
 
 void *gm_map_assign_u32(gm_map *m, uint32_t key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_assign_u32(m, key);
     CHECK_KIND(m, KK_U32);
     return assign_entry(m, KK_U32, &key);
 }
 
 bool gm_map_delete_u32(gm_map *m, uint32_t key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_delete_u32(m, key);
     CHECK_KIND(m, KK_U32);
     return delete_entry(m, KK_U32, &key);
 }
 
 void *gm_map_get_u64(const gm_map *m, uint64_t key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_get_u64(m, key);
     CHECK_KIND(m, KK_U64);
     uint8_t *e;
     return access_impl(m, KK_U64, &key, &e) ? e : NULL;
@@ -47,18 +51,21 @@ void *gm_map_get_u64(const gm_map *m, uint64_t key)
 
 void *gm_map_assign_u64(gm_map *m, uint64_t key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_assign_u64(m, key);
     CHECK_KIND(m, KK_U64);
     return assign_entry(m, KK_U64, &key);
 }
 
 bool gm_map_delete_u64(gm_map *m, uint64_t key)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_delete_u64(m, key);
     CHECK_KIND(m, KK_U64);
     return delete_entry(m, KK_U64, &key);
 }
 
 void *gm_map_get_str(const gm_map *m, const char *key, size_t len)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_get_str(m, key, len);
     CHECK_KIND(m, KK_STR);
     gm_str s = { key, len };
     uint8_t *e;
@@ -67,6 +74,7 @@ void *gm_map_get_str(const gm_map *m, const char *key, size_t len)
 
 void *gm_map_assign_str(gm_map *m, const char *key, size_t len)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_assign_str(m, key, len);
     CHECK_KIND(m, KK_STR);
     gm_str s = { key, len };
     return assign_entry(m, KK_STR, &s);
@@ -74,6 +82,7 @@ void *gm_map_assign_str(gm_map *m, const char *key, size_t len)
 
 bool gm_map_delete_str(gm_map *m, const char *key, size_t len)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) return gm_sw_delete_str(m, key, len);
     CHECK_KIND(m, KK_STR);
     gm_str s = { key, len };
     return delete_entry(m, KK_STR, &s);

@@ -11,6 +11,7 @@
 #include "common/internal.h"
 #include "gomap/gc.h"
 #include "gomap/map.h"
+#include "map/map_engine.h"
 
 /* ---- tunables (named bounds; see the essay in map.c) ---- */
 #define BUCKET_CNT 8            /* slots per bucket */
@@ -98,6 +99,7 @@ typedef struct gm_barray {
 struct gm_map {
     size_t count;               /* live entries: len(m) */
     _Atomic uint8_t flags;
+    uint8_t engine;             /* 0 here; a Swiss map has its tag at this offset (map_engine.h) */
     uint8_t B;                  /* log2 of the bucket count */
     uint16_t noverflow;         /* overflow buckets of the current array (approx. above B=15) */
     uint64_t seed;

@@ -42,6 +42,10 @@ static void iter_finish(gm_map_iter *it)
 
 void gm_map_iter_init(gm_map_iter *it, gm_map *m)
 {
+    if (GM_UNLIKELY(gm_map_is_swiss(m))) {
+        gm_sw_iter_init(it, m);
+        return;
+    }
     if (WEAK_FRONT(m)) {
         gm_wmap_iter_init(it, m);
         return;
@@ -91,6 +95,10 @@ static uint8_t *shrink_chain(gm_map_iter *it, gm_map *m)
 
 void gm_map_iter_done(gm_map_iter *it)
 {
+    if (GM_UNLIKELY(!it->done && gm_map_is_swiss(it->m))) {
+        gm_sw_iter_done(it);
+        return;
+    }
     if (!it->done) iter_finish(it);
 }
 
@@ -192,13 +200,16 @@ __attribute__((noinline)) static bool iter_next_slow(gm_map_iter *it, const void
 
 bool gm_map_iter_next(gm_map_iter *it, const void **keyp, void **valp)
 {
-    if (GM_UNLIKELY(!it->done && it->m->weak_back != NULL)) return gm_wmap_iter_next(it, keyp, valp);
+    /* a weak map's table is a classic map (map_weak.c); a Swiss map has no weak_back */
+    if (GM_UNLIKELY(!it->done && !gm_map_is_swiss(it->m) && it->m->weak_back != NULL))
+        return gm_wmap_iter_next(it, keyp, valp);
     return gm_map_iter_next_raw(it, keyp, valp);
 }
 
 bool gm_map_iter_next_raw(gm_map_iter *it, const void **keyp, void **valp)
 {
     if (it->done) return false;
+    if (GM_UNLIKELY(gm_map_is_swiss(it->m))) return gm_sw_iter_next(it, keyp, valp);
     gm_map *m = it->m;
     if (it->clear_seq != m->clear_seq || (flags_load(m) & F_WRITING) || it->check_bucket != NO_CHECK ||
         it->buckets != m->buckets || growing(m) || it->phase != 0)

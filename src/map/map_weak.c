@@ -174,7 +174,9 @@ gm_map *gm_map_new_weak(const gm_type *key, const gm_type *val, size_t hint)
         errno = EINVAL;
         return NULL;
     }
-    gm_map *inner = gm_map_new_gc(&addr_type, &eph_ptr_type, hint);
+    /* the table is a classic map whatever the default engine: weak_back,
+     * which iterators use to find the front, is a field of its header */
+    gm_map *inner = gm_map_new_opts(&addr_type, &eph_ptr_type, &(gm_map_opts){ GM_MAP_CLASSIC, true, hint });
     if (inner == NULL) return NULL;
     struct gm_wmap *w = gm_alloc_conservative(sizeof *w);
     gm_map *m = gm_alloc_conservative(sizeof *m);

@@ -35,6 +35,7 @@
 #include "gc/gc_fault.h"
 #include "gomap/gomap.h"
 #include "map/map_internal.h"
+#include "engine.h"
 #include "gc_box.h"
 
 /* v = key in the low 32 bits, a version above: a box found under the wrong
@@ -202,7 +203,7 @@ static void *work(void *arg)
     uint64_t held_v[HELD];
     int nheld = 0;
     uint64_t range = 256, ver = 1;
-    uint32_t lastB = m->B;
+    size_t lastB = map_nbuckets(m);
     for (long step = 0;; step++) {
         if (w->ops ? step >= w->ops : (step % 1024 == 0 && now_s() > w->deadline)) break;
         if (step % 20000 == 0) range = range == 256 ? KMAX : range == KMAX ? 2048 : 256;
@@ -246,9 +247,10 @@ static void *work(void *arg)
                 w->count = 0;
             }
         }
-        if (m->B > lastB) w->grows_seen++;
-        if (m->B < lastB) w->shrinks_seen++;
-        lastB = m->B;
+        size_t nb = map_nbuckets(m);
+        if (nb > lastB) w->grows_seen++;
+        if (nb < lastB) w->shrinks_seen++;
+        lastB = nb;
         if (gm_map_len(m) != w->count) {
             WFAIL(w, "worker %d: len %zu, model %zu at step %ld\n", w->id, gm_map_len(m), w->count, step);
             break;

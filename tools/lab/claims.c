@@ -103,7 +103,7 @@ static bool is_gc_object(const void *p)
 static char c1(const lab_opts *o, char *fig, size_t n)
 {
     size_t keys = o->quick ? 100000 : 1000000;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < keys; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
     gm_map_stats a = stats_of(m);
     for (uint64_t k = 0; k < keys * 9 / 10; k++) gm_map_delete_u64(m, k);
@@ -120,7 +120,7 @@ static char c1(const lab_opts *o, char *fig, size_t n)
 static char c2(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < 1000; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
     size_t one0, rest0, live0, one1, rest1, live1;
     census(m, &one0, &rest0, &live0);
@@ -141,7 +141,7 @@ static int child_range_delete(void)
 {
     uint64_t seed = 1;
     for (int round = 0; round < 300; round++) {
-        gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
         for (uint64_t k = 0; k < 2000; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
         gm_map_iter it;
         const void *kp;
@@ -187,7 +187,7 @@ static char c3(const lab_opts *o, char *fig, size_t n)
 static char c4(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < 1000; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
     gm_map_iter it;
     const void *kp;
@@ -218,7 +218,7 @@ static char c5(const lab_opts *o, char *fig, size_t n)
 {
     const delgc_result *d = m_delete_gc(o);
     gm_root_add(&cm, sizeof cm);
-    cm = gm_map_new_gc(&gm_type_u64, &gm_type_u64, 0);
+    cm = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, true);
     for (uint64_t k = 0; k < 100000; k++) *(uint64_t *)gm_map_assign_u64(cm, k) = k;
     gm_gc();
     gm_memstats a, b;
@@ -240,7 +240,7 @@ static char c5(const lab_opts *o, char *fig, size_t n)
 static char c6(const lab_opts *o, char *fig, size_t n)
 {
     size_t keys = o->quick ? 200000 : 1000000;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < keys; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
     gm_map_iter it;
     const void *kp;
@@ -266,7 +266,7 @@ static char c6(const lab_opts *o, char *fig, size_t n)
 static char c7(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < 100000; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
     static uint64_t low[100000];
     size_t nl = keys_in_low_half(m, low, 100000);
@@ -301,7 +301,7 @@ static char c9(const lab_opts *o, char *fig, size_t n)
 {
     size_t keys = o->quick ? 100000 : 1000000;
     gm_root_add(&cm, sizeof cm);
-    cm = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    cm = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     for (uint64_t k = 0; k < keys; k++) {
         box *b = new_box(k);
         gm_map_put(cm, &k, &b);
@@ -414,7 +414,7 @@ static char c13(const lab_opts *o, char *fig, size_t n)
     enum { K = 500 };
     gm_root_add(&cm, sizeof cm);
     atomic_store(&fin_ran, 0);
-    cm = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    cm = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     uint64_t i = 0;
     for (;; i++) {
         box *b = new_box(i);
@@ -446,7 +446,7 @@ static iterg iter_growth(bool u32)
     done[u32] = true;
     iterg *g = &r[u32];
     g->keys = 2000;
-    gm_map *m = gm_map_new(u32 ? &gm_type_u32 : &gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = lab_classic_map(u32 ? &gm_type_u32 : &gm_type_u64, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < g->keys; k++) {
         if (u32) *(uint64_t *)gm_map_assign_u32(m, (uint32_t)k) = k;
         else *(uint64_t *)gm_map_assign_u64(m, k) = k;
@@ -494,23 +494,32 @@ static char c15(const lab_opts *o, char *fig, size_t n)
 static char c16(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
-    int exact = 0, checked = 0, bfactor = 0;
+    gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
+    /* A grow into an array of 1 MiB or more may wait, at most a quarter past
+     * the threshold, for the array the map's helper thread prepares (no
+     * growth stall, docs/map.md); those grows are checked against that
+     * bound, the others against Go's threshold exactly. */
+    int exact = 0, checked = 0, bfactor = 0, big = 0, big_ok = 0;
     for (uint64_t k = 0; k < 200000; k++) {
         gm_map_stats a = stats_of(m);
         *(uint64_t *)gm_map_assign_u64(m, k) = k;
         gm_map_stats b = stats_of(m);
         if (b.grows != a.grows && a.b >= 1) {
-            checked++;
             size_t limit = (size_t)(6.5 * (double)((size_t)1 << a.b));
-            exact += b.count == limit + 1;
             bfactor += b.count == (size_t)(6.5 * a.b) + 1;
+            if (a.array_bytes * 2 >= ((size_t)1 << 20)) {   /* the new array: twice the old */
+                big++;
+                big_ok += b.count > limit && b.count <= limit + limit / 4 + 1;
+                continue;
+            }
+            checked++;
+            exact += b.count == limit + 1;
         }
         while (stats_of(m).growing) *(uint64_t *)gm_map_assign_u64(m, k) = k;
     }
     gm_map_free(m);
     /* overflow churn at a steady count: same-size grows */
-    m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     uint64_t lo = 0, hi = 0;
     for (; hi < 5 * 1024; hi++) *(uint64_t *)gm_map_assign_u64(m, hi * 0x9e3779b97f4a7c15ull) = hi;
     for (int s = 0; s < 400000; s++, lo++, hi++) {
@@ -519,10 +528,11 @@ static char c16(const lab_opts *o, char *fig, size_t n)
     }
     gm_map_stats st = stats_of(m);
     gm_map_free(m);
-    FIG("%d of %d grows came at count = 6.5*2^B + 1 (%d at B*6.5 + 1); steady churn: %llu same-size grows "
-        "(overflow buckets), %llu doublings", exact, checked, bfactor, (unsigned long long)st.same_size_grows,
-        (unsigned long long)st.grows);
-    if (exact == checked && checked > 0 && st.same_size_grows > 0) return 'P';
+    FIG("%d of %d grows into arrays under 1 MiB came at count = 6.5*2^B + 1 (%d of all at B*6.5 + 1); %d of %d "
+        "into bigger arrays within a quarter past it (waiting for the prepared array); steady churn: %llu "
+        "same-size grows (overflow buckets), %llu doublings", exact, checked, bfactor, big_ok, big,
+        (unsigned long long)st.same_size_grows, (unsigned long long)st.grows);
+    if (exact == checked && checked > 0 && big_ok == big && st.same_size_grows > 0) return 'P';
     return bfactor == checked ? 'T' : 'F';
 }
 
@@ -567,7 +577,7 @@ static char c20(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
     gm_root_add(&cm, sizeof cm);
-    cm = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    cm = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     uint64_t k = 0;
     for (;; k++) {
         box *b = new_box(k);
@@ -615,7 +625,7 @@ static char c21(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
     gm_root_add(&cm, sizeof cm);
-    cm = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    cm = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     box *b = new_box(1);
     size_t puts[2] = { 0, 0 }, rec[2] = { 0, 0 };
     lab_collector c;
@@ -644,7 +654,7 @@ static char c21(const lab_opts *o, char *fig, size_t n)
 static char c22(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     uint64_t k = 0;
     for (;; k++) {
         *(uint64_t *)gm_map_assign_u64(m, k) = k;
@@ -828,7 +838,7 @@ static char c33(const lab_opts *o, char *fig, size_t n)
 {
     (void)o;
     gm_root_add(&cm, sizeof cm);
-    cm = gm_map_new_gc(&gm_type_u64, &gm_type_u64, 1 << 12);   /* B >= 4: overflow buckets preallocated */
+    cm = lab_classic_map(&gm_type_u64, &gm_type_u64, 1 << 12, true);   /* B >= 4: overflow buckets preallocated */
     const void *p0 = next_overflow(cm);
     for (int i = 0; i < 5; i++) gm_gc();
     const void *p1 = next_overflow(cm);
@@ -849,7 +859,7 @@ static char c33(const lab_opts *o, char *fig, size_t n)
  * scanned conservatively: such a copy kept the array alive a cycle). */
 __attribute__((noinline)) static bool make_gc_map(size_t keys)
 {
-    cm = gm_map_new_gc(&gm_type_u64, &gm_type_u64, 0);
+    cm = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, true);
     for (uint64_t k = 0; k < keys; k++) *(uint64_t *)gm_map_assign_u64(cm, k) = k;
     return is_gc_object(stats_of(cm).array);
 }
@@ -887,7 +897,7 @@ static char c35(const lab_opts *o, char *fig, size_t n)
 /* 36: which delete runs: chosen by key type. */
 static int child_fast_wrong(void)
 {
-    gm_map *m = gm_map_new(&gm_type_str, &gm_type_u64, 1000);   /* B >= 4 */
+    gm_map *m = lab_classic_map(&gm_type_str, &gm_type_u64, 1000, false);   /* B >= 4 */
     gm_map_delete_u64(m, 1);
     return 0;
 }
@@ -899,7 +909,7 @@ static char c36(const lab_opts *o, char *fig, size_t n)
     (void)o;
     bool ok = true;
     for (unsigned want_b = 2; want_b <= 6; want_b += 4) {
-        gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
         uint64_t k = 0;
         for (; stats_of(m).b < want_b || stats_of(m).growing; k++) *(uint64_t *)gm_map_assign_u64(m, k) = k;
         size_t len = gm_map_len(m);

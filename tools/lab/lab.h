@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gomap/map.h"
+
 typedef struct lab_opts {
     bool quick;          /* a few seconds per scenario */
     const char *trace;   /* --trace FILE.json: Chrome trace events */
@@ -80,5 +82,13 @@ int lab_write_charts(const char *dir);
 uint64_t lab_now_ns(void);
 size_t lab_rss_bytes(void);
 const char *lab_bytes(double b, char *buf, size_t n); /* "12.3 MiB" */
+
+/* The classic engine, whatever GMDEBUG=mapengine says: the claims and the
+ * scenarios that settle them are about Go's classic map (its buckets,
+ * evacuation and write flag; some read its header). */
+static inline gm_map *lab_classic_map(const gm_type *k, const gm_type *v, size_t hint, bool gc)
+{
+    return gm_map_new_opts(k, v, &(gm_map_opts){ GM_MAP_CLASSIC, gc, hint });
+}
 
 #endif

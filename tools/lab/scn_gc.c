@@ -69,7 +69,7 @@ static int run_scan_cost(const lab_opts *o)
         /* Pointer values all point at one object, so the difference is the
          * cost of scanning the buckets, not of marking what they hold. */
         box *shared = gm_alloc_noscan(sizeof(box));
-        scan_map = gm_map_new_gc(&gm_type_u64, kind ? &gm_type_ptr : &gm_type_u64, 0);
+        scan_map = gm_map_new_opts(&gm_type_u64, kind ? &gm_type_ptr : &gm_type_u64, &(gm_map_opts){ GM_MAP_CLASSIC, true, 0 });
         for (uint64_t i = 0; i < n; i++) {
             if (kind) gm_map_put(scan_map, &i, &shared);
             else *(uint64_t *)gm_map_assign_u64(scan_map, i) = i;
@@ -114,7 +114,7 @@ static int run_bulk_delete(const lab_opts *o)
     gm_root_add(&bulk_map, sizeof bulk_map);
     bool freed_ok = true;
     for (int kind = 0; kind < 2; kind++) {
-        bulk_map = gm_map_new_gc(&gm_type_u64, kind ? &gm_type_ptr : &gm_type_u64, 0);
+        bulk_map = gm_map_new_opts(&gm_type_u64, kind ? &gm_type_ptr : &gm_type_u64, &(gm_map_opts){ GM_MAP_CLASSIC, true, 0 });
         for (uint64_t i = 0; i < n; i++) {
             if (kind) {
                 box *b = gm_alloc_noscan(sizeof *b);
@@ -191,7 +191,7 @@ static int run_finalizers(const lab_opts *o)
     (void)o;
     enum { N = 2000 };
     gm_root_add(&fin_map, sizeof fin_map);
-    fin_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    fin_map = gm_map_new_opts(&gm_type_u64, &gm_type_ptr, &(gm_map_opts){ GM_MAP_CLASSIC, true, 0 });
     uint64_t i = 0;
     /* Fill until a grow has just started: the objects sit in old buckets. */
     for (;; i++) {

@@ -61,7 +61,7 @@ static int run_growth(const lab_opts *o)
     size_t n = o->quick ? 1000000 : 10000000;
     const char *dbg = getenv("GMDEBUG");
     bool helper = !(dbg && strstr(dbg, "mapbg=0"));
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = gm_map_new_opts(&gm_type_u64, &gm_type_u64, &(gm_map_opts){ GM_MAP_CLASSIC, false, 0 });
     uint64_t *lat = malloc(n * sizeof *lat);
     if (!m || !lat) return 1;
     static const char *hdr[] = { "grow", "at len", "buckets", "new array resident at start",
@@ -180,7 +180,7 @@ LAB_SCENARIO(growth)
 static int run_iterate(const lab_opts *o)
 {
     size_t base = o->quick ? 20000 : 200000;
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = gm_map_new_opts(&gm_type_u64, &gm_type_u64, &(gm_map_opts){ GM_MAP_CLASSIC, false, 0 });
     for (uint64_t i = 0; i < base; i++) *(uint64_t *)gm_map_assign_u64(m, i) = i;
     size_t total = base * 4;
     uint8_t *seen = calloc(total, 1), *deleted = calloc(total, 1);
@@ -303,7 +303,7 @@ static int run_sparse(const lab_opts *o)
 {
     size_t n = o->quick ? 1000000 : 4000000, keep = n / 100;
     char b1[32];
-    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *m = gm_map_new_opts(&gm_type_u64, &gm_type_u64, &(gm_map_opts){ GM_MAP_CLASSIC, false, 0 });
     for (uint64_t i = 0; i < n; i++) *(uint64_t *)gm_map_assign_u64(m, i) = i;
     gm_map_stats full, sparse, settled, ds;
     gm_map_stats_get(m, &full);
@@ -321,7 +321,7 @@ static int run_sparse(const lab_opts *o)
     gm_map_stats_get(m, &settled);
     size_t c1;
     double it_settled = iterate_ms(m, &c1);
-    gm_map *dense = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    gm_map *dense = gm_map_new_opts(&gm_type_u64, &gm_type_u64, &(gm_map_opts){ GM_MAP_CLASSIC, false, 0 });
     for (uint64_t i = 0; i < keep; i++) *(uint64_t *)gm_map_assign_u64(dense, i) = i;
     gm_map_stats_get(dense, &ds);
     size_t c2;

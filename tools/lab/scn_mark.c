@@ -83,7 +83,7 @@ static fill_result fill(size_t n)
     uint32_t gc0 = ms.num_gc;
     gm_memstats ms0 = ms;
     pthread_t t = start_collector();
-    mark_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    mark_map = gm_map_new_opts(&gm_type_u64, &gm_type_ptr, &(gm_map_opts){ GM_MAP_CLASSIC, true, 0 });
     for (uint64_t k = 0; k < n; k++) {
         box *b = new_box(k);
         gm_map_put(mark_map, &k, &b);
@@ -163,7 +163,7 @@ __attribute__((noinline)) static void scrub(void)
 
 __attribute__((noinline)) static uint64_t fill_to_edge(void)
 {
-    mark_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    mark_map = gm_map_new_opts(&gm_type_u64, &gm_type_ptr, &(gm_map_opts){ GM_MAP_CLASSIC, true, 0 });
     uint64_t k = 0;
     for (; k < 3000 || !st_growing(); k++) {
         box *b = new_box(k);

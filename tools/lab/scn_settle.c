@@ -129,7 +129,7 @@ static delgc_row delete_run(size_t n, bool alloc, long want)
     gm_root_add(&del_boxes, sizeof del_boxes);
     gm_root_add(&del_map, sizeof del_map);
     del_boxes = gm_new_array(&gm_type_ptr, n + 1);
-    del_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    del_map = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     for (uint64_t k = 0; k <= n; k++) {      /* key n stays: the map never empties (no new seed) */
         gm_store(&del_boxes[k], new_box(k));
         gm_map_put(del_map, &k, &del_boxes[k]);
@@ -190,7 +190,7 @@ static int child_delete_checkmark(void)
     size_t n = child_n(20000);
     gm_root_add(&del_map, sizeof del_map);
     gm_root_add(&holder, sizeof holder);
-    del_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    del_map = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     for (uint64_t k = 0; k < n; k++) {
         box *b = new_box(k);
         gm_map_put(del_map, &k, &b);
@@ -241,7 +241,7 @@ static void *gc_once(void *arg)
 
 __attribute__((noinline)) static void fill_boxes(size_t n)
 {
-    del_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    del_map = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     for (uint64_t k = 0; k < n; k++) {
         box *b = new_box(k);
         gm_map_put(del_map, &k, &b);
@@ -409,7 +409,7 @@ const evac_result *m_who_evacuates(const lab_opts *o)
     done = true;
     gm_root_add(&ev_map, sizeof ev_map);
     size_t minkeys = o->quick ? 50000 : 400000;
-    ev_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, 0);
+    ev_map = lab_classic_map(&gm_type_u64, &gm_type_ptr, 0, true);
     uint64_t k = 0;
     for (;; k++) {            /* fill until a grow has just started */
         box *b = new_box(k);
@@ -474,7 +474,7 @@ const evac_result *m_who_evacuates(const lab_opts *o)
     r.scan_base = cycle_work();     /* the same cycle without the map */
     /* the same question for the GC's cost: a pointer-free map is not scanned,
      * growing or not */
-    ev_map = gm_map_new_gc(&gm_type_u64, &gm_type_u64, 0);
+    ev_map = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, true);
     for (k = 0;; k++) {
         *(uint64_t *)gm_map_assign_u64(ev_map, k) = k;
         if (k >= minkeys && ev_stats().growing) break;
@@ -548,7 +548,7 @@ static hint_row hint_run(size_t n, size_t hint)
     lab_collector c;
     lab_collector_start(&c);
     uint64_t t0 = lab_now_ns();
-    hint_map = gm_map_new_gc(&gm_type_u64, &gm_type_ptr, hint);
+    hint_map = lab_classic_map(&gm_type_u64, &gm_type_ptr, hint, true);
     for (uint64_t k = 0; k < n; k++) {
         box *bx = new_box(k);
         gm_map_put(hint_map, &k, &bx);
@@ -707,7 +707,7 @@ static int child_misuse(void)
     void *warm[4];
     backtrace(warm, 4);             /* loads the unwinder now, not in the handler */
     signal(SIGABRT, where_caught);
-    mis_map = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    mis_map = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < MIS_KEYS; k++) *(uint64_t *)gm_map_assign_u64(mis_map, k) = k;
     pthread_t a, b;
     pthread_create(&a, NULL, mis_thread, (void *)(intptr_t)0);
@@ -810,7 +810,7 @@ static int child_begin_races(void)
             void *warm[4];
             backtrace(warm, 4);
             signal(SIGABRT, where_caught);
-            gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+            gm_map *m = lab_classic_map(&gm_type_u64, &gm_type_u64, 0, false);
             pthread_t a, b;
             pthread_create(&a, NULL, begin_racer, m);
             pthread_create(&b, NULL, begin_racer, m);
@@ -862,7 +862,7 @@ static void *holder_thread(void *arg)
 static int child_hold(void)
 {
     no_core();
-    mis_map = gm_map_new(&slow_key, &gm_type_u64, 0);
+    mis_map = lab_classic_map(&slow_key, &gm_type_u64, 0, false);
     uint64_t k = 1;
     gm_map_assign(mis_map, &k);
     pthread_t t;
@@ -906,7 +906,7 @@ static int child_escape(void)
     no_core();
     const char *fe = getenv("GOMAP_LAB_PAIR");
     int from = fe ? atoi(fe) : 1;
-    mis_map = gm_map_new(&esc_key, &gm_type_u64, 0);
+    mis_map = lab_classic_map(&esc_key, &gm_type_u64, 0, false);
     for (uint64_t k = 0; k < 100; k++) *(uint64_t *)gm_map_assign(mis_map, &k) = k;
     uint64_t k = 5;
     if (setjmp(escape) == 0) {

@@ -1,0 +1,177 @@
+/* swiss_internal.h - the Swiss-table engine's private structures, shared by
+ * swiss.c, swiss_iter.c and swiss_check.c.  The design and its invariants
+ * are described at the top of swiss.c. */
+#ifndef GOMAP_SWISS_INTERNAL_H
+#define GOMAP_SWISS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/internal.h"
+#include "gomap/gc.h"
+#include "gomap/map.h"
+#include "hash/hash.h"
+#include "map/map_engine.h"
+
+/* ---- tunables (see the essay in swiss.c) ---- */
+#define SW_SLOTS 8                  /* slots per group */
+#define SW_MAX_TABLE 1024           /* slots per table, at most (Go's maxTableCapacity) */
+#define SW_MAX_INLINE 128           /* larger keys / values are stored indirectly */
+#define SW_ZERO_BUF 1024            /* values up to this size read as a shared zero */
+
+/* ---- control bytes ---- */
+#define SW_EMPTY 0x80u
+#define SW_DELETED 0xFEu
+#define SW_LSB 0x0101010101010101ull
+#define SW_MSB 0x8080808080808080ull
+#define SW_LOW7 0x7f7f7f7f7f7f7f7full
+#define SW_CTRL_EMPTY_WORD 0x8080808080808080ull
+
+/* map flags (same bit as the classic engine's F_WRITING) */
+enum { SWF_WRITING = 4 };
+
+/* A table: capacity slots in capacity/8 groups.  A group is the 8-byte
+ * control word followed by 8 slots, each a key then its value. */
+typedef struct sw_table {
+    struct sw_table *next;      /* malloc maps: link in the retired list */
+    uint8_t *groups;
+    size_t mask;                /* groups - 1 */
+    uint32_t capacity;          /* slots: a power of two, 8..SW_MAX_TABLE */
+    uint32_t used;              /* live entries */
+    uint32_t tombstones;        /* DELETED control bytes */
+    uint32_t growth_left;       /* EMPTY slots an insert may still fill */
+    int64_t index;              /* first directory entry it fills; -1 once replaced */
+    uint8_t local_depth;
+    bool small;                 /* the map's single group (no directory) */
+    size_t bytes;               /* memory held by this table */
+} sw_table;
+
+typedef struct sw_map {
+    /* These four fields sit where the classic struct gm_map has them
+     * (static assertions in swiss.c): gm_map_len and the engine dispatch
+     * read them without knowing the engine. */
+    size_t count;
+    _Atomic uint8_t flags;
+    uint8_t engine;             /* GM_ENGINE_TAG_SWISS */
+    uint8_t gd;                 /* global depth: the directory has 2^gd entries */
+    uint8_t kind;               /* enum sw_kind: which fast path fits */
+    uint32_t n_at_gd;           /* tables whose local depth is gd */
+    uint64_t seed;
+
+    sw_table *small;            /* dir == NULL: the single group (NULL before the first insert) */
+    sw_table **dir;             /* 2^gd table pointers, or NULL while small */
+    size_t dir_len;
+    uint64_t clear_seq;         /* bumped by clear: stops running iterators */
+    _Atomic uint32_t iters_open;
+    sw_table *retired;          /* malloc maps: tables replaced while iterators were open */
+    void *deferred;             /* malloc maps: entry storage freed while iterators were open */
+
+    /* layout, fixed at creation */
+    const gm_type *kt, *vt;
+    const gm_type *gtype;       /* GC map whose groups hold pointers: the group's type */
+    uint64_t (*hasher)(const void *, uint64_t);
+    bool (*keyeq)(const void *, const void *);
+    uint32_t keysize, elemsize; /* slot sizes (a pointer when indirect) */
+    uint32_t slotoff, slotsize, elemoff, groupsize, galign;
+    bool indirectkey, indirectelem, reflexive, keyupdate, ownedkey, owns_storage;
+    bool gc, bscan;
+    uint8_t *zero;              /* zero value for get_or_zero if > SW_ZERO_BUF */
+
+    /* sizes and work counters (gm_map_stats) */
+    size_t min_cap;             /* never shrink below the capacity the hint asked for */
+    size_t cap_total;           /* slots of every table in the directory */
+    size_t ntables;
+    size_t bytes_held;
+    uint64_t n_moved, n_grows, n_splits, n_merges, n_shrinks, n_doublings, n_halvings;
+    uint64_t n_prunes, n_pruned, n_rehashes;
+    uint64_t moved_this_write, max_moved_write;
+} sw_map;
+
+enum sw_kind { SK_GENERIC, SK_U32, SK_U64, SK_STR };
+
+#define SW_INLINE static inline __attribute__((always_inline))
+
+/* ---- control word (SWAR) ---- */
+SW_INLINE uint64_t sw_ctrl(const uint8_t *g)
+{
+    uint64_t w;
+    memcpy(&w, g, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+SW_INLINE void sw_ctrl_set(uint8_t *g, unsigned i, uint8_t c) { g[i] = c; }
+SW_INLINE void sw_ctrl_store(uint8_t *g, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(g, &w, 8);
+}
+/* High bit of byte i set exactly when byte i of x is zero (exact). */
+SW_INLINE uint64_t sw_zero_bytes(uint64_t x) { return ~(((x & SW_LOW7) + SW_LOW7) | x | SW_LOW7); }
+SW_INLINE uint64_t sw_match_h2(uint64_t w, uint8_t h2) { return sw_zero_bytes(w ^ (SW_LSB * h2)); }
+/* EMPTY is 0x80: high bit set, bit 1 clear (DELETED 0xFE has bit 1 set). */
+SW_INLINE uint64_t sw_match_empty(uint64_t w) { return w & ~(w << 6) & SW_MSB; }
+SW_INLINE uint64_t sw_match_empty_or_deleted(uint64_t w) { return w & SW_MSB; }
+SW_INLINE uint64_t sw_match_full(uint64_t w) { return ~w & SW_MSB; }
+SW_INLINE unsigned sw_first(uint64_t mask) { return (unsigned)__builtin_ctzll(mask) >> 3; }
+
+SW_INLINE uint8_t sw_h2(uint64_t h) { return (uint8_t)(h & 0x7f); }
+SW_INLINE size_t sw_h1(uint64_t h) { return (size_t)(h >> 7); }
+
+/* ---- layout ---- */
+SW_INLINE uint8_t *sw_group(const sw_map *m, const sw_table *t, size_t g)
+{ return t->groups + g * m->groupsize; }
+SW_INLINE uint8_t *sw_slot(const sw_map *m, uint8_t *g, unsigned i)
+{ return g + m->slotoff + (size_t)i * m->slotsize; }
+static inline void *sw_deref(const void *slot) { void *p; memcpy(&p, slot, sizeof p); return p; }
+SW_INLINE uint8_t *sw_key(const sw_map *m, uint8_t *g, unsigned i)
+{ uint8_t *k = sw_slot(m, g, i); return m->indirectkey ? (uint8_t *)sw_deref(k) : k; }
+SW_INLINE uint8_t *sw_elem(const sw_map *m, uint8_t *g, unsigned i)
+{ uint8_t *e = sw_slot(m, g, i) + m->elemoff; return m->indirectelem ? (uint8_t *)sw_deref(e) : e; }
+
+SW_INLINE size_t sw_dir_index(const sw_map *m, uint64_t h)
+{ return m->gd ? (size_t)(h >> (64 - m->gd)) : 0; }
+SW_INLINE sw_table *sw_table_for(const sw_map *m, uint64_t h) { return m->dir[sw_dir_index(m, h)]; }
+
+static inline uint8_t sw_flags_load(const sw_map *m)
+{ return atomic_load_explicit(&((sw_map *)m)->flags, memory_order_relaxed); }
+static inline void sw_flags_store(sw_map *m, uint8_t f)
+{ atomic_store_explicit(&m->flags, f, memory_order_relaxed); }
+
+SW_INLINE uint64_t sw_hash_kind(const sw_map *m, int kind, const void *key)
+{
+    switch (kind) {
+    case SK_U32: { uint32_t v; memcpy(&v, key, 4); return gm_hash_u32v(v, m->seed); }
+    case SK_U64: { uint64_t v; memcpy(&v, key, 8); return gm_hash_u64v(v, m->seed); }
+    case SK_STR: { const gm_str *s = key; return gm_hash_mem(s->ptr, s->len, m->seed); }
+    default: return m->hasher(key, m->seed);
+    }
+}
+static inline uint64_t sw_hash(const sw_map *m, const void *key) { return sw_hash_kind(m, m->kind, key); }
+
+SW_INLINE bool sw_equal_kind(const sw_map *m, int kind, const void *key, const uint8_t *k)
+{
+    switch (kind) {
+    case SK_U32: return memcmp(key, k, 4) == 0;
+    case SK_U64: { uint64_t a, b; memcpy(&a, key, 8); memcpy(&b, k, 8); return a == b; }
+    case SK_STR: {
+        const gm_str *x = key;
+        gm_str y;
+        memcpy(&y, k, sizeof y);
+        return x->len == y.len && (x->ptr == y.ptr || y.len == 0 || memcmp(x->ptr, y.ptr, y.len) == 0);
+    }
+    default: return m->keyeq(key, k);
+    }
+}
+
+/* ---- shared between the swiss*.c files ---- */
+GM_INTERNAL uint8_t *gm_sw_find(const sw_map *m, const void *key, uint8_t **elem);
+GM_INTERNAL size_t gm_sw_cap_for(size_t n);
+
+#endif

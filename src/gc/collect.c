@@ -208,7 +208,7 @@ static void scavenge_to_goal(void)
 static void *sweeper_main(void *arg)
 {
     (void)arg;
-    gc_thread_register_internal();
+    gc_thread_register_internal(false);
     for (;;) {
         gm_blocking_begin();
         pthread_mutex_lock(&bg_mu);
@@ -654,8 +654,7 @@ static void mark_cycle(void)
 static void *worker_main(void *arg)
 {
     (void)arg;
-    gc_thread_register_internal();
-    gc_self->no_stack_roots = true;
+    gc_thread_register_internal(true);   /* the mark worker: its stack is not a root */
     uint64_t seen = 0;
     for (;;) {
         gm_blocking_begin();

@@ -339,7 +339,7 @@ GM_INTERNAL void gc_stacks_finish(gc_workbuf *w); /* world stopped: every stack 
 GM_INTERNAL void gc_wb_flush_all(gc_workbuf *w);
 GM_INTERNAL void gc_save_regs(uintptr_t regs[GC_NREGS]);
 GM_INTERNAL uintptr_t gc_current_sp(void);
-GM_INTERNAL void gc_thread_register_internal(void); /* attach a library thread */
+GM_INTERNAL void gc_thread_register_internal(bool no_stack_roots); /* attach a library thread */
 /* +1 before creating a library thread (it attaches with
  * gc_thread_register_internal, which counts -1); -1 if creation failed */
 GM_INTERNAL void gc_thread_starting(int delta);

@@ -463,7 +463,7 @@ __attribute__((noinline, no_sanitize("address"))) static void scrub_stack(void)
 static void *finalizer_main(void *arg)
 {
     (void)arg;
-    gc_thread_register_internal();
+    gc_thread_register_internal(false);
     for (;;) {
         gm_blocking_begin();
         pthread_mutex_lock(&finq_mu);

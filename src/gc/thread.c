@@ -137,7 +137,10 @@ static void stack_bounds(gc_thread *t)
     t->stack_hi = (uintptr_t)addr + size;
 }
 
-static gc_thread *attach(bool automatic)
+/* internal: a library thread (sweeper, finalizer, mark worker); its flags
+ * are set before the thread is published (the stop loop and the stack
+ * scans read them under world_mu). */
+static gc_thread *attach_as(bool automatic, bool internal, bool no_stack_roots)
 {
     gc_ensure_init();
     pthread_once(&key_once, make_key);
@@ -155,6 +158,8 @@ static gc_thread *attach(bool automatic)
     t->rt_depth_p = &gm_rt_depth;
     t->attach_depth = 1;
     t->auto_attached = automatic;
+    t->internal = internal;
+    t->no_stack_roots = no_stack_roots;
     pthread_mutex_lock(&world_mu);
     while (stw_requested) pthread_cond_wait(&resume_cv, &world_mu);
     t->id = next_thread_id++;
@@ -174,6 +179,8 @@ static gc_thread *attach(bool automatic)
     return t;
 }
 
+static gc_thread *attach(bool automatic) { return attach_as(automatic, false, false); }
+
 gc_thread *gc_thread_auto(void) { return attach(true); }
 
 void gm_thread_attach(void) { attach(false); }
@@ -185,10 +192,9 @@ static _Atomic int starting_a;
 
 void gc_thread_starting(int delta) { atomic_fetch_add(&starting_a, delta); }
 
-void gc_thread_register_internal(void)
+void gc_thread_register_internal(bool no_stack_roots)
 {
-    gc_thread *t = attach(false);
-    t->internal = true;
+    attach_as(false, true, no_stack_roots);
     gc_thread_starting(-1);
 }
 

@@ -1,14 +1,14 @@
 /* sh_boehm.c - the mt-gcbench and quads shapes (sh_common.h) on the
  * Boehm-Demers-Weiser collector: GC_MALLOC nodes, GC_MALLOC_ATOMIC array;
  * BOEHM_INCREMENTAL=1 turns on GC_enable_incremental (peer boehm-inc).
- * Pauses and GC time are read from Boehm's collection events as in
- * bt_boehm.c. */
+ * Pauses and GC time are read from Boehm's collection events
+ * (boehm_events.h). */
 #define GC_THREADS
 #include <gc/gc.h>
 
 /* GC_THREADS redirects pthread_create: Boehm registers the threads itself */
-#define SH_THREAD_ENTER()
-#define SH_THREAD_EXIT()
+#define SH_THREAD_ENTER() do { } while (0)
+#define SH_THREAD_EXIT()  do { } while (0)
 #define SH_WAIT_BEGIN()
 #define SH_WAIT_END()
 #include <unistd.h>
@@ -20,37 +20,7 @@ static qnode *qnew(void) { return GC_MALLOC(sizeof(qnode)); }
 static void qset(qnode **slot, qnode *v) { *slot = v; }
 static double *dnew(size_t n) { return GC_MALLOC_ATOMIC(n * sizeof(double)); }
 
-static uint64_t *samples;
-static size_t nsamples, capsamples;
-static double started, stopped, gc_ns;
-static int have_stw;
-
-static void add_sample(double secs)
-{
-    if (nsamples == capsamples) {
-        capsamples = capsamples ? capsamples * 2 : 1024;
-        samples = realloc(samples, capsamples * sizeof *samples);
-        if (!samples) abort();
-    }
-    samples[nsamples++] = (uint64_t)(secs * 1e9);
-}
-
-static void on_event(GC_EventType e)
-{
-    if (e == GC_EVENT_START) started = bt_now();
-    else if (e == GC_EVENT_END) {
-        gc_ns += (bt_now() - started) * 1e9;
-        if (!have_stw) add_sample(bt_now() - started);
-    } else if (e == GC_EVENT_PRE_STOP_WORLD) {
-        stopped = bt_now();
-    } else if (e == GC_EVENT_POST_START_WORLD) {
-        if (!have_stw) nsamples = 0;
-        have_stw = 1;
-        add_sample(bt_now() - stopped);
-    }
-}
-
-static void pauses(double *max_ms, double *p99_ms) { bt_pause_stats(samples, nsamples, max_ms, p99_ms); }
+#include "boehm_events.h"
 
 int main(void)
 {

@@ -244,16 +244,18 @@ static void *writer(void *arg)
     return NULL;
 }
 
-static int run_racers(const lab_opts *o)
+/* One child: two writers race until the detector stops it.  Returns the
+ * first line it printed on stderr in buf and its wait status. */
+static int race_child(char *buf, size_t cap)
 {
-    (void)o;
     int fds[2];
-    if (pipe(fds) != 0) return 1;
+    if (pipe(fds) != 0) return -1;
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
+        alarm(20);                      /* an undetected race never ends by itself */
         shared = gm_map_new(&gm_type_u64, &gm_type_u64, 8192);
         pthread_t a, b;
         pthread_create(&a, NULL, writer, (void *)1);
@@ -262,23 +264,43 @@ static int run_racers(const lab_opts *o)
         _exit(0);
     }
     close(fds[1]);
-    char buf[4096];
     size_t n = 0;
     ssize_t r;
-    while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    while (n < cap - 1 && (r = read(fds[0], buf + n, cap - 1 - n)) > 0) n += (size_t)r;
     buf[n] = 0;
     close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);
     char *nl = strchr(buf, '\n');
     if (nl) *nl = 0;
-    lab_say("  a child process ran two threads writing one map with no lock; it printed:");
-    lab_say("      %s", buf);
-    bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-    lab_say("  and %s", aborted ? "died of SIGABRT, as Go's runtime throws (not a panic: it cannot be recovered)"
-                               : "did not abort");
-    lab_verdict(aborted && strcmp(buf, "fatal error: concurrent map writes") == 0,
-                "the race was caught with Go's exact message");
+    return status;
+}
+
+static int run_racers(const lab_opts *o)
+{
+    (void)o;
+    /* Detection is best effort (as Go's): an unlucky child may corrupt the
+     * map before a writer sees the other's flag and die of another signal.
+     * Up to five children; each outcome is shown. */
+    char buf[4096], first[4096] = "";
+    int caught = 0, tries = 0;
+    for (; tries < 5 && !caught; tries++) {
+        int status = race_child(buf, sizeof buf);
+        bool aborted = status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+        if (aborted && strcmp(buf, "fatal error: concurrent map writes") == 0) {
+            caught = 1;
+            snprintf(first, sizeof first, "%s", buf);
+        } else {
+            lab_say("  a child ended otherwise: %s%s%s", buf[0] ? buf : "(nothing printed)",
+                    status != -1 && WIFSIGNALED(status) ? ", signal " : ", exit ",
+                    status == -1 ? "?" : WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "status");
+        }
+    }
+    lab_say("  a child process ran two threads writing one map with no lock; %s:", caught ? "it printed" : "none was caught");
+    lab_say("      %s", first);
+    lab_say("  and %s (%d of %d children)", caught ? "died of SIGABRT, as Go's runtime throws (not a panic: it cannot be recovered)"
+                                               : "did not abort", caught, tries);
+    lab_verdict(caught, "the race was caught with Go's exact message");
     return 0;
 }
 

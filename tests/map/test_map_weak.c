@@ -324,7 +324,9 @@ TEST(weak_map_shared_by_threads_while_collecting)
     pthread_t th[2];
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
     long cycles = (long)(30 * test_scale()) + 1;
-    for (long c = 0; c < cycles; c++) {
+    /* at least `cycles` collections, and until the workers have done some
+     * operations (a fast build can finish two cycles before they start) */
+    for (long c = 0; c < cycles || (atomic_load(&tops) == 0 && c < 100000); c++) {
         (void)gm_map_len(shared_wm);
         gm_gc();
     }

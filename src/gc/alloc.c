@@ -57,7 +57,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sched.h>
 #include <string.h>
 
 gc_central gc_centrals[GC_NUM_SPANCLASSES];
@@ -239,7 +238,24 @@ static void central_put(gc_central *c, gc_span *s, sweep_result r)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Sweeps in progress (popped, not yet put back): gm_gc waits for them, so
+ * that "returns when swept" holds for the span another thread (the
+ * background sweeper) took just before the list ran empty. */
+static _Atomic int sweeps_in_flight_a;
+
+static bool sweep_one(void);
+
 bool gc_sweep_one(void)
+{
+    atomic_fetch_add_explicit(&sweeps_in_flight_a, 1, memory_order_acq_rel);
+    bool r = sweep_one();
+    atomic_fetch_sub_explicit(&sweeps_in_flight_a, 1, memory_order_release);
+    return r;
+}
+
+bool gc_sweep_idle(void) { return atomic_load_explicit(&sweeps_in_flight_a, memory_order_acquire) == 0; }
+
+static bool sweep_one(void)
 {
     for (int i = 0; i < GC_NUM_SPANCLASSES; i++) {
         gc_central *c = &gc_centrals[i];

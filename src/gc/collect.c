@@ -48,6 +48,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -866,6 +867,9 @@ __attribute__((noinline)) void gc_collect(bool forced)
     if (forced) {        /* sweep it all; park if someone stops the world (no gcstress here) */
         while (gc_sweep_one())
             if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
+        while (!gc_sweep_idle())   /* a span the sweeper took last is swept too */
+            if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
+            else sched_yield();
         scavenge_to_goal();
     }
 }

@@ -232,6 +232,7 @@ GM_INTERNAL void gc_mcache_flush_stats(gc_mcache *c);  /* count objects allocate
 /* Sweeping (alloc.c).  gc_sweep_one sweeps one span of the unswept lists;
  * false when none is left. */
 GM_INTERNAL bool gc_sweep_one(void);
+GM_INTERNAL bool gc_sweep_idle(void);   /* no sweep in progress (gm_gc waits for it) */
 GM_INTERNAL void gc_sweep_prepare(void);    /* STW: every in-use span becomes unswept */
 GM_INTERNAL size_t gc_unswept_count(void);
 /* Is s on an unswept list?  gc_sweep_prepare moves whole lists in O(1) and

@@ -460,7 +460,7 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
     m->keyeq = key->equal;
     layout(m);
     if (gc && !gc_layout(m)) goto oom;
-    m->seed = gm_map_rand();
+    m->seed = gm_map_seed();
     if (val->size > SW_ZERO_BUF) {
         uint8_t *z = gc ? gm_alloc_noscan(val->size) : gm_map_malloc(val->size, val->align);
         if (z == NULL) goto oom;

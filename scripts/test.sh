@@ -25,7 +25,11 @@ run_ctest() { # stage-name build-dir [ctest args...]
   local rc=$?
   grep -E "tests passed, [0-9]+ tests failed out of" "$log" | tail -n 1
   grep -E "^Total Test time" "$log" | tail -n 1
-  if [ $rc -ne 0 ]; then grep -E "^\s*[0-9]+ - |Failed|\*\*\*" "$log" | tail -n 40; fi
+  if [ $rc -ne 0 ]; then
+    grep -E "^\s*[0-9]+ - |Failed|\*\*\*" "$log" | tail -n 40
+    # each failed test's own output (ctest --output-on-failure), 30 lines
+    awk '/\*\*\*(Failed|Timeout|Exception)/ {n = 31} n > 0 {print "  | " $0; n--}' "$log" | head -n 200
+  fi
   local line n f
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -n 1)
   n=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')

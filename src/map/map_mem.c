@@ -326,6 +326,19 @@ void gm_arr_free_now(gm_map *m, gm_barray *a)
     zfree(a, a->bytes, a->mmapped);
 }
 
+/* Called from inserting threads and the helper: a relaxed atomic cache (a
+ * plain static was a data race TSan reported on the first concurrent call). */
+static size_t page_size(void)
+{
+    static _Atomic size_t ps;
+    size_t v = atomic_load_explicit(&ps, memory_order_relaxed);
+    if (v == 0) {
+        v = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&ps, v, memory_order_relaxed);
+    }
+    return v;
+}
+
 /* Whether any of an array's memory is mapped (else it all came from malloc
  * and free() returns it at once: no need to wake the helper). */
 static bool arr_mapped(const gm_barray *a)
@@ -365,7 +378,7 @@ void gm_arr_retire(gm_map *m, uint8_t *arr)
 static bool unmap_tail_step(void *base, size_t *bytes, size_t *held)
 {
     if (*bytes <= RELEASE_STEP) return false;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = page_size();
     size_t keep = *bytes - RELEASE_STEP;
     keep = (keep + page - 1) & ~(page - 1);
     if (keep >= *bytes) return false;
@@ -464,7 +477,7 @@ void gm_arr_reset(gm_map *m, uint8_t *arr)
     a->ovf_next = arr + nb * m->bucketsize;
     a->ovf_end = a->ovf_next + extra * m->bucketsize;
     if (a->mmapped) {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t page = page_size();
         uintptr_t lo = ((uintptr_t)arr + page - 1) & ~(uintptr_t)(page - 1);
         uintptr_t hi = ((uintptr_t)arr + len) & ~(uintptr_t)(page - 1);
         if (hi > lo) {
@@ -601,13 +614,6 @@ static bool bg_started, bg_busy;
 static _Atomic bool bg_failed;           /* pthread_create failed: no helper */
 static bool bg_paused;                  /* test hook: take no new job */
 static bool bg_atfork_set;
-
-static size_t page_size(void)
-{
-    static size_t ps;
-    if (ps == 0) ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
-}
 
 /* Unmaps [p, p+bytes) a huge page at a time from the end: one munmap holds
  * the address-space lock for at most 2 MiB of page tables. */

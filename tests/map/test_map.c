@@ -287,22 +287,30 @@ TEST(bucket_counts_match_go)
     }
 }
 
-static uint64_t insert_work(size_t n)
+static uint64_t insert_work(size_t n, gm_map_stats *st)
 {
     gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
     for (uint64_t i = 0; i < n; i++) putu(m, i * 0x9e3779b97f4a7c15ull, i);
-    gm_map_stats st;
-    gm_map_stats_get(m, &st);
+    gm_map_stats_get(m, st);
     gm_map_free(m);
-    return n + st.moved_entries + st.evacuated_buckets + st.overflow_allocs;
+    return n + st->moved_entries + st->evacuated_buckets + st->overflow_allocs;
 }
 
+/* Inserting n keys costs O(n) in all: the n writes, at most 2n entries moved
+ * (every doubling moves what the map holds, a geometric sum), fewer
+ * evacuated buckets than n/3 and fewer overflow buckets than n/4, so under
+ * 4n.  A per-entry bound, not a ratio between sizes: when a big array's
+ * doubling starts depends on the helper thread preparing it (map_mem.c),
+ * so one n may end just before a doubling on an idle machine and just after
+ * it on a loaded one (CI saw 2n cost 3.04x n that way). */
 TEST(growth_is_linear_in_work)
 {
-    for (size_t n = 1000; n <= 256000; n *= 4) {
-        uint64_t w1 = insert_work(n), w2 = insert_work(2 * n);
-        CHECK_MSG(w2 < 3 * w1, "n=%zu: work %llu, 2n: %llu", n, (unsigned long long)w1,
-                  (unsigned long long)w2);
+    for (size_t n = 1000; n <= 512000; n *= 2) {
+        gm_map_stats st;
+        uint64_t w = insert_work(n, &st);
+        CHECK_MSG(w < 4 * n && st.moved_entries <= 2 * n, "n=%zu: work %llu (moved %llu, evacuated %llu, overflow %llu)",
+                  n, (unsigned long long)w, (unsigned long long)st.moved_entries,
+                  (unsigned long long)st.evacuated_buckets, (unsigned long long)st.overflow_allocs);
     }
 }
 

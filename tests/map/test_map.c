@@ -296,22 +296,39 @@ static uint64_t insert_work(size_t n, gm_map_stats *st)
     return n + st->moved_entries + st->evacuated_buckets + st->overflow_allocs;
 }
 
-/* Inserting n keys costs O(n) in all: the n writes, at most 2n entries moved
- * (every doubling moves what the map holds, a geometric sum), fewer
- * evacuated buckets than n/3 and fewer overflow buckets than n/4, so under
- * 4n.  A per-entry bound, not a ratio between sizes: when a big array's
- * doubling starts depends on the helper thread preparing it (map_mem.c),
- * so one n may end just before a doubling on an idle machine and just after
- * it on a loaded one (CI saw 2n cost 3.04x n that way). */
-TEST(growth_is_linear_in_work)
+/* Inserting n keys costs O(n) in all.  A doubling from 2^B buckets starts
+ * at a count between the threshold T = 6.5 * 2^B and 1.5 T (a big array's
+ * doubling waits for the helper thread to prepare it: map_mem.c), and moves
+ * what the map then holds; the last one started at most at n, the one
+ * before at most at 1.5 T / 2 <= 0.75 n, and so on: at most 2.5 n entries
+ * moved.  Evacuated buckets are fewer than the final array's buckets (under
+ * 2n / 6.5), and overflow buckets, about one per bucket at most of each
+ * array the map had (9.75 entries a bucket at 1.5 T), fewer than twice
+ * that.  So about 4.4 n at most; the test allows 5 n.  A per-entry bound, not a ratio between
+ * sizes: when a doubling starts depends on the helper's timing, so one n
+ * may end just before a doubling on an idle machine and just after it on a
+ * loaded one (CI saw 2n cost 3.04x n that way, and moved 2.02 n). */
+static void check_linear_work(void)
 {
     for (size_t n = 1000; n <= 512000; n *= 2) {
         gm_map_stats st;
         uint64_t w = insert_work(n, &st);
-        CHECK_MSG(w < 4 * n && st.moved_entries <= 2 * n, "n=%zu: work %llu (moved %llu, evacuated %llu, overflow %llu)",
+        CHECK_MSG(w < 5 * n && 2 * st.moved_entries <= 5 * n, "n=%zu: work %llu (moved %llu, evacuated %llu, overflow %llu)",
                   n, (unsigned long long)w, (unsigned long long)st.moved_entries,
                   (unsigned long long)st.evacuated_buckets, (unsigned long long)st.overflow_allocs);
     }
+}
+
+TEST(growth_is_linear_in_work) { check_linear_work(); }
+
+/* The worst case of the bound above: no prepared array ever arrives, so
+ * every big doubling waits until half past its threshold and gives up. */
+TEST(growth_is_linear_in_work_when_the_helper_never_prepares)
+{
+    CLASSIC_ONLY("no helper thread: Swiss tables split at their own size");
+    gm_map_bg_pause(true);
+    check_linear_work();
+    gm_map_bg_pause(false);
 }
 
 TEST(growth_evacuates_at_most_two_buckets_per_write)

@@ -292,16 +292,24 @@ static void retired_release(sw_map *m)
 
 static void table_reset_ctrl(sw_map *m, sw_table *t)
 {
-    for (size_t g = 0; g <= t->mask; g++) sw_ctrl_store(sw_group(m, t, g), SW_CTRL_EMPTY_WORD);
+    for (size_t g = 0; g <= t->mask; g++) sw_ctrl_fill(sw_group(m, t, g), SW_EMPTY);
     t->used = t->tombstones = 0;
-    t->growth_left = t->small ? SW_SLOTS : t->capacity - t->capacity / 8;
+    t->growth_left = t->small ? SW_SMALL : t->capacity - t->capacity / 8;
+}
+
+/* The small map's group: the control bytes of a whole group, then only
+ * SW_SMALL slots (a typed GC group is always whole: its type describes one). */
+static size_t sw_small_bytes(const sw_map *m)
+{
+    if (m->bscan) return m->groupsize;
+    return round_up(m->slotoff + SW_SMALL * (size_t)m->slotsize, m->galign);
 }
 
 /* A new empty table of `cap` slots, or NULL (nothing changed). */
 static sw_table *table_new(sw_map *m, size_t cap, unsigned ld, bool small)
 {
-    size_t ng = cap / SW_SLOTS;
-    size_t gbytes = ng * (size_t)m->groupsize;
+    size_t ng = small ? 1 : cap / SW_SLOTS;
+    size_t gbytes = small ? sw_small_bytes(m) : ng * (size_t)m->groupsize;
     sw_table *t;
     if (m->gc) {
         t = gm_alloc_conservative(sizeof *t);
@@ -344,6 +352,7 @@ static void dir_free(sw_map *m, sw_table **d)
 size_t gm_sw_cap_for(size_t n)
 {
     size_t c = SW_SLOTS;
+    if (n > SW_SMALL && c < 2 * SW_SMALL) c = 2 * SW_SMALL;
     while (c - c / 8 < n) c *= 2;
     return c;
 }
@@ -434,7 +443,7 @@ static void layout(sw_map *m)
     m->slotsize = (uint32_t)round_up(m->elemoff + es, max_sz(ka, ea));
     /* The control word is 8 bytes; slots start at the next multiple of
      * the alignment (8 unless a key or value is over-aligned). */
-    m->slotoff = (uint32_t)round_up(8, align);
+    m->slotoff = (uint32_t)round_up(SW_SLOTS, align);
     m->groupsize = (uint32_t)round_up(m->slotoff + SW_SLOTS * (size_t)m->slotsize, align);
     m->galign = (uint32_t)align;
     m->reflexive = !(m->kt->flags & GM_TYPE_IRREFLEXIVE);
@@ -468,7 +477,7 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
         sw_pstore(m, &m->zero, z);
     }
     if (hint > ((size_t)1 << 40) / m->groupsize) hint = 0; /* as makemap: ignored */
-    if (hint > SW_SLOTS) {
+    if (hint > SW_SMALL) {
         size_t cap = gm_sw_cap_for(hint);
         size_t ntab = cap > SW_MAX_TABLE ? cap / SW_MAX_TABLE : 1;
         size_t tcap = cap > SW_MAX_TABLE ? SW_MAX_TABLE : cap;
@@ -534,7 +543,7 @@ static void move_slot(sw_map *m, sw_table *t, uint64_t h, uint8_t *sg, unsigned 
     size_t off = sw_h1(h) & t->mask, step = 0;
     for (;;) {
         uint8_t *g = sw_group(m, t, off);
-        uint64_t free_ = sw_match_empty_or_deleted(sw_ctrl(g));
+        sw_bits free_ = sw_match_empty_or_deleted(sw_ctrl(g));
         if (free_) {
             unsigned i = sw_first(free_);
             uint8_t *src = sw_slot(m, sg, si), *dst = sw_slot(m, g, i);
@@ -591,7 +600,7 @@ static bool table_rebuild(sw_map *m, sw_table *t, size_t cap)
     trace_resize(m, tn, true, cap);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
             move_slot(m, nt, slot_hash(m, g, i), g, i);
         }
@@ -658,7 +667,7 @@ static bool table_split(sw_map *m, sw_table *t)
     if (t->capacity <= SW_MAX_TABLE && ld < 48) {
         for (size_t gi = 0; gi <= t->mask; gi++) {
             uint8_t *g = sw_group(m, t, gi);
-            for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+            for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
                 unsigned i = sw_first(f);
                 uint64_t h = slot_hash(m, g, i);
                 hs[gi * SW_SLOTS + i] = h;
@@ -679,7 +688,7 @@ static bool table_split(sw_map *m, sw_table *t)
     trace_resize(m, "map split", true, 2 * SW_MAX_TABLE);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
             uint64_t h = hs[gi * SW_SLOTS + i];
             move_slot(m, (h >> (63 - ld)) & 1 ? r : l, h, g, i);
@@ -708,7 +717,7 @@ static void table_prune(sw_map *m, sw_table *t)
     memset(needed, 0, sizeof needed);
     for (size_t gi = 0; gi < ng; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
             uint8_t *k = sw_key(m, g, i);
             if (!m->reflexive && !m->keyeq(k, k)) continue; /* NaN: no lookup needs a path */
@@ -756,14 +765,14 @@ static bool small_to_table(sw_map *m)
 {
     sw_table **d = dir_alloc(m, 1);
     if (d == NULL) return false;
-    sw_table *t = table_new(m, 2 * SW_SLOTS, 0, false);
+    sw_table *t = table_new(m, gm_sw_cap_for(SW_SMALL + 1), 0, false);
     if (t == NULL) {
         dir_free(m, d);
         return false;
     }
     sw_table *s = m->small;
     uint8_t *g = s->groups;
-    for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+    for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
         unsigned i = sw_first(f);
         move_slot(m, t, slot_hash(m, g, i), g, i);
     }
@@ -872,7 +881,7 @@ SW_INLINE void *store_plain(sw_map *m, int kind, const void *key, uint8_t *g, un
 
 static bool small_new(sw_map *m)
 {
-    sw_table *s = table_new(m, SW_SLOTS, 0, true);
+    sw_table *s = table_new(m, SW_SMALL, 0, true);
     if (s == NULL) return false;
     sw_pstore(m, &m->small, s);
     return true;
@@ -882,8 +891,8 @@ static bool small_new(sw_map *m)
 SW_INLINE int small_find(const sw_map *m, int kind, const void *key, uint64_t h)
 {
     uint8_t *g = m->small->groups;
-    uint64_t w = sw_ctrl(g);
-    uint64_t cand = kind == SK_GENERIC ? sw_match_h2(w, sw_h2(h)) : sw_match_full(w);
+    sw_cw w = sw_ctrl(g);
+    sw_bits cand = kind == SK_GENERIC ? sw_match_h2(w, sw_h2(h)) : sw_match_full(w);
     for (; cand; cand &= cand - 1) {
         unsigned i = sw_first(cand);
         uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
@@ -905,7 +914,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
             return sw_elem(m, g, (unsigned)i);
         }
         if (kind != SK_GENERIC) h = sw_hash_kind(m, kind, key);
-        uint64_t e = sw_match_empty(sw_ctrl(g));
+        sw_bits e = sw_match_empty(sw_ctrl(g)) & ((1u << SW_SMALL) - 1);
         if (e) {
             unsigned s = sw_first(e);
             void *r = (!m->owns_storage && !m->gc) ? store_plain(m, kind, key, g, s, sw_h2(h))
@@ -928,8 +937,8 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
         unsigned ii = 0;
         for (;;) {
             uint8_t *g = sw_group(m, t, off);
-            uint64_t w = sw_ctrl(g);
-            for (uint64_t mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
+            sw_cw w = sw_ctrl(g);
+            for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
                 unsigned i = sw_first(mt);
                 uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
                 if (!sw_equal_kind(m, kind, key, k)) continue;
@@ -937,7 +946,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
                 return sw_elem(m, g, i);
             }
             if (ig == NULL) {
-                uint64_t f = sw_match_empty_or_deleted(w);
+                sw_bits f = sw_match_empty_or_deleted(w);
                 if (f) {
                     ig = g;
                     ii = sw_first(f);
@@ -981,8 +990,8 @@ SW_INLINE uint8_t *find_impl(const sw_map *m, int kind, const void *key, uint8_t
     size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
     for (;;) {
         uint8_t *g = sw_group(m, t, off);
-        uint64_t w = sw_ctrl(g);
-        for (uint64_t mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
+        sw_cw w = sw_ctrl(g);
+        for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
             unsigned i = sw_first(mt);
             uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
             if (sw_equal_kind(m, kind, key, k)) {
@@ -1045,7 +1054,7 @@ static void table_shrink(sw_map *m, sw_table *t)
                 sw_table *x = src[s];
                 for (size_t gi = 0; gi <= x->mask; gi++) {
                     uint8_t *g = sw_group(m, x, gi);
-                    for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+                    for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
                         unsigned i = sw_first(f);
                         move_slot(m, nt, slot_hash(m, g, i), g, i);
                     }
@@ -1093,8 +1102,8 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
     size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
     for (;;) {
         uint8_t *g = sw_group(m, t, off);
-        uint64_t w = sw_ctrl(g);
-        for (uint64_t mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
+        sw_cw w = sw_ctrl(g);
+        for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
             unsigned i = sw_first(mt);
             uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
             if (!sw_equal_kind(m, kind, key, k)) continue;
@@ -1216,7 +1225,7 @@ static void table_free_storage(sw_map *m, sw_table *t)
 {
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1)
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1)
             free_entry_storage(m, g, sw_first(f), false);
     }
 }
@@ -1318,10 +1327,10 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
     out->bytes = m->bytes_held + (m->dir ? m->dir_len * sizeof(void *) : 0);
     for (sw_table *t = m->retired; t; t = t->next) out->retired_pending++;
     if (m->small) {
-        out->slots = SW_SLOTS;
+        out->slots = SW_SMALL;
         out->nbuckets = 1;
         out->array = m->small->groups;
-        out->array_bytes = m->groupsize;
+        out->array_bytes = sw_small_bytes(m);
     }
     if (m->dir) {
         for (size_t j = 0; j < m->dir_len; j++) {

@@ -13,12 +13,16 @@ static _Thread_local char why[256];
 static const char *check_table(const sw_map *m, const sw_table *t, size_t lo, size_t hi, size_t *live)
 {
     size_t full = 0, del = 0, empty = 0;
-    if (t->capacity < SW_SLOTS || (t->capacity & (t->capacity - 1)))
-        FAIL("table %zu: capacity %u is not a power of two >= 8", lo, t->capacity);
-    if ((t->mask + 1) * SW_SLOTS != t->capacity) FAIL("table %zu: mask %zu vs capacity %u", lo, t->mask, t->capacity);
+    unsigned width = t->small ? SW_SMALL : SW_SLOTS;
+    if (t->small ? t->capacity != SW_SMALL || t->mask != 0
+                 : t->capacity < SW_SLOTS || (t->capacity & (t->capacity - 1)))
+        FAIL("table %zu: capacity %u is not a power of two >= %u", lo, t->capacity, SW_SLOTS);
+    if ((t->mask + 1) * width != t->capacity) FAIL("table %zu: mask %zu vs capacity %u", lo, t->mask, t->capacity);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (unsigned i = 0; i < SW_SLOTS; i++) {
+        for (unsigned i = width; i < SW_SLOTS; i++) /* a small group's unused control bytes */
+            if (g[i] != SW_EMPTY) FAIL("small group: control byte %u is %#x, not EMPTY", i, g[i]);
+        for (unsigned i = 0; i < width; i++) {
             uint8_t c = g[i];
             if (c == SW_EMPTY) { empty++; continue; }
             if (c == SW_DELETED) { del++; continue; }
@@ -43,7 +47,7 @@ static const char *check_table(const sw_map *m, const sw_table *t, size_t lo, si
     if (del != t->tombstones) FAIL("table %zu: tombstones %u, %zu DELETED slots", lo, t->tombstones, del);
     if (t->small) {
         if (del) FAIL("small group holds tombstones");
-        if (t->growth_left != SW_SLOTS - t->used) FAIL("small group: growth_left %u, used %u", t->growth_left, t->used);
+        if (t->growth_left != SW_SMALL - t->used) FAIL("small group: growth_left %u, used %u", t->growth_left, t->used);
     } else {
         size_t budget = t->capacity - t->capacity / 8;
         if (t->used + t->tombstones + t->growth_left != budget)
@@ -64,7 +68,7 @@ const char *gm_sw_check(const gm_map *gm)
     if (m->dir == NULL) {
         if (m->dir_len || m->gd || m->ntables) FAIL("small map with directory state");
         if (m->small) {
-            if (!m->small->small || m->small->capacity != SW_SLOTS) FAIL("small group is not a small table");
+            if (!m->small->small || m->small->capacity != SW_SMALL) FAIL("small group is not a small table");
             if ((w = check_table(m, m->small, 0, 1, &live)) != NULL) return w;
         }
         if (live != m->count) FAIL("count %zu, %zu live entries", m->count, live);

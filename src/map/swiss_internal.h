@@ -17,7 +17,11 @@
 #include "map/map_engine.h"
 
 /* ---- tunables (see the essay in swiss.c) ---- */
-#define SW_SLOTS 8                  /* slots per group */
+#ifndef SW_SLOTS
+#define SW_SLOTS 16                 /* slots (and control bytes) per group: 8 or 16 */
+#endif
+_Static_assert(SW_SLOTS == 8 || SW_SLOTS == 16, "SW_SLOTS");
+#define SW_SMALL 8                  /* slots of a small map's single group (Go's abi.SwissMapGroupSlots) */
 #define SW_MAX_TABLE 1024           /* slots per table, at most (Go's maxTableCapacity) */
 #define SW_MAX_INLINE 128           /* larger keys / values are stored indirectly */
 #define SW_ZERO_BUF 1024            /* values up to this size read as a shared zero */
@@ -28,7 +32,6 @@
 #define SW_LSB 0x0101010101010101ull
 #define SW_MSB 0x8080808080808080ull
 #define SW_LOW7 0x7f7f7f7f7f7f7f7full
-#define SW_CTRL_EMPTY_WORD 0x8080808080808080ull
 
 /* map flags (same bit as the classic engine's F_WRITING) */
 enum { SWF_WRITING = 4 };
@@ -94,32 +97,93 @@ enum sw_kind { SK_GENERIC, SK_U32, SK_U64, SK_STR };
 
 #define SW_INLINE static inline __attribute__((always_inline))
 
-/* ---- control word (SWAR) ---- */
-SW_INLINE uint64_t sw_ctrl(const uint8_t *g)
+/* ---- control bytes: matching a whole group at once ----
+ * A match yields an sw_bits: bit i set for slot i (at most 16 slots).  Two
+ * implementations compute the same bits: SSE2 (x86-64's baseline; one
+ * compare and one movemask) and SWAR on 64-bit words, which any CPU runs.
+ * sw_match_* use SSE2 where the compiler targets it (unless GM_SW_NO_SIMD
+ * is defined), else SWAR; both are always compiled where they can be, so
+ * that the tests compare them with each other and with a byte loop. */
+typedef uint32_t sw_bits;
+SW_INLINE unsigned sw_first(sw_bits b) { return (unsigned)__builtin_ctz(b); }
+#define SW_GROUP_MASK ((sw_bits)((1u << SW_SLOTS) - 1))
+
+/* One 64-bit word of control bytes, little-endian order. */
+SW_INLINE uint64_t sw_word(const uint8_t *c)
 {
     uint64_t w;
-    memcpy(&w, g, 8);
+    memcpy(&w, c, 8);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     w = __builtin_bswap64(w);
 #endif
     return w;
 }
-SW_INLINE void sw_ctrl_set(uint8_t *g, unsigned i, uint8_t c) { g[i] = c; }
-SW_INLINE void sw_ctrl_store(uint8_t *g, uint64_t w)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);
-#endif
-    memcpy(g, &w, 8);
-}
 /* High bit of byte i set exactly when byte i of x is zero (exact). */
 SW_INLINE uint64_t sw_zero_bytes(uint64_t x) { return ~(((x & SW_LOW7) + SW_LOW7) | x | SW_LOW7); }
-SW_INLINE uint64_t sw_match_h2(uint64_t w, uint8_t h2) { return sw_zero_bytes(w ^ (SW_LSB * h2)); }
+/* 0x80-per-byte mask -> one bit per byte (no carries: every partial
+ * product lands on its own bit). */
+SW_INLINE sw_bits sw_compress(uint64_t m) { return (sw_bits)(((m >> 7) * 0x0102040810204080ull) >> 56); }
 /* EMPTY is 0x80: high bit set, bit 1 clear (DELETED 0xFE has bit 1 set). */
-SW_INLINE uint64_t sw_match_empty(uint64_t w) { return w & ~(w << 6) & SW_MSB; }
-SW_INLINE uint64_t sw_match_empty_or_deleted(uint64_t w) { return w & SW_MSB; }
-SW_INLINE uint64_t sw_match_full(uint64_t w) { return ~w & SW_MSB; }
-SW_INLINE unsigned sw_first(uint64_t mask) { return (unsigned)__builtin_ctzll(mask) >> 3; }
+SW_INLINE uint64_t sw_w_h2(uint64_t w, uint8_t h2) { return sw_zero_bytes(w ^ (SW_LSB * h2)); }
+SW_INLINE uint64_t sw_w_empty(uint64_t w) { return w & ~(w << 6) & SW_MSB; }
+
+typedef struct { uint64_t w[SW_SLOTS / 8]; } sw_swar;
+SW_INLINE sw_swar sw_swar_load(const uint8_t *g)
+{
+    sw_swar v;
+    for (unsigned j = 0; j < SW_SLOTS / 8; j++) v.w[j] = sw_word(g + 8 * j);
+    return v;
+}
+#define SW_SWAR_COMBINE(v, expr)                                                        \
+    sw_bits r_ = 0;                                                                     \
+    for (unsigned j_ = 0; j_ < SW_SLOTS / 8; j_++) {                                    \
+        uint64_t w = (v).w[j_];                                                         \
+        r_ |= sw_compress(expr) << (8 * j_);                                            \
+    }                                                                                   \
+    return r_
+SW_INLINE sw_bits sw_swar_h2(sw_swar v, uint8_t h2) { SW_SWAR_COMBINE(v, sw_w_h2(w, h2)); }
+SW_INLINE sw_bits sw_swar_empty(sw_swar v) { SW_SWAR_COMBINE(v, sw_w_empty(w)); }
+SW_INLINE sw_bits sw_swar_empty_or_deleted(sw_swar v) { SW_SWAR_COMBINE(v, w & SW_MSB); }
+SW_INLINE sw_bits sw_swar_full(sw_swar v) { SW_SWAR_COMBINE(v, ~w & SW_MSB); }
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define SW_HAVE_SSE2 1
+SW_INLINE __m128i sw_sse2_load(const uint8_t *g)
+{
+#if SW_SLOTS == 16
+    return _mm_loadu_si128((const __m128i *)(const void *)g);
+#else
+    return _mm_loadl_epi64((const __m128i *)(const void *)g);
+#endif
+}
+SW_INLINE sw_bits sw_sse2_h2(__m128i v, uint8_t h2)
+{ return (sw_bits)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)h2))) & SW_GROUP_MASK; }
+SW_INLINE sw_bits sw_sse2_empty(__m128i v)
+{ return (sw_bits)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)SW_EMPTY))) & SW_GROUP_MASK; }
+SW_INLINE sw_bits sw_sse2_empty_or_deleted(__m128i v) { return (sw_bits)_mm_movemask_epi8(v) & SW_GROUP_MASK; }
+SW_INLINE sw_bits sw_sse2_full(__m128i v) { return ~(sw_bits)_mm_movemask_epi8(v) & SW_GROUP_MASK; }
+#endif
+
+#if defined(SW_HAVE_SSE2) && !defined(GM_SW_NO_SIMD)
+#define SW_MATCH_IMPL "sse2"
+typedef __m128i sw_cw;
+SW_INLINE sw_cw sw_ctrl(const uint8_t *g) { return sw_sse2_load(g); }
+SW_INLINE sw_bits sw_match_h2(sw_cw v, uint8_t h2) { return sw_sse2_h2(v, h2); }
+SW_INLINE sw_bits sw_match_empty(sw_cw v) { return sw_sse2_empty(v); }
+SW_INLINE sw_bits sw_match_empty_or_deleted(sw_cw v) { return sw_sse2_empty_or_deleted(v); }
+SW_INLINE sw_bits sw_match_full(sw_cw v) { return sw_sse2_full(v); }
+#else
+#define SW_MATCH_IMPL "swar"
+typedef sw_swar sw_cw;
+SW_INLINE sw_cw sw_ctrl(const uint8_t *g) { return sw_swar_load(g); }
+SW_INLINE sw_bits sw_match_h2(sw_cw v, uint8_t h2) { return sw_swar_h2(v, h2); }
+SW_INLINE sw_bits sw_match_empty(sw_cw v) { return sw_swar_empty(v); }
+SW_INLINE sw_bits sw_match_empty_or_deleted(sw_cw v) { return sw_swar_empty_or_deleted(v); }
+SW_INLINE sw_bits sw_match_full(sw_cw v) { return sw_swar_full(v); }
+#endif
+SW_INLINE void sw_ctrl_set(uint8_t *g, unsigned i, uint8_t c) { g[i] = c; }
+SW_INLINE void sw_ctrl_fill(uint8_t *g, uint8_t c) { memset(g, c, SW_SLOTS); }
 
 SW_INLINE uint8_t sw_h2(uint64_t h) { return (uint8_t)(h & 0x7f); }
 SW_INLINE size_t sw_h1(uint64_t h) { return (size_t)(h >> 7); }

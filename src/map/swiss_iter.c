@@ -94,8 +94,8 @@ bool gm_sw_iter_next(gm_map_iter *it, const void **keyp, void **valp)
     if (it->sw_small) {
         sw_table *t = it->sw_tab;
         uint8_t *g = t->groups;
-        while (it->sw_ent < SW_SLOTS) {
-            unsigned i = (unsigned)(it->sw_ent + it->sw_ent_off) & (SW_SLOTS - 1);
+        while (it->sw_ent < SW_SMALL) {
+            unsigned i = (unsigned)(it->sw_ent + it->sw_ent_off) & (SW_SMALL - 1);
             it->sw_ent++;
             if (g[i] & 0x80) continue; /* empty */
             k = sw_key(m, g, i);

@@ -550,6 +550,8 @@ static void move_slot(sw_map *m, sw_table *t, uint64_t h, uint8_t *sg, unsigned 
             if (m->bscan) {
                 sw_wkey(m, dst, src);
                 sw_welem(m, dst + m->elemoff, src + m->elemoff);
+            } else if (m->slotsize == 16) { /* u64 -> u64, string -> pointer, ... */
+                memcpy(dst, src, 16);
             } else {
                 memcpy(dst, src, m->slotsize);
             }

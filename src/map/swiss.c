@@ -297,35 +297,37 @@ static void table_reset_ctrl(sw_map *m, sw_table *t)
     t->growth_left = t->small ? SW_SMALL : t->capacity - t->capacity / 8;
 }
 
-/* The small map's group: the control bytes of a whole group, then only
- * SW_SMALL slots (a typed GC group is always whole: its type describes one). */
-static size_t sw_small_bytes(const sw_map *m)
-{
-    if (m->bscan) return m->groupsize;
-    return round_up(m->slotoff + SW_SMALL * (size_t)m->slotsize, m->galign);
-}
-
-/* A new empty table of `cap` slots, or NULL (nothing changed). */
+/* A new empty table of `cap` slots, or NULL (nothing changed).  Its
+ * control bytes come first and its slots after them; a small table has the
+ * control bytes of a whole group (the matchers read SW_SLOTS of them) but
+ * only SW_SMALL slots. */
 static sw_table *table_new(sw_map *m, size_t cap, unsigned ld, bool small)
 {
     size_t ng = small ? 1 : cap / SW_SLOTS;
-    size_t gbytes = small ? sw_small_bytes(m) : ng * (size_t)m->groupsize;
+    size_t cbytes = ng * SW_SLOTS, sbytes = cap * (size_t)m->slotsize;
     sw_table *t;
     if (m->gc) {
         t = gm_alloc_conservative(sizeof *t);
         if (t == NULL) return NULL;
-        uint8_t *g = m->bscan ? gm_new_array(m->gtype, ng) : gm_alloc_noscan(gbytes);
-        if (g == NULL) return NULL;
-        gm_store(&t->groups, g);
-        t->bytes = gbytes + sizeof *t;
+        uint8_t *c = gm_alloc_noscan(cbytes);
+        if (c == NULL) return NULL;
+        gm_store(&t->ctrl, c);
+        uint8_t *sl = c; /* zero-size slots: any valid address */
+        if (sbytes) {
+            sl = m->bscan ? gm_new_array(m->gtype, cap) : gm_alloc_noscan(sbytes);
+            if (sl == NULL) return NULL;
+        }
+        gm_store(&t->slots, sl);
+        t->bytes = cbytes + sbytes + sizeof *t;
     } else {
-        size_t hdr = round_up(sizeof *t, m->galign);
-        uint8_t *base = gm_map_malloc(hdr + gbytes, m->galign);
+        size_t hdr = round_up(sizeof *t, 16), soff = round_up(hdr + cbytes, m->galign);
+        uint8_t *base = gm_map_malloc(soff + sbytes, m->galign > 16 ? m->galign : 16);
         if (base == NULL) return NULL;
         t = (sw_table *)(void *)base;
         memset(t, 0, sizeof *t);
-        t->groups = base + hdr;
-        t->bytes = hdr + gbytes;
+        t->ctrl = base + hdr;
+        t->slots = base + soff;
+        t->bytes = soff + sbytes;
     }
     t->mask = ng - 1;
     t->capacity = (uint32_t)cap;
@@ -400,7 +402,7 @@ static bool gc_layout(sw_map *m)
     for (r = gtypes; r; r = r->next)
         if (r->kt == m->kt && r->vt == m->vt) break;
     if (r == NULL) {
-        size_t words = m->groupsize / sizeof(void *);
+        size_t words = m->slotsize / sizeof(void *);
         r = calloc(1, sizeof *r + (words + 7) / 8);
         if (r == NULL) {
             pthread_mutex_unlock(&gtypes_mu);
@@ -408,12 +410,9 @@ static bool gc_layout(sw_map *m)
         }
         r->kt = m->kt;
         r->vt = m->vt;
-        for (unsigned i = 0; i < SW_SLOTS; i++) {
-            size_t s = m->slotoff + (size_t)i * m->slotsize;
-            mask_field(r->mask, s, m->kt, m->indirectkey);
-            mask_field(r->mask, s + m->elemoff, m->vt, m->indirectelem);
-        }
-        r->t = (gm_type){ m->groupsize, m->galign, NULL, NULL, r->mask, 0, "map.group" };
+        mask_field(r->mask, 0, m->kt, m->indirectkey);
+        mask_field(r->mask, m->elemoff, m->vt, m->indirectelem);
+        r->t = (gm_type){ m->slotsize, m->galign, NULL, NULL, r->mask, 0, "map.slot" };
         r->next = gtypes;
         gtypes = r;
     }
@@ -441,10 +440,6 @@ static void layout(sw_map *m)
     m->elemsize = (uint32_t)es;
     m->elemoff = (uint32_t)round_up(ks, ea);
     m->slotsize = (uint32_t)round_up(m->elemoff + es, max_sz(ka, ea));
-    /* The control word is 8 bytes; slots start at the next multiple of
-     * the alignment (8 unless a key or value is over-aligned). */
-    m->slotoff = (uint32_t)round_up(SW_SLOTS, align);
-    m->groupsize = (uint32_t)round_up(m->slotoff + SW_SLOTS * (size_t)m->slotsize, align);
     m->galign = (uint32_t)align;
     m->reflexive = !(m->kt->flags & GM_TYPE_IRREFLEXIVE);
     m->keyupdate = (m->kt->flags & GM_TYPE_KEY_UPDATE) != 0;
@@ -476,7 +471,7 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
         memset(z, 0, val->size);
         sw_pstore(m, &m->zero, z);
     }
-    if (hint > ((size_t)1 << 40) / m->groupsize) hint = 0; /* as makemap: ignored */
+    if (hint > ((size_t)1 << 40) / (m->slotsize + 1)) hint = 0; /* as makemap: ignored */
     if (hint > SW_SMALL) {
         size_t cap = gm_sw_cap_for(hint);
         size_t ntab = cap > SW_MAX_TABLE ? cap / SW_MAX_TABLE : 1;
@@ -538,7 +533,7 @@ static void end_write(sw_map *m)
 
 /* Copies slot (sg, si) of another table into an empty slot of t chosen by
  * hash h.  The entry's storage moves with it (pointers are copied). */
-static void move_slot(sw_map *m, sw_table *t, uint64_t h, uint8_t *sg, unsigned si)
+static void move_slot(sw_map *m, sw_table *t, uint64_t h, const sw_table *st, uint8_t *sg, unsigned si)
 {
     size_t off = sw_h1(h) & t->mask, step = 0;
     for (;;) {
@@ -546,7 +541,7 @@ static void move_slot(sw_map *m, sw_table *t, uint64_t h, uint8_t *sg, unsigned 
         sw_bits free_ = sw_match_empty_or_deleted(sw_ctrl(g));
         if (free_) {
             unsigned i = sw_first(free_);
-            uint8_t *src = sw_slot(m, sg, si), *dst = sw_slot(m, g, i);
+            uint8_t *src = sw_slot(m, st, sg, si), *dst = sw_slot(m, t, g, i);
             if (m->bscan) {
                 sw_wkey(m, dst, src);
                 sw_welem(m, dst + m->elemoff, src + m->elemoff);
@@ -568,9 +563,9 @@ static void move_slot(sw_map *m, sw_table *t, uint64_t h, uint8_t *sg, unsigned 
 }
 
 /* The hash of the key in a slot (random for NaN). */
-static inline uint64_t slot_hash(const sw_map *m, uint8_t *g, unsigned i)
+static inline uint64_t slot_hash(const sw_map *m, const sw_table *t, uint8_t *g, unsigned i)
 {
-    return sw_hash(m, sw_key(m, g, i));
+    return sw_hash(m, sw_key(m, t, g, i));
 }
 
 /* Makes nt the table of every directory entry old had. */
@@ -604,7 +599,7 @@ static bool table_rebuild(sw_map *m, sw_table *t, size_t cap)
         uint8_t *g = sw_group(m, t, gi);
         for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
-            move_slot(m, nt, slot_hash(m, g, i), g, i);
+            move_slot(m, nt, slot_hash(m, t, g, i), t, g, i);
         }
     }
     if (cap > t->capacity) m->n_grows++;
@@ -671,7 +666,7 @@ static bool table_split(sw_map *m, sw_table *t)
             uint8_t *g = sw_group(m, t, gi);
             for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
                 unsigned i = sw_first(f);
-                uint64_t h = slot_hash(m, g, i);
+                uint64_t h = slot_hash(m, t, g, i);
                 hs[gi * SW_SLOTS + i] = h;
                 right += (h >> (63 - ld)) & 1;
             }
@@ -693,7 +688,7 @@ static bool table_split(sw_map *m, sw_table *t)
         for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
             uint64_t h = hs[gi * SW_SLOTS + i];
-            move_slot(m, (h >> (63 - ld)) & 1 ? r : l, h, g, i);
+            move_slot(m, (h >> (63 - ld)) & 1 ? r : l, h, t, g, i);
         }
     }
     size_t span = (size_t)1 << (m->gd - ld), idx = (size_t)t->index;
@@ -721,7 +716,7 @@ static void table_prune(sw_map *m, sw_table *t)
         uint8_t *g = sw_group(m, t, gi);
         for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
-            uint8_t *k = sw_key(m, g, i);
+            uint8_t *k = sw_key(m, t, g, i);
             if (!m->reflexive && !m->keyeq(k, k)) continue; /* NaN: no lookup needs a path */
             uint64_t h = sw_hash(m, k);
             size_t off = sw_h1(h) & t->mask, step = 0;
@@ -773,10 +768,10 @@ static bool small_to_table(sw_map *m)
         return false;
     }
     sw_table *s = m->small;
-    uint8_t *g = s->groups;
+    uint8_t *g = s->ctrl;
     for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
         unsigned i = sw_first(f);
-        move_slot(m, t, slot_hash(m, g, i), g, i);
+        move_slot(m, t, slot_hash(m, s, g, i), s, g, i);
     }
     t->index = 0;
     sw_pstore(m, &d[0], t);
@@ -827,10 +822,10 @@ fail:
 
 /* Writes a new entry into the free slot (g, i); returns its value slot.
  * The caller has updated the table's counters. */
-static void *store_entry(sw_map *m, uint8_t *g, unsigned i, uint8_t h2, const void *key,
+static void *store_entry(sw_map *m, const sw_table *t, uint8_t *g, unsigned i, uint8_t h2, const void *key,
                          struct new_entry *ne)
 {
-    uint8_t *kslot = sw_slot(m, g, i), *eslot = kslot + m->elemoff;
+    uint8_t *kslot = sw_slot(m, t, g, i), *eslot = kslot + m->elemoff;
     if (m->indirectkey) {
         sw_pstore(m, kslot, ne->kmem); /* bscan whenever indirect on GC maps */
         kslot = ne->kmem;
@@ -852,18 +847,19 @@ static void *store_entry(sw_map *m, uint8_t *g, unsigned i, uint8_t h2, const vo
     return eslot;
 }
 
-static void *insert_slow(sw_map *m, const void *key, uint8_t *g, unsigned i, uint8_t h2)
+static void *insert_slow(sw_map *m, const sw_table *t, const void *key, uint8_t *g, unsigned i, uint8_t h2)
 {
     struct new_entry ne;
     if (m->owns_storage && !ne_alloc(m, key, &ne)) return NULL;
     if (!m->owns_storage) memset(&ne, 0, sizeof ne);
-    return store_entry(m, g, i, h2, key, &ne);
+    return store_entry(m, t, g, i, h2, key, &ne);
 }
 
 /* Inline store for maps without storage or barriers. */
-SW_INLINE void *store_plain(sw_map *m, int kind, const void *key, uint8_t *g, unsigned i, uint8_t h2)
+SW_INLINE void *store_plain(sw_map *m, const sw_table *t, int kind, const void *key, uint8_t *g, unsigned i,
+                            uint8_t h2)
 {
-    uint8_t *k = sw_slot(m, g, i);
+    uint8_t *k = sw_slot(m, t, g, i);
     switch (kind) {
     case SK_U32: memcpy(k, key, 4); break;
     case SK_U64: memcpy(k, key, 8); break;
@@ -892,12 +888,13 @@ static bool small_new(sw_map *m)
 /* The small map's slot of key, or -1.  Fast kinds compare without hashing. */
 SW_INLINE int small_find(const sw_map *m, int kind, const void *key, uint64_t h)
 {
-    uint8_t *g = m->small->groups;
+    const sw_table *t = m->small;
+    uint8_t *g = t->ctrl;
     sw_cw w = sw_ctrl(g);
     sw_bits cand = kind == SK_GENERIC ? sw_match_h2(w, sw_h2(h)) : sw_match_full(w);
     for (; cand; cand &= cand - 1) {
         unsigned i = sw_first(cand);
-        uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+        uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
         if (sw_equal_kind(m, kind, key, k)) return (int)i;
     }
     return -1;
@@ -910,20 +907,21 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
         if (m->small == NULL && !small_new(m)) return NULL;
         if (kind == SK_GENERIC) h = sw_hash_kind(m, kind, key);
         int i = small_find(m, kind, key, h);
-        uint8_t *g = m->small->groups;
+        sw_table *t = m->small;
+        uint8_t *g = t->ctrl;
         if (i >= 0) {
-            if (kind == SK_GENERIC && m->keyupdate) memcpy(sw_key(m, g, (unsigned)i), key, m->kt->size);
-            return sw_elem(m, g, (unsigned)i);
+            if (kind == SK_GENERIC && m->keyupdate) memcpy(sw_key(m, t, g, (unsigned)i), key, m->kt->size);
+            return sw_elem(m, t, g, (unsigned)i);
         }
         if (kind != SK_GENERIC) h = sw_hash_kind(m, kind, key);
         sw_bits e = sw_match_empty(sw_ctrl(g)) & ((1u << SW_SMALL) - 1);
         if (e) {
             unsigned s = sw_first(e);
-            void *r = (!m->owns_storage && !m->gc) ? store_plain(m, kind, key, g, s, sw_h2(h))
-                                                   : insert_slow(m, key, g, s, sw_h2(h));
+            void *r = (!m->owns_storage && !m->gc) ? store_plain(m, t, kind, key, g, s, sw_h2(h))
+                                                   : insert_slow(m, t, key, g, s, sw_h2(h));
             if (r) {
-                m->small->used++;
-                m->small->growth_left--;
+                t->used++;
+                t->growth_left--;
             }
             return r;
         }
@@ -942,10 +940,10 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
             sw_cw w = sw_ctrl(g);
             for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
                 unsigned i = sw_first(mt);
-                uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+                uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
                 if (!sw_equal_kind(m, kind, key, k)) continue;
                 if (kind == SK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
-                return sw_elem(m, g, i);
+                return sw_elem(m, t, g, i);
             }
             if (ig == NULL) {
                 sw_bits f = sw_match_empty_or_deleted(w);
@@ -962,8 +960,8 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
             if (!make_room(m, t)) return NULL;
             continue; /* the table changed: probe again */
         }
-        void *r = (!m->owns_storage && !m->gc) ? store_plain(m, kind, key, ig, ii, h2)
-                                               : insert_slow(m, key, ig, ii, h2);
+        void *r = (!m->owns_storage && !m->gc) ? store_plain(m, t, kind, key, ig, ii, h2)
+                                               : insert_slow(m, t, key, ig, ii, h2);
         if (r == NULL) return NULL;
         if (reuse) t->tombstones--;
         else t->growth_left--;
@@ -982,9 +980,10 @@ SW_INLINE uint8_t *find_impl(const sw_map *m, int kind, const void *key, uint8_t
         uint64_t h = kind == SK_GENERIC ? sw_hash_kind(m, kind, key) : 0;
         int i = small_find(m, kind, key, h);
         if (i < 0) return NULL;
-        uint8_t *g = m->small->groups;
-        *elem = sw_elem(m, g, (unsigned)i);
-        return kind == SK_GENERIC ? sw_key(m, g, (unsigned)i) : sw_slot(m, g, (unsigned)i);
+        const sw_table *t = m->small;
+        uint8_t *g = t->ctrl;
+        *elem = sw_elem(m, t, g, (unsigned)i);
+        return kind == SK_GENERIC ? sw_key(m, t, g, (unsigned)i) : sw_slot(m, t, g, (unsigned)i);
     }
     uint64_t h = sw_hash_kind(m, kind, key);
     const sw_table *t = sw_table_for(m, h);
@@ -995,9 +994,9 @@ SW_INLINE uint8_t *find_impl(const sw_map *m, int kind, const void *key, uint8_t
         sw_cw w = sw_ctrl(g);
         for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
             unsigned i = sw_first(mt);
-            uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+            uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
             if (sw_equal_kind(m, kind, key, k)) {
-                *elem = sw_elem(m, g, i);
+                *elem = sw_elem(m, t, g, i);
                 return k;
             }
         }
@@ -1029,11 +1028,11 @@ const gm_type *gm_sw_val_type(const gm_map *m) { return SW(m)->vt; }
 
 /* ------------------------------------------------------------ delete */
 
-static void free_entry_storage(sw_map *m, uint8_t *g, unsigned i, bool published)
+static void free_entry_storage(sw_map *m, const sw_table *t, uint8_t *g, unsigned i, bool published)
 {
     if (!m->owns_storage || m->gc) return;
-    uint8_t *s = sw_slot(m, g, i);
-    if (m->ownedkey) own_free(m, (void *)((const gm_str *)sw_key(m, g, i))->ptr, 1, published);
+    uint8_t *s = sw_slot(m, t, g, i);
+    if (m->ownedkey) own_free(m, (void *)((const gm_str *)sw_key(m, t, g, i))->ptr, 1, published);
     if (m->indirectkey) own_free(m, sw_deref(s), m->kt->align, published);
     if (m->indirectelem) own_free(m, sw_deref(s + m->elemoff), m->vt->align, published);
 }
@@ -1058,7 +1057,7 @@ static void table_shrink(sw_map *m, sw_table *t)
                     uint8_t *g = sw_group(m, x, gi);
                     for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
                         unsigned i = sw_first(f);
-                        move_slot(m, nt, slot_hash(m, g, i), g, i);
+                        move_slot(m, nt, slot_hash(m, x, g, i), x, g, i);
                     }
                 }
             }
@@ -1089,9 +1088,10 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
         uint64_t h = kind == SK_GENERIC ? sw_hash_kind(m, kind, key) : 0;
         int i = small_find(m, kind, key, h);
         if (i < 0) return false;
-        uint8_t *g = m->small->groups;
-        free_entry_storage(m, g, (unsigned)i, true);
-        if (m->bscan) sw_clear_slot(m, sw_slot(m, g, (unsigned)i));
+        sw_table *t = m->small;
+        uint8_t *g = t->ctrl;
+        free_entry_storage(m, t, g, (unsigned)i, true);
+        if (m->bscan) sw_clear_slot(m, sw_slot(m, t, g, (unsigned)i));
         sw_ctrl_set(g, (unsigned)i, SW_EMPTY);
         m->small->used--;
         m->small->growth_left++;
@@ -1107,10 +1107,10 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
         sw_cw w = sw_ctrl(g);
         for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
             unsigned i = sw_first(mt);
-            uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+            uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
             if (!sw_equal_kind(m, kind, key, k)) continue;
-            if (m->owns_storage) free_entry_storage(m, g, i, true);
-            if (m->bscan) sw_clear_slot(m, sw_slot(m, g, i));
+            if (m->owns_storage) free_entry_storage(m, t, g, i, true);
+            if (m->bscan) sw_clear_slot(m, sw_slot(m, t, g, i));
             if (sw_match_empty(w)) {
                 sw_ctrl_set(g, i, SW_EMPTY);
                 t->growth_left++;
@@ -1228,7 +1228,7 @@ static void table_free_storage(sw_map *m, sw_table *t)
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
         for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1)
-            free_entry_storage(m, g, sw_first(f), false);
+            free_entry_storage(m, t, g, sw_first(f), false);
     }
 }
 
@@ -1331,8 +1331,8 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
     if (m->small) {
         out->slots = SW_SMALL;
         out->nbuckets = 1;
-        out->array = m->small->groups;
-        out->array_bytes = sw_small_bytes(m);
+        out->array = m->small->ctrl;
+        out->array_bytes = SW_SLOTS + SW_SMALL * (size_t)m->slotsize;
     }
     if (m->dir) {
         for (size_t j = 0; j < m->dir_len; j++) {
@@ -1341,7 +1341,7 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
             out->tables++;
             out->slots += t->capacity;
             out->tombstones += t->tombstones;
-            out->array_bytes += (t->mask + 1) * (size_t)m->groupsize;
+            out->array_bytes += t->capacity * ((size_t)m->slotsize + 1);
         }
         out->nbuckets = out->slots / SW_SLOTS;
         out->array = m->dir;

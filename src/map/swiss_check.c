@@ -28,7 +28,7 @@ static const char *check_table(const sw_map *m, const sw_table *t, size_t lo, si
             if (c == SW_DELETED) { del++; continue; }
             if (c & 0x80) FAIL("table %zu group %zu slot %u: bad control byte %#x", lo, gi, i, c);
             full++;
-            uint8_t *k = sw_key(m, g, i);
+            uint8_t *k = sw_key(m, t, g, i);
             if (!m->reflexive && !m->keyeq(k, k)) continue; /* NaN: hash is random */
             uint64_t h = sw_hash(m, k);
             if (sw_h2(h) != c) FAIL("table %zu group %zu slot %u: control %#x, key's h2 %#x", lo, gi, i, c, sw_h2(h));

@@ -40,7 +40,8 @@ enum { SWF_WRITING = 4 };
  * control word followed by 8 slots, each a key then its value. */
 typedef struct sw_table {
     struct sw_table *next;      /* malloc maps: link in the retired list */
-    uint8_t *groups;
+    uint8_t *ctrl;              /* capacity control bytes: group g's are ctrl[16g..16g+15] */
+    uint8_t *slots;             /* capacity slots: group g's are slots[16g..16g+15] */
     size_t mask;                /* groups - 1 */
     uint32_t capacity;          /* slots: a power of two, 8..SW_MAX_TABLE */
     uint32_t used;              /* live entries */
@@ -74,11 +75,11 @@ typedef struct sw_map {
 
     /* layout, fixed at creation */
     const gm_type *kt, *vt;
-    const gm_type *gtype;       /* GC map whose groups hold pointers: the group's type */
+    const gm_type *gtype;       /* GC map whose slots hold pointers: the slot's type */
     uint64_t (*hasher)(const void *, uint64_t);
     bool (*keyeq)(const void *, const void *);
     uint32_t keysize, elemsize; /* slot sizes (a pointer when indirect) */
-    uint32_t slotoff, slotsize, elemoff, groupsize, galign;
+    uint32_t slotsize, elemoff, galign;
     bool indirectkey, indirectelem, reflexive, keyupdate, ownedkey, owns_storage;
     bool gc, bscan;
     uint8_t *zero;              /* zero value for get_or_zero if > SW_ZERO_BUF */
@@ -189,15 +190,17 @@ SW_INLINE uint8_t sw_h2(uint64_t h) { return (uint8_t)(h & 0x7f); }
 SW_INLINE size_t sw_h1(uint64_t h) { return (size_t)(h >> 7); }
 
 /* ---- layout ---- */
+/* A group is named by its control bytes g (inside t->ctrl); slot i of that
+ * group is at the same index of t->slots. */
 SW_INLINE uint8_t *sw_group(const sw_map *m, const sw_table *t, size_t g)
-{ return t->groups + g * m->groupsize; }
-SW_INLINE uint8_t *sw_slot(const sw_map *m, uint8_t *g, unsigned i)
-{ return g + m->slotoff + (size_t)i * m->slotsize; }
+{ (void)m; return t->ctrl + g * SW_SLOTS; }
+SW_INLINE uint8_t *sw_slot(const sw_map *m, const sw_table *t, const uint8_t *g, unsigned i)
+{ return t->slots + ((size_t)(g - t->ctrl) + i) * m->slotsize; }
 static inline void *sw_deref(const void *slot) { void *p; memcpy(&p, slot, sizeof p); return p; }
-SW_INLINE uint8_t *sw_key(const sw_map *m, uint8_t *g, unsigned i)
-{ uint8_t *k = sw_slot(m, g, i); return m->indirectkey ? (uint8_t *)sw_deref(k) : k; }
-SW_INLINE uint8_t *sw_elem(const sw_map *m, uint8_t *g, unsigned i)
-{ uint8_t *e = sw_slot(m, g, i) + m->elemoff; return m->indirectelem ? (uint8_t *)sw_deref(e) : e; }
+SW_INLINE uint8_t *sw_key(const sw_map *m, const sw_table *t, const uint8_t *g, unsigned i)
+{ uint8_t *k = sw_slot(m, t, g, i); return m->indirectkey ? (uint8_t *)sw_deref(k) : k; }
+SW_INLINE uint8_t *sw_elem(const sw_map *m, const sw_table *t, const uint8_t *g, unsigned i)
+{ uint8_t *e = sw_slot(m, t, g, i) + m->elemoff; return m->indirectelem ? (uint8_t *)sw_deref(e) : e; }
 
 SW_INLINE size_t sw_dir_index(const sw_map *m, uint64_t h)
 { return m->gd ? (size_t)(h >> (64 - m->gd)) : 0; }

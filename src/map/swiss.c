@@ -510,22 +510,28 @@ oom:
 
 /* ------------------------------------------------------------ writes */
 
-static void begin_write(sw_map *m)
+/* moved_this_write is 0 between writes: a write that moved entries
+ * resets it in end_write, so plain writes neither store nor compare it. */
+SW_INLINE void begin_write(sw_map *m)
 {
     uint8_t f = sw_flags_load(m);
     if (f & SWF_WRITING) gm_fatal("concurrent map writes");
     sw_flags_store(m, f ^ SWF_WRITING);
-    m->moved_this_write = 0;
 }
 
-static void end_write(sw_map *m)
+static void end_write_slow(sw_map *m)
 {
-    if (GM_UNLIKELY(m->moved_this_write > m->max_moved_write)) m->max_moved_write = m->moved_this_write;
-    if (GM_UNLIKELY((m->retired || m->deferred) &&
-                    atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0)) {
+    if (m->moved_this_write > m->max_moved_write) m->max_moved_write = m->moved_this_write;
+    m->moved_this_write = 0;
+    if ((m->retired || m->deferred) && atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0) {
         retired_release(m);
         deferred_release(m);
     }
+}
+
+SW_INLINE void end_write(sw_map *m)
+{
+    if (GM_UNLIKELY(m->moved_this_write | (uintptr_t)m->retired | (uintptr_t)m->deferred)) end_write_slow(m);
     uint8_t f = sw_flags_load(m);
     if (!(f & SWF_WRITING)) gm_fatal("concurrent map writes");
     sw_flags_store(m, f & (uint8_t)~SWF_WRITING);
@@ -1120,7 +1126,7 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
             }
             t->used--;
             if (--m->count == 0) m->seed = gm_map_rand();
-            if (GM_UNLIKELY((size_t)t->used * 8 <= t->capacity && t->capacity > SW_SLOTS) &&
+            if (GM_UNLIKELY((size_t)t->used * SW_SHRINK_AT <= t->capacity && t->capacity > SW_SLOTS) &&
                 atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0)
                 table_shrink(m, t);
             return true;

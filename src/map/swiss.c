@@ -1,19 +1,28 @@
 /* swiss.c - Go 1.24's Swiss-table map (internal/runtime/maps), in C: the
  * second engine behind gomap/map.h.
  *
- * GROUPS.  Entries live in groups of 8 slots.  A group is an 8-byte control
- * word followed by the 8 slots; a slot is a key followed by its value
- * (interleaved, as in Go; keys or values above 128 bytes live in their own
- * allocation and the slot holds a pointer: "indirect").  Control byte i is
- * EMPTY (0x80), DELETED (0xFE, a tombstone) or, for a full slot, h2: the low
- * 7 bits of the key's hash.  A lookup compares h2 against all 8 bytes at
- * once with a SWAR expression on the 64-bit word (exact: sw_zero_bytes has
- * no false positives), so it touches a key only when its h2 matches (1/128
- * per non-matching slot).  Groups are 8 wide, as Go's: an 8-byte word needs
- * no SIMD, so one code path serves every CPU.  SSE2 and 16-wide groups
- * (abseil, boost) were not measured here (see docs/map.md); with 8 slots a
- * group of u64->u64 entries is 136 bytes, close to two cache lines, which a
- * hit reads anyway.
+ * GROUPS AND LAYOUT.  Entries live in groups of SW_SLOTS = 16 slots, as
+ * in abseil and boost (Go has 8).  Each slot has a control byte: EMPTY
+ * (0x80), DELETED (0xFE, a tombstone) or, for a full slot, h2: the low 7
+ * bits of the key's hash.  A table keeps all its control bytes in one array
+ * and all its slots in another (a slot is a key followed by its value; keys
+ * or values above 128 bytes live in their own allocation and the slot holds
+ * a pointer: "indirect").  A lookup loads a group's 16 control bytes and
+ * compares h2 against all of them at once -- one SSE2 compare and movemask
+ * on x86-64, or exact SWAR arithmetic on two 64-bit words on any CPU (both
+ * are compiled and tested against a byte loop: swiss_internal.h) -- and
+ * reads a slot only when its h2 matches (1/128 per non-matching full slot).
+ * Why 16 and why apart, measured at 100K u64 keys (callgrind's cache and
+ * branch simulation, GMDEBUG=mapseed=1; docs/map.md has the runs): with 8
+ * slots interleaved with their control word (Go's layout), a miss cost 1.85
+ * D1 misses and 0.82 branch mispredictions, because at up to 7/8 load one
+ * group in three has no EMPTY byte and the probe goes on to the next group,
+ * on another cache line; 16-wide groups cut that to 1.51 misses and 0.50
+ * mispredictions (wall time of a miss 30.6 -> 11 ns); moving the control
+ * bytes out of the slots cut it to 1.13 misses (the control bytes are a
+ * seventeenth of a u64 map, 150 KB at 100K entries, and stay in L2; a miss
+ * mostly touches no slot at all).  A hit reads one control line and one
+ * slot line.
  *
  * TABLES.  A table is a power-of-two number of groups, at most
  * SW_MAX_TABLE = 1024 slots.  h1 = hash >> 7 picks the first group; probing
@@ -38,10 +47,11 @@
  * directory forever.
  *
  * SMALL MAPS.  A map of at most 8 entries is one group with no table and no
- * directory (m->small, a table struct with small = true whose 8 slots may
- * all be full).  Lookups of u32, u64 and string keys compare the full slots
- * directly without hashing; delete writes EMPTY (no tombstones); the 9th
- * entry moves the 8 into a 16-slot table.
+ * directory (m->small, a table struct with small = true: the control bytes
+ * of a whole group, of which only the first SW_SMALL = 8 are ever used, and
+ * 8 slots, all of which may be full).  Lookups of u32, u64 and string
+ * keys compare the full slots directly without hashing; delete writes
+ * EMPTY (no tombstones); the 9th entry moves the 8 into a 16-slot table.
  *
  * DELETE AND TOMBSTONES.  A deleted slot becomes EMPTY if its group still
  * has an EMPTY byte (no probe can have passed through the group), else
@@ -61,13 +71,16 @@
  * pointers delete clears key and value with the write barrier at once.
  *
  * SHRINKING (beyond Go, issue 20135).  A delete that leaves a table at most
- * 1/8 live (and above 8 slots) rebuilds it smaller: merged with its buddy
+ * 1/16 live (SW_SHRINK_AT; above one group) rebuilds it smaller: merged with its buddy
  * (the table of the same local depth that differs in the last directory
  * bit) into one table of local depth ld-1 when both fit in 1024 slots at
  * half load, else alone at half load.  When no table has ld == gd any more,
  * the directory halves.  A rebuilt table is at most half full, far from the
- * 7/8 that grows it and the 1/8 that shrinks it: no sequence of writes
- * makes it alternate.  Shrinking waits while an iterator is open (the
+ * 7/8 that grows it and the 1/16 that shrinks it: no sequence of writes
+ * makes it alternate.  The threshold was 1/8: draining a map then moved
+ * 0.34 entries per delete through cascades of merges (each merged table is
+ * half full and shrinks again after losing 3/4 of its entries); at 1/16 it
+ * moves half as many, and a drained map holds under 16 slots per entry.  Shrinking waits while an iterator is open (the
  * iteration order below relies on directory boundaries only ever being
  * added) and never goes below the capacity the creation hint asked for.
  *
@@ -81,14 +94,16 @@
  * ITERATION (swiss_iter.c) keeps Go's guarantees across splits, growth and
  * directory doubling; see that file.
  *
- * MEMORY.  Malloc maps: a table is one allocation (header, then groups).  A
+ * MEMORY.  Malloc maps: a table is one allocation (header, control bytes,
+ * slots).  A
  * table replaced while an iterator is open waits on m->retired, and entry
  * storage freed while an iterator is open waits on m->deferred, until a
  * later write finds no iterator open (an iterator may read a replaced
  * table's slots, and the keys they point to, to look them up again).  GC
  * maps: the header, directory and table headers are conservatively scanned
- * objects; groups are typed (a mask marking every pointer word of the 8 keys
- * and values) when keys or values hold pointers, else pointer-free.  Every
+ * objects; control bytes are pointer-free; the slot array is typed (an
+ * array of one slot type whose mask marks the key's and value's pointer
+ * words) when keys or values hold pointers, else pointer-free.  Every
  * pointer write into a GC map's memory goes through the write barrier
  * (gm_store, gm_typed_memmove, gm_typed_memclr), as in the classic engine.
  *

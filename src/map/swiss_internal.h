@@ -37,8 +37,8 @@ _Static_assert(SW_SLOTS == 8 || SW_SLOTS == 16, "SW_SLOTS");
 /* map flags (same bit as the classic engine's F_WRITING) */
 enum { SWF_WRITING = 4 };
 
-/* A table: capacity slots in capacity/8 groups.  A group is the 8-byte
- * control word followed by 8 slots, each a key then its value. */
+/* A table: capacity slots in capacity/SW_SLOTS groups; control bytes in one
+ * array, slots (each a key then its value) in another. */
 typedef struct sw_table {
     struct sw_table *next;      /* malloc maps: link in the retired list */
     uint8_t *ctrl;              /* capacity control bytes: group g's are ctrl[16g..16g+15] */

@@ -151,6 +151,7 @@ TEST(no_insert_moves_more_than_one_table)
     gm_map *m = swiss(&gm_type_u64, &gm_type_u64, 0);
     gm_map_stats st;
     uint64_t before = 0, maxd = 0;
+    size_t dir_before = 0;
     size_t n = (size_t)(400000 * test_scale());
     for (uint64_t i = 0; i < n; i++) {
         putu(m, i * 0x9e3779b97f4a7c15ull, i);
@@ -158,7 +159,11 @@ TEST(no_insert_moves_more_than_one_table)
         uint64_t d = st.moved_entries - before;
         if (d > maxd) maxd = d;
         CHECK_MSG(d <= 1024, "insert %llu moved %llu entries", (unsigned long long)i, (unsigned long long)d);
+        /* and wrote at most one new directory (twice the old one's entries) */
+        CHECK_MSG(st.dir_len <= 2 * dir_before || dir_before == 0, "insert %llu: directory %zu -> %zu",
+                  (unsigned long long)i, dir_before, st.dir_len);
         before = st.moved_entries;
+        dir_before = st.dir_len;
         if (i % 50021 == 0) CHECK_MAP(m);
     }
     CHECK(st.max_moved_per_write <= 1024);

@@ -170,20 +170,17 @@ SW_INLINE sw_bits sw_sse2_full(__m128i v) { return ~(sw_bits)_mm_movemask_epi8(v
 #if defined(SW_HAVE_SSE2) && !defined(GM_SW_NO_SIMD)
 #define SW_MATCH_IMPL "sse2"
 typedef __m128i sw_cw;
-SW_INLINE sw_cw sw_ctrl(const uint8_t *g) { return sw_sse2_load(g); }
-SW_INLINE sw_bits sw_match_h2(sw_cw v, uint8_t h2) { return sw_sse2_h2(v, h2); }
-SW_INLINE sw_bits sw_match_empty(sw_cw v) { return sw_sse2_empty(v); }
-SW_INLINE sw_bits sw_match_empty_or_deleted(sw_cw v) { return sw_sse2_empty_or_deleted(v); }
-SW_INLINE sw_bits sw_match_full(sw_cw v) { return sw_sse2_full(v); }
+#define SW_IMPL(f) sw_sse2_##f
 #else
 #define SW_MATCH_IMPL "swar"
 typedef sw_swar sw_cw;
-SW_INLINE sw_cw sw_ctrl(const uint8_t *g) { return sw_swar_load(g); }
-SW_INLINE sw_bits sw_match_h2(sw_cw v, uint8_t h2) { return sw_swar_h2(v, h2); }
-SW_INLINE sw_bits sw_match_empty(sw_cw v) { return sw_swar_empty(v); }
-SW_INLINE sw_bits sw_match_empty_or_deleted(sw_cw v) { return sw_swar_empty_or_deleted(v); }
-SW_INLINE sw_bits sw_match_full(sw_cw v) { return sw_swar_full(v); }
+#define SW_IMPL(f) sw_swar_##f
 #endif
+SW_INLINE sw_cw sw_ctrl(const uint8_t *g) { return SW_IMPL(load)(g); }
+SW_INLINE sw_bits sw_match_h2(sw_cw v, uint8_t h2) { return SW_IMPL(h2)(v, h2); }
+SW_INLINE sw_bits sw_match_empty(sw_cw v) { return SW_IMPL(empty)(v); }
+SW_INLINE sw_bits sw_match_empty_or_deleted(sw_cw v) { return SW_IMPL(empty_or_deleted)(v); }
+SW_INLINE sw_bits sw_match_full(sw_cw v) { return SW_IMPL(full)(v); }
 SW_INLINE void sw_ctrl_set(uint8_t *g, unsigned i, uint8_t c) { g[i] = c; }
 SW_INLINE void sw_ctrl_fill(uint8_t *g, uint8_t c) { memset(g, c, SW_SLOTS); }
 

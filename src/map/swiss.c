@@ -36,8 +36,12 @@
  * table's entries (1024), never the whole map: no growth stall.
  *
  * DIRECTORY (extendible hashing).  A map with a table has a directory of
- * 2^gd table pointers (gd, the global depth), indexed by the top gd bits of
- * the hash.  A table of local depth ld <= gd fills 2^(gd-ld) consecutive
+ * 2^gd entries (gd, the global depth), indexed by the top gd bits of the
+ * hash.  An entry is its table's pointer plus copies of the table's ctrl,
+ * slots and mask (which never change for a table's lifetime), so a probe
+ * goes from the directory straight to the control bytes: the table header,
+ * a cache line of its own (a miss at 10M entries), is read only by writes
+ * that change its counters.  A table of local depth ld <= gd fills 2^(gd-ld) consecutive
  * entries starting at a multiple of that count (its `index`).  A full
  * 1024-slot table splits into two of local depth ld+1 by hash bit 63-ld;
  * only when ld == gd does the directory double first (every entry becomes
@@ -114,7 +118,7 @@
  *     small.
  *  2. Directory: 2^gd entries; a table of local depth ld <= gd fills exactly
  *     the 2^(gd-ld) consecutive entries starting at its index, a multiple of
- *     that count; n_at_gd, ntables and cap_total are exact; count is the sum
+ *     that count, and each entry's ctrl, slots and mask are its table's; n_at_gd, ntables and cap_total are exact; count is the sum
  *     of used.
  *  3. Every live key (NaN excepted) hashes into its table's directory range
  *     and its h2 is its control byte; lookup finds that very slot.
@@ -209,7 +213,16 @@ static inline void sw_pstore(const sw_map *m, void *field, void *p)
     else memcpy(field, &p, sizeof p);
 }
 
-static void dir_set(sw_map *m, size_t i, sw_table *t) { sw_pstore(m, &m->dir[i], t); }
+/* Directory entry e becomes t's (its probe fields copied). */
+static void dent_set(const sw_map *m, sw_dent *e, sw_table *t)
+{
+    sw_pstore(m, &e->t, t);
+    sw_pstore(m, &e->ctrl, t->ctrl);
+    sw_pstore(m, &e->slots, t->slots);
+    e->mask = t->mask;
+}
+
+static void dir_set(sw_map *m, size_t i, sw_table *t) { dent_set(m, &m->dir[i], t); }
 
 /* Slot copies with the barrier where the slots hold pointers. */
 static inline void sw_wkey(const sw_map *m, void *dst, const void *src)
@@ -354,13 +367,13 @@ static sw_table *table_new(sw_map *m, size_t cap, unsigned ld, bool small)
     return t;
 }
 
-static sw_table **dir_alloc(sw_map *m, size_t n)
+static sw_dent *dir_alloc(sw_map *m, size_t n)
 {
-    if (m->gc) return gm_alloc_conservative(n * sizeof(sw_table *));
-    return gm_map_malloc(n * sizeof(sw_table *), _Alignof(sw_table *));
+    if (m->gc) return gm_alloc_conservative(n * sizeof(sw_dent));
+    return gm_map_malloc(n * sizeof(sw_dent), _Alignof(sw_dent));
 }
 
-static void dir_free(sw_map *m, sw_table **d)
+static void dir_free(sw_map *m, sw_dent *d)
 {
     if (d && !m->gc) gm_map_mfree(d);
 }
@@ -493,7 +506,7 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
         size_t tcap = cap > SW_MAX_TABLE ? SW_MAX_TABLE : cap;
         unsigned gd = 0;
         while (((size_t)1 << gd) < ntab) gd++;
-        sw_table **d = dir_alloc(m, ntab);
+        sw_dent *d = dir_alloc(m, ntab);
         if (d == NULL) goto oom_hint;
         sw_pstore(m, &m->dir, d);
         m->dir_len = ntab;
@@ -501,7 +514,7 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
         for (size_t i = 0; i < ntab; i++) {
             sw_table *t = table_new(m, tcap, gd, false);
             if (t == NULL) {
-                for (size_t j = 0; j < i; j++) table_free_now(m, m->dir[j]);
+                for (size_t j = 0; j < i; j++) table_free_now(m, m->dir[j].t);
                 dir_free(m, d);
                 goto oom_hint;
             }
@@ -636,15 +649,15 @@ static bool dir_double(sw_map *m)
 {
     size_t n = m->dir_len;
     if (m->gd >= 48) return false;
-    sw_table **d = dir_alloc(m, 2 * n);
+    sw_dent *d = dir_alloc(m, 2 * n);
     if (d == NULL) return false;
     for (size_t j = 0; j < n; j++) {
-        sw_pstore(m, &d[2 * j], m->dir[j]);
-        sw_pstore(m, &d[2 * j + 1], m->dir[j]);
+        dent_set(m, &d[2 * j], m->dir[j].t);
+        dent_set(m, &d[2 * j + 1], m->dir[j].t);
     }
     for (size_t j = 0; j < 2 * n; j++)
-        if (j == 0 || d[j - 1] != d[j]) d[j]->index = (int64_t)j;
-    sw_table **old = m->dir;
+        if (j == 0 || d[j - 1].t != d[j].t) d[j].t->index = (int64_t)j;
+    sw_dent *old = m->dir;
     sw_pstore(m, &m->dir, d);
     m->dir_len = 2 * n;
     m->gd++;
@@ -658,18 +671,18 @@ static bool dir_double(sw_map *m)
 static void dir_halve(sw_map *m)
 {
     size_t n = m->dir_len / 2;
-    sw_table **d = dir_alloc(m, n);
+    sw_dent *d = dir_alloc(m, n);
     if (d == NULL) return; /* stays as it is: still valid */
-    for (size_t j = 0; j < n; j++) sw_pstore(m, &d[j], m->dir[2 * j]);
-    sw_table **old = m->dir;
+    for (size_t j = 0; j < n; j++) dent_set(m, &d[j], m->dir[2 * j].t);
+    sw_dent *old = m->dir;
     sw_pstore(m, &m->dir, d);
     m->dir_len = n;
     m->gd--;
     m->n_at_gd = 0;
     for (size_t j = 0; j < n; j++) {
-        if (j == 0 || d[j - 1] != d[j]) {
-            d[j]->index = (int64_t)j;
-            if (d[j]->local_depth == m->gd) m->n_at_gd++;
+        if (j == 0 || d[j - 1].t != d[j].t) {
+            d[j].t->index = (int64_t)j;
+            if (d[j].t->local_depth == m->gd) m->n_at_gd++;
         }
     }
     m->n_halvings++;
@@ -781,7 +794,7 @@ static bool make_room(sw_map *m, sw_table *t)
 /* The 9th entry: the small group's 8 entries move into a 16-slot table. */
 static bool small_to_table(sw_map *m)
 {
-    sw_table **d = dir_alloc(m, 1);
+    sw_dent *d = dir_alloc(m, 1);
     if (d == NULL) return false;
     sw_table *t = table_new(m, gm_sw_cap_for(SW_SMALL + 1), 0, false);
     if (t == NULL) {
@@ -795,7 +808,7 @@ static bool small_to_table(sw_map *m)
         move_slot(m, t, slot_hash(m, s, g, i), s, g, i);
     }
     t->index = 0;
-    sw_pstore(m, &d[0], t);
+    dent_set(m, &d[0], t);
     sw_pstore(m, &m->dir, d);
     m->dir_len = 1;
     m->gd = 0;
@@ -952,19 +965,19 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
     }
     uint8_t h2 = sw_h2(h);
     for (;;) {
-        sw_table *t = sw_table_for(m, h);
-        size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
+        const sw_dent *d = sw_dent_for(m, h);
+        size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
         uint8_t *ig = NULL;
         unsigned ii = 0;
         for (;;) {
-            uint8_t *g = sw_group(m, t, off);
+            uint8_t *g = sw_group(m, d, off);
             sw_cw w = sw_ctrl(g);
             for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
                 unsigned i = sw_first(mt);
-                uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
+                uint8_t *k = kind == SK_GENERIC ? sw_key(m, d, g, i) : sw_slot(m, d, g, i);
                 if (!sw_equal_kind(m, kind, key, k)) continue;
                 if (kind == SK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
-                return sw_elem(m, t, g, i);
+                return sw_elem(m, d, g, i);
             }
             if (ig == NULL) {
                 sw_bits f = sw_match_empty_or_deleted(w);
@@ -976,6 +989,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
             if (sw_match_empty(w)) break;
             off = (off + ++step) & mask;
         }
+        sw_table *t = d->t;
         bool reuse = ig[ii] == SW_DELETED;
         if (!reuse && t->growth_left == 0) {
             if (!make_room(m, t)) return NULL;
@@ -1007,7 +1021,7 @@ SW_INLINE uint8_t *find_impl(const sw_map *m, int kind, const void *key, uint8_t
         return kind == SK_GENERIC ? sw_key(m, t, g, (unsigned)i) : sw_slot(m, t, g, (unsigned)i);
     }
     uint64_t h = sw_hash_kind(m, kind, key);
-    const sw_table *t = sw_table_for(m, h);
+    const sw_dent *t = sw_dent_for(m, h);
     uint8_t h2 = sw_h2(h);
     size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
     for (;;) {
@@ -1064,7 +1078,7 @@ static void table_shrink(sw_map *m, sw_table *t)
     size_t want = gm_sw_cap_for(2 * (size_t)t->used);
     if (t->local_depth > 0) {
         size_t span = (size_t)1 << (m->gd - t->local_depth);
-        sw_table *b = m->dir[(size_t)t->index ^ span];
+        sw_table *b = m->dir[(size_t)t->index ^ span].t;
         size_t both = gm_sw_cap_for(2 * ((size_t)t->used + b->used));
         if (b->local_depth == t->local_depth && both <= SW_MAX_TABLE &&
             m->cap_total - t->capacity - b->capacity + both >= m->min_cap) {
@@ -1120,16 +1134,17 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
         return true;
     }
     uint64_t h = sw_hash_kind(m, kind, key);
-    sw_table *t = sw_table_for(m, h);
+    const sw_dent *d = sw_dent_for(m, h);
     uint8_t h2 = sw_h2(h);
-    size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
+    size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
     for (;;) {
-        uint8_t *g = sw_group(m, t, off);
+        uint8_t *g = sw_group(m, d, off);
         sw_cw w = sw_ctrl(g);
         for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
             unsigned i = sw_first(mt);
-            uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
+            uint8_t *k = kind == SK_GENERIC ? sw_key(m, d, g, i) : sw_slot(m, d, g, i);
             if (!sw_equal_kind(m, kind, key, k)) continue;
+            sw_table *t = d->t;
             if (m->owns_storage) free_entry_storage(m, t, g, i, true);
             if (m->bscan) sw_clear_slot(m, sw_slot(m, t, g, i));
             if (sw_match_empty(w)) {
@@ -1265,12 +1280,12 @@ static void drop_all(sw_map *m, bool storage)
     }
     if (m->dir) {
         for (size_t j = 0; j < m->dir_len;) {
-            sw_table *t = m->dir[j];
+            sw_table *t = m->dir[j].t;
             j += (size_t)1 << (m->gd - t->local_depth); /* past its entries: it may be freed now */
             if (storage) table_free_storage(m, t);
             table_retire(m, t);
         }
-        sw_table **d = m->dir;
+        sw_dent *d = m->dir;
         sw_pstore(m, &m->dir, NULL);
         dir_free(m, d);
     }
@@ -1347,7 +1362,7 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
     out->global_depth = m->gd;
     out->dir_len = m->dir_len;
     out->small = m->dir == NULL;
-    out->bytes = m->bytes_held + (m->dir ? m->dir_len * sizeof(void *) : 0);
+    out->bytes = m->bytes_held + (m->dir ? m->dir_len * sizeof(sw_dent) : 0);
     for (sw_table *t = m->retired; t; t = t->next) out->retired_pending++;
     if (m->small) {
         out->slots = SW_SMALL;
@@ -1357,7 +1372,7 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
     }
     if (m->dir) {
         for (size_t j = 0; j < m->dir_len; j++) {
-            sw_table *t = m->dir[j];
+            sw_table *t = m->dir[j].t;
             if ((size_t)t->index != j) continue;
             out->tables++;
             out->slots += t->capacity;

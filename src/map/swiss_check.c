@@ -78,7 +78,7 @@ const char *gm_sw_check(const gm_map *gm)
     if (m->dir_len != (size_t)1 << m->gd) FAIL("directory of %zu entries at global depth %u", m->dir_len, m->gd);
     size_t ntables = 0, at_gd = 0, cap = 0;
     for (size_t j = 0; j < m->dir_len;) {
-        const sw_table *t = m->dir[j];
+        const sw_table *t = m->dir[j].t;
         if (t == NULL) FAIL("directory entry %zu is NULL", j);
         if (t->small) FAIL("directory entry %zu is a small group", j);
         if (t->local_depth > m->gd) FAIL("table at %zu: local depth %u > global %u", j, t->local_depth, m->gd);
@@ -86,7 +86,9 @@ const char *gm_sw_check(const gm_map *gm)
         if (t->index != (int64_t)j) FAIL("table at %zu: index %lld", j, (long long)t->index);
         if (j % span) FAIL("table at %zu: not aligned to its %zu entries", j, span);
         for (size_t x = j; x < j + span; x++)
-            if (m->dir[x] != t) FAIL("directory entry %zu: not the table of %zu (local depth %u)", x, j, t->local_depth);
+            if (m->dir[x].t != t) FAIL("directory entry %zu: not the table of %zu (local depth %u)", x, j, t->local_depth);
+            else if (m->dir[x].ctrl != t->ctrl || m->dir[x].slots != t->slots || m->dir[x].mask != t->mask)
+                FAIL("directory entry %zu: its copy of the table's ctrl/slots/mask is stale", x);
         if ((w = check_table(m, t, j, j + span, &live)) != NULL) return w;
         ntables++;
         cap += t->capacity;

@@ -54,6 +54,17 @@ typedef struct sw_table {
     size_t bytes;               /* memory held by this table */
 } sw_table;
 
+/* A directory entry: its table and, copied from it, what a probe reads
+ * (a table's ctrl, slots and mask never change), so that a lookup goes
+ * from the directory straight to the control bytes without first loading
+ * the table's header, a cache line of its own. */
+typedef struct sw_dent {
+    sw_table *t;
+    uint8_t *ctrl;
+    uint8_t *slots;
+    size_t mask;
+} sw_dent;
+
 typedef struct sw_map {
     /* These four fields sit where the classic struct gm_map has them
      * (static assertions in swiss.c): gm_map_len and the engine dispatch
@@ -67,7 +78,7 @@ typedef struct sw_map {
     uint64_t seed;
 
     sw_table *small;            /* dir == NULL: the single group (NULL before the first insert) */
-    sw_table **dir;             /* 2^gd table pointers, or NULL while small */
+    sw_dent *dir;               /* 2^gd entries, or NULL while small */
     size_t dir_len;
     uint64_t clear_seq;         /* bumped by clear: stops running iterators */
     _Atomic uint32_t iters_open;
@@ -190,19 +201,25 @@ SW_INLINE size_t sw_h1(uint64_t h) { return (size_t)(h >> 7); }
 /* ---- layout ---- */
 /* A group is named by its control bytes g (inside t->ctrl); slot i of that
  * group is at the same index of t->slots. */
-SW_INLINE uint8_t *sw_group(const sw_map *m, const sw_table *t, size_t g)
-{ (void)m; return t->ctrl + g * SW_SLOTS; }
-SW_INLINE uint8_t *sw_slot(const sw_map *m, const sw_table *t, const uint8_t *g, unsigned i)
-{ return t->slots + ((size_t)(g - t->ctrl) + i) * m->slotsize; }
+#define sw_group(m, t, g) ((void)(m), (t)->ctrl + (size_t)(g) * SW_SLOTS)
+SW_INLINE uint8_t *sw_slot_at(const sw_map *m, const uint8_t *ctrl, uint8_t *slots, const uint8_t *g, unsigned i)
+{ return slots + ((size_t)(g - ctrl) + i) * m->slotsize; }
 static inline void *sw_deref(const void *slot) { void *p; memcpy(&p, slot, sizeof p); return p; }
-SW_INLINE uint8_t *sw_key(const sw_map *m, const sw_table *t, const uint8_t *g, unsigned i)
-{ uint8_t *k = sw_slot(m, t, g, i); return m->indirectkey ? (uint8_t *)sw_deref(k) : k; }
-SW_INLINE uint8_t *sw_elem(const sw_map *m, const sw_table *t, const uint8_t *g, unsigned i)
-{ uint8_t *e = sw_slot(m, t, g, i) + m->elemoff; return m->indirectelem ? (uint8_t *)sw_deref(e) : e; }
+SW_INLINE uint8_t *sw_key_at(const sw_map *m, const uint8_t *ctrl, uint8_t *slots, const uint8_t *g, unsigned i)
+{ uint8_t *k = sw_slot_at(m, ctrl, slots, g, i); return m->indirectkey ? (uint8_t *)sw_deref(k) : k; }
+SW_INLINE uint8_t *sw_elem_at(const sw_map *m, const uint8_t *ctrl, uint8_t *slots, const uint8_t *g, unsigned i)
+{
+    uint8_t *e = sw_slot_at(m, ctrl, slots, g, i) + m->elemoff;
+    return m->indirectelem ? (uint8_t *)sw_deref(e) : e;
+}
+/* t: a table or a directory entry (both have ctrl and slots). */
+#define sw_slot(m, t, g, i) sw_slot_at((m), (t)->ctrl, (t)->slots, (g), (i))
+#define sw_key(m, t, g, i) sw_key_at((m), (t)->ctrl, (t)->slots, (g), (i))
+#define sw_elem(m, t, g, i) sw_elem_at((m), (t)->ctrl, (t)->slots, (g), (i))
 
 SW_INLINE size_t sw_dir_index(const sw_map *m, uint64_t h)
 { return m->gd ? (size_t)(h >> (64 - m->gd)) : 0; }
-SW_INLINE sw_table *sw_table_for(const sw_map *m, uint64_t h) { return m->dir[sw_dir_index(m, h)]; }
+SW_INLINE const sw_dent *sw_dent_for(const sw_map *m, uint64_t h) { return &m->dir[sw_dir_index(m, h)]; }
 
 static inline uint8_t sw_flags_load(const sw_map *m)
 { return atomic_load_explicit(&((sw_map *)m)->flags, memory_order_relaxed); }

@@ -122,7 +122,7 @@ bool gm_sw_iter_next(gm_map_iter *it, const void **keyp, void **valp)
                 return false;
             }
             size_t j = (it->sw_dir_idx + it->sw_dir_off) & (m->dir_len - 1);
-            t = m->dir[j];
+            t = m->dir[j].t;
             if ((size_t)t->index != j) it->sw_dir_off -= j - (size_t)t->index; /* onto the boundary */
             it->sw_tab = t;
             it->sw_ent = 0;

@@ -25,7 +25,9 @@ _Static_assert(SW_SLOTS == 8 || SW_SLOTS == 16, "SW_SLOTS");
 #define SW_MAX_TABLE 1024           /* slots per table, at most (Go's maxTableCapacity) */
 #define SW_MAX_INLINE 128           /* larger keys / values are stored indirectly */
 #define SW_ZERO_BUF 1024            /* values up to this size read as a shared zero */
+#ifndef SW_SHRINK_AT
 #define SW_SHRINK_AT 16             /* a table at most 1/16 live shrinks (see SHRINKING in swiss.c) */
+#endif
 
 /* ---- control bytes ---- */
 #define SW_EMPTY 0x80u

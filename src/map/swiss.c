@@ -1,19 +1,28 @@
 /* swiss.c - Go 1.24's Swiss-table map (internal/runtime/maps), in C: the
  * second engine behind gomap/map.h.
  *
- * GROUPS.  Entries live in groups of 8 slots.  A group is an 8-byte control
- * word followed by the 8 slots; a slot is a key followed by its value
- * (interleaved, as in Go; keys or values above 128 bytes live in their own
- * allocation and the slot holds a pointer: "indirect").  Control byte i is
- * EMPTY (0x80), DELETED (0xFE, a tombstone) or, for a full slot, h2: the low
- * 7 bits of the key's hash.  A lookup compares h2 against all 8 bytes at
- * once with a SWAR expression on the 64-bit word (exact: sw_zero_bytes has
- * no false positives), so it touches a key only when its h2 matches (1/128
- * per non-matching slot).  Groups are 8 wide, as Go's: an 8-byte word needs
- * no SIMD, so one code path serves every CPU.  SSE2 and 16-wide groups
- * (abseil, boost) were not measured here (see docs/map.md); with 8 slots a
- * group of u64->u64 entries is 136 bytes, close to two cache lines, which a
- * hit reads anyway.
+ * GROUPS AND LAYOUT.  Entries live in groups of SW_SLOTS = 16 slots, as
+ * in abseil and boost (Go has 8).  Each slot has a control byte: EMPTY
+ * (0x80), DELETED (0xFE, a tombstone) or, for a full slot, h2: the low 7
+ * bits of the key's hash.  A table keeps all its control bytes in one array
+ * and all its slots in another (a slot is a key followed by its value; keys
+ * or values above 128 bytes live in their own allocation and the slot holds
+ * a pointer: "indirect").  A lookup loads a group's 16 control bytes and
+ * compares h2 against all of them at once -- one SSE2 compare and movemask
+ * on x86-64, or exact SWAR arithmetic on two 64-bit words on any CPU (both
+ * are compiled and tested against a byte loop: swiss_internal.h) -- and
+ * reads a slot only when its h2 matches (1/128 per non-matching full slot).
+ * Why 16 and why apart, measured at 100K u64 keys (callgrind's cache and
+ * branch simulation, GMDEBUG=mapseed=1; docs/map.md has the runs): with 8
+ * slots interleaved with their control word (Go's layout), a miss cost 1.85
+ * D1 misses and 0.82 branch mispredictions, because at up to 7/8 load one
+ * group in three has no EMPTY byte and the probe goes on to the next group,
+ * on another cache line; 16-wide groups cut that to 1.51 misses and 0.50
+ * mispredictions (wall time of a miss 30.6 -> 11 ns); moving the control
+ * bytes out of the slots cut it to 1.13 misses (the control bytes are a
+ * seventeenth of a u64 map, 150 KB at 100K entries, and stay in L2; a miss
+ * mostly touches no slot at all).  A hit reads one control line and one
+ * slot line.
  *
  * TABLES.  A table is a power-of-two number of groups, at most
  * SW_MAX_TABLE = 1024 slots.  h1 = hash >> 7 picks the first group; probing
@@ -27,8 +36,12 @@
  * table's entries (1024), never the whole map: no growth stall.
  *
  * DIRECTORY (extendible hashing).  A map with a table has a directory of
- * 2^gd table pointers (gd, the global depth), indexed by the top gd bits of
- * the hash.  A table of local depth ld <= gd fills 2^(gd-ld) consecutive
+ * 2^gd entries (gd, the global depth), indexed by the top gd bits of the
+ * hash.  An entry is its table's pointer plus copies of the table's ctrl,
+ * slots and mask (which never change for a table's lifetime), so a probe
+ * goes from the directory straight to the control bytes: the table header,
+ * a cache line of its own (a miss at 10M entries), is read only by writes
+ * that change its counters.  A table of local depth ld <= gd fills 2^(gd-ld) consecutive
  * entries starting at a multiple of that count (its `index`).  A full
  * 1024-slot table splits into two of local depth ld+1 by hash bit 63-ld;
  * only when ld == gd does the directory double first (every entry becomes
@@ -38,10 +51,11 @@
  * directory forever.
  *
  * SMALL MAPS.  A map of at most 8 entries is one group with no table and no
- * directory (m->small, a table struct with small = true whose 8 slots may
- * all be full).  Lookups of u32, u64 and string keys compare the full slots
- * directly without hashing; delete writes EMPTY (no tombstones); the 9th
- * entry moves the 8 into a 16-slot table.
+ * directory (m->small, a table struct with small = true: the control bytes
+ * of a whole group, of which only the first SW_SMALL = 8 are ever used, and
+ * 8 slots, all of which may be full).  Lookups of u32, u64 and string
+ * keys compare the full slots directly without hashing; delete writes
+ * EMPTY (no tombstones); the 9th entry moves the 8 into a 16-slot table.
  *
  * DELETE AND TOMBSTONES.  A deleted slot becomes EMPTY if its group still
  * has an EMPTY byte (no probe can have passed through the group), else
@@ -61,13 +75,16 @@
  * pointers delete clears key and value with the write barrier at once.
  *
  * SHRINKING (beyond Go, issue 20135).  A delete that leaves a table at most
- * 1/8 live (and above 8 slots) rebuilds it smaller: merged with its buddy
+ * 1/16 live (SW_SHRINK_AT; above one group) rebuilds it smaller: merged with its buddy
  * (the table of the same local depth that differs in the last directory
  * bit) into one table of local depth ld-1 when both fit in 1024 slots at
  * half load, else alone at half load.  When no table has ld == gd any more,
  * the directory halves.  A rebuilt table is at most half full, far from the
- * 7/8 that grows it and the 1/8 that shrinks it: no sequence of writes
- * makes it alternate.  Shrinking waits while an iterator is open (the
+ * 7/8 that grows it and the 1/16 that shrinks it: no sequence of writes
+ * makes it alternate.  The threshold was 1/8: draining a map then moved
+ * 0.34 entries per delete through cascades of merges (each merged table is
+ * half full and shrinks again after losing 3/4 of its entries); at 1/16 it
+ * moves half as many, and a drained map holds under 16 slots per entry.  Shrinking waits while an iterator is open (the
  * iteration order below relies on directory boundaries only ever being
  * added) and never goes below the capacity the creation hint asked for.
  *
@@ -81,14 +98,16 @@
  * ITERATION (swiss_iter.c) keeps Go's guarantees across splits, growth and
  * directory doubling; see that file.
  *
- * MEMORY.  Malloc maps: a table is one allocation (header, then groups).  A
+ * MEMORY.  Malloc maps: a table is one allocation (header, control bytes,
+ * slots).  A
  * table replaced while an iterator is open waits on m->retired, and entry
  * storage freed while an iterator is open waits on m->deferred, until a
  * later write finds no iterator open (an iterator may read a replaced
  * table's slots, and the keys they point to, to look them up again).  GC
  * maps: the header, directory and table headers are conservatively scanned
- * objects; groups are typed (a mask marking every pointer word of the 8 keys
- * and values) when keys or values hold pointers, else pointer-free.  Every
+ * objects; control bytes are pointer-free; the slot array is typed (an
+ * array of one slot type whose mask marks the key's and value's pointer
+ * words) when keys or values hold pointers, else pointer-free.  Every
  * pointer write into a GC map's memory goes through the write barrier
  * (gm_store, gm_typed_memmove, gm_typed_memclr), as in the classic engine.
  *
@@ -99,7 +118,7 @@
  *     small.
  *  2. Directory: 2^gd entries; a table of local depth ld <= gd fills exactly
  *     the 2^(gd-ld) consecutive entries starting at its index, a multiple of
- *     that count; n_at_gd, ntables and cap_total are exact; count is the sum
+ *     that count, and each entry's ctrl, slots and mask are its table's; n_at_gd, ntables and cap_total are exact; count is the sum
  *     of used.
  *  3. Every live key (NaN excepted) hashes into its table's directory range
  *     and its h2 is its control byte; lookup finds that very slot.
@@ -194,7 +213,16 @@ static inline void sw_pstore(const sw_map *m, void *field, void *p)
     else memcpy(field, &p, sizeof p);
 }
 
-static void dir_set(sw_map *m, size_t i, sw_table *t) { sw_pstore(m, &m->dir[i], t); }
+/* Directory entry e becomes t's (its probe fields copied). */
+static void dent_set(const sw_map *m, sw_dent *e, sw_table *t)
+{
+    sw_pstore(m, &e->t, t);
+    sw_pstore(m, &e->ctrl, t->ctrl);
+    sw_pstore(m, &e->slots, t->slots);
+    e->mask = t->mask;
+}
+
+static void dir_set(sw_map *m, size_t i, sw_table *t) { dent_set(m, &m->dir[i], t); }
 
 /* Slot copies with the barrier where the slots hold pointers. */
 static inline void sw_wkey(const sw_map *m, void *dst, const void *src)
@@ -292,32 +320,42 @@ static void retired_release(sw_map *m)
 
 static void table_reset_ctrl(sw_map *m, sw_table *t)
 {
-    for (size_t g = 0; g <= t->mask; g++) sw_ctrl_store(sw_group(m, t, g), SW_CTRL_EMPTY_WORD);
+    for (size_t g = 0; g <= t->mask; g++) sw_ctrl_fill(sw_group(m, t, g), SW_EMPTY);
     t->used = t->tombstones = 0;
-    t->growth_left = t->small ? SW_SLOTS : t->capacity - t->capacity / 8;
+    t->growth_left = t->small ? SW_SMALL : t->capacity - t->capacity / 8;
 }
 
-/* A new empty table of `cap` slots, or NULL (nothing changed). */
+/* A new empty table of `cap` slots, or NULL (nothing changed).  Its
+ * control bytes come first and its slots after them; a small table has the
+ * control bytes of a whole group (the matchers read SW_SLOTS of them) but
+ * only SW_SMALL slots. */
 static sw_table *table_new(sw_map *m, size_t cap, unsigned ld, bool small)
 {
-    size_t ng = cap / SW_SLOTS;
-    size_t gbytes = ng * (size_t)m->groupsize;
+    size_t ng = small ? 1 : cap / SW_SLOTS;
+    size_t cbytes = ng * SW_SLOTS, sbytes = cap * (size_t)m->slotsize;
     sw_table *t;
     if (m->gc) {
         t = gm_alloc_conservative(sizeof *t);
         if (t == NULL) return NULL;
-        uint8_t *g = m->bscan ? gm_new_array(m->gtype, ng) : gm_alloc_noscan(gbytes);
-        if (g == NULL) return NULL;
-        gm_store(&t->groups, g);
-        t->bytes = gbytes + sizeof *t;
+        uint8_t *c = gm_alloc_noscan(cbytes);
+        if (c == NULL) return NULL;
+        gm_store(&t->ctrl, c);
+        uint8_t *sl = c; /* zero-size slots: any valid address */
+        if (sbytes) {
+            sl = m->bscan ? gm_new_array(m->gtype, cap) : gm_alloc_noscan(sbytes);
+            if (sl == NULL) return NULL;
+        }
+        gm_store(&t->slots, sl);
+        t->bytes = cbytes + sbytes + sizeof *t;
     } else {
-        size_t hdr = round_up(sizeof *t, m->galign);
-        uint8_t *base = gm_map_malloc(hdr + gbytes, m->galign);
+        size_t hdr = round_up(sizeof *t, 16), soff = round_up(hdr + cbytes, m->galign);
+        uint8_t *base = gm_map_malloc(soff + sbytes, m->galign > 16 ? m->galign : 16);
         if (base == NULL) return NULL;
         t = (sw_table *)(void *)base;
         memset(t, 0, sizeof *t);
-        t->groups = base + hdr;
-        t->bytes = hdr + gbytes;
+        t->ctrl = base + hdr;
+        t->slots = base + soff;
+        t->bytes = soff + sbytes;
     }
     t->mask = ng - 1;
     t->capacity = (uint32_t)cap;
@@ -329,13 +367,13 @@ static sw_table *table_new(sw_map *m, size_t cap, unsigned ld, bool small)
     return t;
 }
 
-static sw_table **dir_alloc(sw_map *m, size_t n)
+static sw_dent *dir_alloc(sw_map *m, size_t n)
 {
-    if (m->gc) return gm_alloc_conservative(n * sizeof(sw_table *));
-    return gm_map_malloc(n * sizeof(sw_table *), _Alignof(sw_table *));
+    if (m->gc) return gm_alloc_conservative(n * sizeof(sw_dent));
+    return gm_map_malloc(n * sizeof(sw_dent), _Alignof(sw_dent));
 }
 
-static void dir_free(sw_map *m, sw_table **d)
+static void dir_free(sw_map *m, sw_dent *d)
 {
     if (d && !m->gc) gm_map_mfree(d);
 }
@@ -344,6 +382,7 @@ static void dir_free(sw_map *m, sw_table **d)
 size_t gm_sw_cap_for(size_t n)
 {
     size_t c = SW_SLOTS;
+    if (n > SW_SMALL && c < 2 * SW_SMALL) c = 2 * SW_SMALL;
     while (c - c / 8 < n) c *= 2;
     return c;
 }
@@ -391,7 +430,7 @@ static bool gc_layout(sw_map *m)
     for (r = gtypes; r; r = r->next)
         if (r->kt == m->kt && r->vt == m->vt) break;
     if (r == NULL) {
-        size_t words = m->groupsize / sizeof(void *);
+        size_t words = m->slotsize / sizeof(void *);
         r = calloc(1, sizeof *r + (words + 7) / 8);
         if (r == NULL) {
             pthread_mutex_unlock(&gtypes_mu);
@@ -399,12 +438,9 @@ static bool gc_layout(sw_map *m)
         }
         r->kt = m->kt;
         r->vt = m->vt;
-        for (unsigned i = 0; i < SW_SLOTS; i++) {
-            size_t s = m->slotoff + (size_t)i * m->slotsize;
-            mask_field(r->mask, s, m->kt, m->indirectkey);
-            mask_field(r->mask, s + m->elemoff, m->vt, m->indirectelem);
-        }
-        r->t = (gm_type){ m->groupsize, m->galign, NULL, NULL, r->mask, 0, "map.group" };
+        mask_field(r->mask, 0, m->kt, m->indirectkey);
+        mask_field(r->mask, m->elemoff, m->vt, m->indirectelem);
+        r->t = (gm_type){ m->slotsize, m->galign, NULL, NULL, r->mask, 0, "map.slot" };
         r->next = gtypes;
         gtypes = r;
     }
@@ -432,10 +468,6 @@ static void layout(sw_map *m)
     m->elemsize = (uint32_t)es;
     m->elemoff = (uint32_t)round_up(ks, ea);
     m->slotsize = (uint32_t)round_up(m->elemoff + es, max_sz(ka, ea));
-    /* The control word is 8 bytes; slots start at the next multiple of
-     * the alignment (8 unless a key or value is over-aligned). */
-    m->slotoff = (uint32_t)round_up(8, align);
-    m->groupsize = (uint32_t)round_up(m->slotoff + SW_SLOTS * (size_t)m->slotsize, align);
     m->galign = (uint32_t)align;
     m->reflexive = !(m->kt->flags & GM_TYPE_IRREFLEXIVE);
     m->keyupdate = (m->kt->flags & GM_TYPE_KEY_UPDATE) != 0;
@@ -467,14 +499,14 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
         memset(z, 0, val->size);
         sw_pstore(m, &m->zero, z);
     }
-    if (hint > ((size_t)1 << 40) / m->groupsize) hint = 0; /* as makemap: ignored */
-    if (hint > SW_SLOTS) {
+    if (hint > ((size_t)1 << 40) / (m->slotsize + 1)) hint = 0; /* as makemap: ignored */
+    if (hint > SW_SMALL) {
         size_t cap = gm_sw_cap_for(hint);
         size_t ntab = cap > SW_MAX_TABLE ? cap / SW_MAX_TABLE : 1;
         size_t tcap = cap > SW_MAX_TABLE ? SW_MAX_TABLE : cap;
         unsigned gd = 0;
         while (((size_t)1 << gd) < ntab) gd++;
-        sw_table **d = dir_alloc(m, ntab);
+        sw_dent *d = dir_alloc(m, ntab);
         if (d == NULL) goto oom_hint;
         sw_pstore(m, &m->dir, d);
         m->dir_len = ntab;
@@ -482,7 +514,7 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
         for (size_t i = 0; i < ntab; i++) {
             sw_table *t = table_new(m, tcap, gd, false);
             if (t == NULL) {
-                for (size_t j = 0; j < i; j++) table_free_now(m, m->dir[j]);
+                for (size_t j = 0; j < i; j++) table_free_now(m, m->dir[j].t);
                 dir_free(m, d);
                 goto oom_hint;
             }
@@ -506,22 +538,28 @@ oom:
 
 /* ------------------------------------------------------------ writes */
 
-static void begin_write(sw_map *m)
+/* moved_this_write is 0 between writes: a write that moved entries
+ * resets it in end_write, so plain writes neither store nor compare it. */
+SW_INLINE void begin_write(sw_map *m)
 {
     uint8_t f = sw_flags_load(m);
     if (f & SWF_WRITING) gm_fatal("concurrent map writes");
     sw_flags_store(m, f ^ SWF_WRITING);
-    m->moved_this_write = 0;
 }
 
-static void end_write(sw_map *m)
+static void end_write_slow(sw_map *m)
 {
-    if (GM_UNLIKELY(m->moved_this_write > m->max_moved_write)) m->max_moved_write = m->moved_this_write;
-    if (GM_UNLIKELY((m->retired || m->deferred) &&
-                    atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0)) {
+    if (m->moved_this_write > m->max_moved_write) m->max_moved_write = m->moved_this_write;
+    m->moved_this_write = 0;
+    if ((m->retired || m->deferred) && atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0) {
         retired_release(m);
         deferred_release(m);
     }
+}
+
+SW_INLINE void end_write(sw_map *m)
+{
+    if (GM_UNLIKELY(m->moved_this_write | (uintptr_t)m->retired | (uintptr_t)m->deferred)) end_write_slow(m);
     uint8_t f = sw_flags_load(m);
     if (!(f & SWF_WRITING)) gm_fatal("concurrent map writes");
     sw_flags_store(m, f & (uint8_t)~SWF_WRITING);
@@ -529,18 +567,20 @@ static void end_write(sw_map *m)
 
 /* Copies slot (sg, si) of another table into an empty slot of t chosen by
  * hash h.  The entry's storage moves with it (pointers are copied). */
-static void move_slot(sw_map *m, sw_table *t, uint64_t h, uint8_t *sg, unsigned si)
+static void move_slot(sw_map *m, sw_table *t, uint64_t h, const sw_table *st, uint8_t *sg, unsigned si)
 {
     size_t off = sw_h1(h) & t->mask, step = 0;
     for (;;) {
         uint8_t *g = sw_group(m, t, off);
-        uint64_t free_ = sw_match_empty_or_deleted(sw_ctrl(g));
+        sw_bits free_ = sw_match_empty_or_deleted(sw_ctrl(g));
         if (free_) {
             unsigned i = sw_first(free_);
-            uint8_t *src = sw_slot(m, sg, si), *dst = sw_slot(m, g, i);
+            uint8_t *src = sw_slot(m, st, sg, si), *dst = sw_slot(m, t, g, i);
             if (m->bscan) {
                 sw_wkey(m, dst, src);
                 sw_welem(m, dst + m->elemoff, src + m->elemoff);
+            } else if (m->slotsize == 16) { /* u64 -> u64, string -> pointer, ... */
+                memcpy(dst, src, 16);
             } else {
                 memcpy(dst, src, m->slotsize);
             }
@@ -557,9 +597,9 @@ static void move_slot(sw_map *m, sw_table *t, uint64_t h, uint8_t *sg, unsigned 
 }
 
 /* The hash of the key in a slot (random for NaN). */
-static inline uint64_t slot_hash(const sw_map *m, uint8_t *g, unsigned i)
+static inline uint64_t slot_hash(const sw_map *m, const sw_table *t, uint8_t *g, unsigned i)
 {
-    return sw_hash(m, sw_key(m, g, i));
+    return sw_hash(m, sw_key(m, t, g, i));
 }
 
 /* Makes nt the table of every directory entry old had. */
@@ -591,9 +631,9 @@ static bool table_rebuild(sw_map *m, sw_table *t, size_t cap)
     trace_resize(m, tn, true, cap);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
-            move_slot(m, nt, slot_hash(m, g, i), g, i);
+            move_slot(m, nt, slot_hash(m, t, g, i), t, g, i);
         }
     }
     if (cap > t->capacity) m->n_grows++;
@@ -609,15 +649,15 @@ static bool dir_double(sw_map *m)
 {
     size_t n = m->dir_len;
     if (m->gd >= 48) return false;
-    sw_table **d = dir_alloc(m, 2 * n);
+    sw_dent *d = dir_alloc(m, 2 * n);
     if (d == NULL) return false;
     for (size_t j = 0; j < n; j++) {
-        sw_pstore(m, &d[2 * j], m->dir[j]);
-        sw_pstore(m, &d[2 * j + 1], m->dir[j]);
+        dent_set(m, &d[2 * j], m->dir[j].t);
+        dent_set(m, &d[2 * j + 1], m->dir[j].t);
     }
     for (size_t j = 0; j < 2 * n; j++)
-        if (j == 0 || d[j - 1] != d[j]) d[j]->index = (int64_t)j;
-    sw_table **old = m->dir;
+        if (j == 0 || d[j - 1].t != d[j].t) d[j].t->index = (int64_t)j;
+    sw_dent *old = m->dir;
     sw_pstore(m, &m->dir, d);
     m->dir_len = 2 * n;
     m->gd++;
@@ -631,18 +671,18 @@ static bool dir_double(sw_map *m)
 static void dir_halve(sw_map *m)
 {
     size_t n = m->dir_len / 2;
-    sw_table **d = dir_alloc(m, n);
+    sw_dent *d = dir_alloc(m, n);
     if (d == NULL) return; /* stays as it is: still valid */
-    for (size_t j = 0; j < n; j++) sw_pstore(m, &d[j], m->dir[2 * j]);
-    sw_table **old = m->dir;
+    for (size_t j = 0; j < n; j++) dent_set(m, &d[j], m->dir[2 * j].t);
+    sw_dent *old = m->dir;
     sw_pstore(m, &m->dir, d);
     m->dir_len = n;
     m->gd--;
     m->n_at_gd = 0;
     for (size_t j = 0; j < n; j++) {
-        if (j == 0 || d[j - 1] != d[j]) {
-            d[j]->index = (int64_t)j;
-            if (d[j]->local_depth == m->gd) m->n_at_gd++;
+        if (j == 0 || d[j - 1].t != d[j].t) {
+            d[j].t->index = (int64_t)j;
+            if (d[j].t->local_depth == m->gd) m->n_at_gd++;
         }
     }
     m->n_halvings++;
@@ -658,9 +698,9 @@ static bool table_split(sw_map *m, sw_table *t)
     if (t->capacity <= SW_MAX_TABLE && ld < 48) {
         for (size_t gi = 0; gi <= t->mask; gi++) {
             uint8_t *g = sw_group(m, t, gi);
-            for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+            for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
                 unsigned i = sw_first(f);
-                uint64_t h = slot_hash(m, g, i);
+                uint64_t h = slot_hash(m, t, g, i);
                 hs[gi * SW_SLOTS + i] = h;
                 right += (h >> (63 - ld)) & 1;
             }
@@ -679,10 +719,10 @@ static bool table_split(sw_map *m, sw_table *t)
     trace_resize(m, "map split", true, 2 * SW_MAX_TABLE);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
             uint64_t h = hs[gi * SW_SLOTS + i];
-            move_slot(m, (h >> (63 - ld)) & 1 ? r : l, h, g, i);
+            move_slot(m, (h >> (63 - ld)) & 1 ? r : l, h, t, g, i);
         }
     }
     size_t span = (size_t)1 << (m->gd - ld), idx = (size_t)t->index;
@@ -708,9 +748,9 @@ static void table_prune(sw_map *m, sw_table *t)
     memset(needed, 0, sizeof needed);
     for (size_t gi = 0; gi < ng; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
             unsigned i = sw_first(f);
-            uint8_t *k = sw_key(m, g, i);
+            uint8_t *k = sw_key(m, t, g, i);
             if (!m->reflexive && !m->keyeq(k, k)) continue; /* NaN: no lookup needs a path */
             uint64_t h = sw_hash(m, k);
             size_t off = sw_h1(h) & t->mask, step = 0;
@@ -754,21 +794,21 @@ static bool make_room(sw_map *m, sw_table *t)
 /* The 9th entry: the small group's 8 entries move into a 16-slot table. */
 static bool small_to_table(sw_map *m)
 {
-    sw_table **d = dir_alloc(m, 1);
+    sw_dent *d = dir_alloc(m, 1);
     if (d == NULL) return false;
-    sw_table *t = table_new(m, 2 * SW_SLOTS, 0, false);
+    sw_table *t = table_new(m, gm_sw_cap_for(SW_SMALL + 1), 0, false);
     if (t == NULL) {
         dir_free(m, d);
         return false;
     }
     sw_table *s = m->small;
-    uint8_t *g = s->groups;
-    for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+    uint8_t *g = s->ctrl;
+    for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
         unsigned i = sw_first(f);
-        move_slot(m, t, slot_hash(m, g, i), g, i);
+        move_slot(m, t, slot_hash(m, s, g, i), s, g, i);
     }
     t->index = 0;
-    sw_pstore(m, &d[0], t);
+    dent_set(m, &d[0], t);
     sw_pstore(m, &m->dir, d);
     m->dir_len = 1;
     m->gd = 0;
@@ -816,10 +856,10 @@ fail:
 
 /* Writes a new entry into the free slot (g, i); returns its value slot.
  * The caller has updated the table's counters. */
-static void *store_entry(sw_map *m, uint8_t *g, unsigned i, uint8_t h2, const void *key,
+static void *store_entry(sw_map *m, const sw_table *t, uint8_t *g, unsigned i, uint8_t h2, const void *key,
                          struct new_entry *ne)
 {
-    uint8_t *kslot = sw_slot(m, g, i), *eslot = kslot + m->elemoff;
+    uint8_t *kslot = sw_slot(m, t, g, i), *eslot = kslot + m->elemoff;
     if (m->indirectkey) {
         sw_pstore(m, kslot, ne->kmem); /* bscan whenever indirect on GC maps */
         kslot = ne->kmem;
@@ -841,18 +881,19 @@ static void *store_entry(sw_map *m, uint8_t *g, unsigned i, uint8_t h2, const vo
     return eslot;
 }
 
-static void *insert_slow(sw_map *m, const void *key, uint8_t *g, unsigned i, uint8_t h2)
+static void *insert_slow(sw_map *m, const sw_table *t, const void *key, uint8_t *g, unsigned i, uint8_t h2)
 {
     struct new_entry ne;
     if (m->owns_storage && !ne_alloc(m, key, &ne)) return NULL;
     if (!m->owns_storage) memset(&ne, 0, sizeof ne);
-    return store_entry(m, g, i, h2, key, &ne);
+    return store_entry(m, t, g, i, h2, key, &ne);
 }
 
 /* Inline store for maps without storage or barriers. */
-SW_INLINE void *store_plain(sw_map *m, int kind, const void *key, uint8_t *g, unsigned i, uint8_t h2)
+SW_INLINE void *store_plain(sw_map *m, const sw_table *t, int kind, const void *key, uint8_t *g, unsigned i,
+                            uint8_t h2)
 {
-    uint8_t *k = sw_slot(m, g, i);
+    uint8_t *k = sw_slot(m, t, g, i);
     switch (kind) {
     case SK_U32: memcpy(k, key, 4); break;
     case SK_U64: memcpy(k, key, 8); break;
@@ -872,7 +913,7 @@ SW_INLINE void *store_plain(sw_map *m, int kind, const void *key, uint8_t *g, un
 
 static bool small_new(sw_map *m)
 {
-    sw_table *s = table_new(m, SW_SLOTS, 0, true);
+    sw_table *s = table_new(m, SW_SMALL, 0, true);
     if (s == NULL) return false;
     sw_pstore(m, &m->small, s);
     return true;
@@ -881,12 +922,13 @@ static bool small_new(sw_map *m)
 /* The small map's slot of key, or -1.  Fast kinds compare without hashing. */
 SW_INLINE int small_find(const sw_map *m, int kind, const void *key, uint64_t h)
 {
-    uint8_t *g = m->small->groups;
-    uint64_t w = sw_ctrl(g);
-    uint64_t cand = kind == SK_GENERIC ? sw_match_h2(w, sw_h2(h)) : sw_match_full(w);
+    const sw_table *t = m->small;
+    uint8_t *g = t->ctrl;
+    sw_cw w = sw_ctrl(g);
+    sw_bits cand = kind == SK_GENERIC ? sw_match_h2(w, sw_h2(h)) : sw_match_full(w);
     for (; cand; cand &= cand - 1) {
         unsigned i = sw_first(cand);
-        uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+        uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
         if (sw_equal_kind(m, kind, key, k)) return (int)i;
     }
     return -1;
@@ -899,20 +941,21 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
         if (m->small == NULL && !small_new(m)) return NULL;
         if (kind == SK_GENERIC) h = sw_hash_kind(m, kind, key);
         int i = small_find(m, kind, key, h);
-        uint8_t *g = m->small->groups;
+        sw_table *t = m->small;
+        uint8_t *g = t->ctrl;
         if (i >= 0) {
-            if (kind == SK_GENERIC && m->keyupdate) memcpy(sw_key(m, g, (unsigned)i), key, m->kt->size);
-            return sw_elem(m, g, (unsigned)i);
+            if (kind == SK_GENERIC && m->keyupdate) memcpy(sw_key(m, t, g, (unsigned)i), key, m->kt->size);
+            return sw_elem(m, t, g, (unsigned)i);
         }
         if (kind != SK_GENERIC) h = sw_hash_kind(m, kind, key);
-        uint64_t e = sw_match_empty(sw_ctrl(g));
+        sw_bits e = sw_match_empty(sw_ctrl(g)) & ((1u << SW_SMALL) - 1);
         if (e) {
             unsigned s = sw_first(e);
-            void *r = (!m->owns_storage && !m->gc) ? store_plain(m, kind, key, g, s, sw_h2(h))
-                                                   : insert_slow(m, key, g, s, sw_h2(h));
+            void *r = (!m->owns_storage && !m->gc) ? store_plain(m, t, kind, key, g, s, sw_h2(h))
+                                                   : insert_slow(m, t, key, g, s, sw_h2(h));
             if (r) {
-                m->small->used++;
-                m->small->growth_left--;
+                t->used++;
+                t->growth_left--;
             }
             return r;
         }
@@ -922,22 +965,22 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
     }
     uint8_t h2 = sw_h2(h);
     for (;;) {
-        sw_table *t = sw_table_for(m, h);
-        size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
+        const sw_dent *d = sw_dent_for(m, h);
+        size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
         uint8_t *ig = NULL;
         unsigned ii = 0;
         for (;;) {
-            uint8_t *g = sw_group(m, t, off);
-            uint64_t w = sw_ctrl(g);
-            for (uint64_t mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
+            uint8_t *g = sw_group(m, d, off);
+            sw_cw w = sw_ctrl(g);
+            for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
                 unsigned i = sw_first(mt);
-                uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+                uint8_t *k = kind == SK_GENERIC ? sw_key(m, d, g, i) : sw_slot(m, d, g, i);
                 if (!sw_equal_kind(m, kind, key, k)) continue;
                 if (kind == SK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
-                return sw_elem(m, g, i);
+                return sw_elem(m, d, g, i);
             }
             if (ig == NULL) {
-                uint64_t f = sw_match_empty_or_deleted(w);
+                sw_bits f = sw_match_empty_or_deleted(w);
                 if (f) {
                     ig = g;
                     ii = sw_first(f);
@@ -946,13 +989,14 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
             if (sw_match_empty(w)) break;
             off = (off + ++step) & mask;
         }
+        sw_table *t = d->t;
         bool reuse = ig[ii] == SW_DELETED;
         if (!reuse && t->growth_left == 0) {
             if (!make_room(m, t)) return NULL;
             continue; /* the table changed: probe again */
         }
-        void *r = (!m->owns_storage && !m->gc) ? store_plain(m, kind, key, ig, ii, h2)
-                                               : insert_slow(m, key, ig, ii, h2);
+        void *r = (!m->owns_storage && !m->gc) ? store_plain(m, t, kind, key, ig, ii, h2)
+                                               : insert_slow(m, t, key, ig, ii, h2);
         if (r == NULL) return NULL;
         if (reuse) t->tombstones--;
         else t->growth_left--;
@@ -971,22 +1015,23 @@ SW_INLINE uint8_t *find_impl(const sw_map *m, int kind, const void *key, uint8_t
         uint64_t h = kind == SK_GENERIC ? sw_hash_kind(m, kind, key) : 0;
         int i = small_find(m, kind, key, h);
         if (i < 0) return NULL;
-        uint8_t *g = m->small->groups;
-        *elem = sw_elem(m, g, (unsigned)i);
-        return kind == SK_GENERIC ? sw_key(m, g, (unsigned)i) : sw_slot(m, g, (unsigned)i);
+        const sw_table *t = m->small;
+        uint8_t *g = t->ctrl;
+        *elem = sw_elem(m, t, g, (unsigned)i);
+        return kind == SK_GENERIC ? sw_key(m, t, g, (unsigned)i) : sw_slot(m, t, g, (unsigned)i);
     }
     uint64_t h = sw_hash_kind(m, kind, key);
-    const sw_table *t = sw_table_for(m, h);
+    const sw_dent *t = sw_dent_for(m, h);
     uint8_t h2 = sw_h2(h);
     size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
     for (;;) {
         uint8_t *g = sw_group(m, t, off);
-        uint64_t w = sw_ctrl(g);
-        for (uint64_t mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
+        sw_cw w = sw_ctrl(g);
+        for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
             unsigned i = sw_first(mt);
-            uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+            uint8_t *k = kind == SK_GENERIC ? sw_key(m, t, g, i) : sw_slot(m, t, g, i);
             if (sw_equal_kind(m, kind, key, k)) {
-                *elem = sw_elem(m, g, i);
+                *elem = sw_elem(m, t, g, i);
                 return k;
             }
         }
@@ -1018,11 +1063,11 @@ const gm_type *gm_sw_val_type(const gm_map *m) { return SW(m)->vt; }
 
 /* ------------------------------------------------------------ delete */
 
-static void free_entry_storage(sw_map *m, uint8_t *g, unsigned i, bool published)
+static void free_entry_storage(sw_map *m, const sw_table *t, uint8_t *g, unsigned i, bool published)
 {
     if (!m->owns_storage || m->gc) return;
-    uint8_t *s = sw_slot(m, g, i);
-    if (m->ownedkey) own_free(m, (void *)((const gm_str *)sw_key(m, g, i))->ptr, 1, published);
+    uint8_t *s = sw_slot(m, t, g, i);
+    if (m->ownedkey) own_free(m, (void *)((const gm_str *)sw_key(m, t, g, i))->ptr, 1, published);
     if (m->indirectkey) own_free(m, sw_deref(s), m->kt->align, published);
     if (m->indirectelem) own_free(m, sw_deref(s + m->elemoff), m->vt->align, published);
 }
@@ -1033,7 +1078,7 @@ static void table_shrink(sw_map *m, sw_table *t)
     size_t want = gm_sw_cap_for(2 * (size_t)t->used);
     if (t->local_depth > 0) {
         size_t span = (size_t)1 << (m->gd - t->local_depth);
-        sw_table *b = m->dir[(size_t)t->index ^ span];
+        sw_table *b = m->dir[(size_t)t->index ^ span].t;
         size_t both = gm_sw_cap_for(2 * ((size_t)t->used + b->used));
         if (b->local_depth == t->local_depth && both <= SW_MAX_TABLE &&
             m->cap_total - t->capacity - b->capacity + both >= m->min_cap) {
@@ -1045,9 +1090,9 @@ static void table_shrink(sw_map *m, sw_table *t)
                 sw_table *x = src[s];
                 for (size_t gi = 0; gi <= x->mask; gi++) {
                     uint8_t *g = sw_group(m, x, gi);
-                    for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
+                    for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1) {
                         unsigned i = sw_first(f);
-                        move_slot(m, nt, slot_hash(m, g, i), g, i);
+                        move_slot(m, nt, slot_hash(m, x, g, i), x, g, i);
                     }
                 }
             }
@@ -1078,9 +1123,10 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
         uint64_t h = kind == SK_GENERIC ? sw_hash_kind(m, kind, key) : 0;
         int i = small_find(m, kind, key, h);
         if (i < 0) return false;
-        uint8_t *g = m->small->groups;
-        free_entry_storage(m, g, (unsigned)i, true);
-        if (m->bscan) sw_clear_slot(m, sw_slot(m, g, (unsigned)i));
+        sw_table *t = m->small;
+        uint8_t *g = t->ctrl;
+        free_entry_storage(m, t, g, (unsigned)i, true);
+        if (m->bscan) sw_clear_slot(m, sw_slot(m, t, g, (unsigned)i));
         sw_ctrl_set(g, (unsigned)i, SW_EMPTY);
         m->small->used--;
         m->small->growth_left++;
@@ -1088,18 +1134,19 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
         return true;
     }
     uint64_t h = sw_hash_kind(m, kind, key);
-    sw_table *t = sw_table_for(m, h);
+    const sw_dent *d = sw_dent_for(m, h);
     uint8_t h2 = sw_h2(h);
-    size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
+    size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
     for (;;) {
-        uint8_t *g = sw_group(m, t, off);
-        uint64_t w = sw_ctrl(g);
-        for (uint64_t mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
+        uint8_t *g = sw_group(m, d, off);
+        sw_cw w = sw_ctrl(g);
+        for (sw_bits mt = sw_match_h2(w, h2); mt; mt &= mt - 1) {
             unsigned i = sw_first(mt);
-            uint8_t *k = kind == SK_GENERIC ? sw_key(m, g, i) : sw_slot(m, g, i);
+            uint8_t *k = kind == SK_GENERIC ? sw_key(m, d, g, i) : sw_slot(m, d, g, i);
             if (!sw_equal_kind(m, kind, key, k)) continue;
-            if (m->owns_storage) free_entry_storage(m, g, i, true);
-            if (m->bscan) sw_clear_slot(m, sw_slot(m, g, i));
+            sw_table *t = d->t;
+            if (m->owns_storage) free_entry_storage(m, t, g, i, true);
+            if (m->bscan) sw_clear_slot(m, sw_slot(m, t, g, i));
             if (sw_match_empty(w)) {
                 sw_ctrl_set(g, i, SW_EMPTY);
                 t->growth_left++;
@@ -1109,7 +1156,7 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
             }
             t->used--;
             if (--m->count == 0) m->seed = gm_map_rand();
-            if (GM_UNLIKELY((size_t)t->used * 8 <= t->capacity && t->capacity > SW_SLOTS) &&
+            if (GM_UNLIKELY((size_t)t->used * SW_SHRINK_AT <= t->capacity && t->capacity > SW_SLOTS) &&
                 atomic_load_explicit(&m->iters_open, memory_order_acquire) == 0)
                 table_shrink(m, t);
             return true;
@@ -1216,8 +1263,8 @@ static void table_free_storage(sw_map *m, sw_table *t)
 {
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (uint64_t f = sw_match_full(sw_ctrl(g)); f; f &= f - 1)
-            free_entry_storage(m, g, sw_first(f), false);
+        for (sw_bits f = sw_match_full(sw_ctrl(g)); f; f &= f - 1)
+            free_entry_storage(m, t, g, sw_first(f), false);
     }
 }
 
@@ -1233,12 +1280,12 @@ static void drop_all(sw_map *m, bool storage)
     }
     if (m->dir) {
         for (size_t j = 0; j < m->dir_len;) {
-            sw_table *t = m->dir[j];
+            sw_table *t = m->dir[j].t;
             j += (size_t)1 << (m->gd - t->local_depth); /* past its entries: it may be freed now */
             if (storage) table_free_storage(m, t);
             table_retire(m, t);
         }
-        sw_table **d = m->dir;
+        sw_dent *d = m->dir;
         sw_pstore(m, &m->dir, NULL);
         dir_free(m, d);
     }
@@ -1315,22 +1362,22 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
     out->global_depth = m->gd;
     out->dir_len = m->dir_len;
     out->small = m->dir == NULL;
-    out->bytes = m->bytes_held + (m->dir ? m->dir_len * sizeof(void *) : 0);
+    out->bytes = m->bytes_held + (m->dir ? m->dir_len * sizeof(sw_dent) : 0);
     for (sw_table *t = m->retired; t; t = t->next) out->retired_pending++;
     if (m->small) {
-        out->slots = SW_SLOTS;
+        out->slots = SW_SMALL;
         out->nbuckets = 1;
-        out->array = m->small->groups;
-        out->array_bytes = m->groupsize;
+        out->array = m->small->ctrl;
+        out->array_bytes = SW_SLOTS + SW_SMALL * (size_t)m->slotsize;
     }
     if (m->dir) {
         for (size_t j = 0; j < m->dir_len; j++) {
-            sw_table *t = m->dir[j];
+            sw_table *t = m->dir[j].t;
             if ((size_t)t->index != j) continue;
             out->tables++;
             out->slots += t->capacity;
             out->tombstones += t->tombstones;
-            out->array_bytes += (t->mask + 1) * (size_t)m->groupsize;
+            out->array_bytes += t->capacity * ((size_t)m->slotsize + 1);
         }
         out->nbuckets = out->slots / SW_SLOTS;
         out->array = m->dir;

@@ -13,18 +13,22 @@ static _Thread_local char why[256];
 static const char *check_table(const sw_map *m, const sw_table *t, size_t lo, size_t hi, size_t *live)
 {
     size_t full = 0, del = 0, empty = 0;
-    if (t->capacity < SW_SLOTS || (t->capacity & (t->capacity - 1)))
-        FAIL("table %zu: capacity %u is not a power of two >= 8", lo, t->capacity);
-    if ((t->mask + 1) * SW_SLOTS != t->capacity) FAIL("table %zu: mask %zu vs capacity %u", lo, t->mask, t->capacity);
+    unsigned width = t->small ? SW_SMALL : SW_SLOTS;
+    if (t->small ? t->capacity != SW_SMALL || t->mask != 0
+                 : t->capacity < SW_SLOTS || (t->capacity & (t->capacity - 1)))
+        FAIL("table %zu: capacity %u is not a power of two >= %u", lo, t->capacity, SW_SLOTS);
+    if ((t->mask + 1) * width != t->capacity) FAIL("table %zu: mask %zu vs capacity %u", lo, t->mask, t->capacity);
     for (size_t gi = 0; gi <= t->mask; gi++) {
         uint8_t *g = sw_group(m, t, gi);
-        for (unsigned i = 0; i < SW_SLOTS; i++) {
+        for (unsigned i = width; i < SW_SLOTS; i++) /* a small group's unused control bytes */
+            if (g[i] != SW_EMPTY) FAIL("small group: control byte %u is %#x, not EMPTY", i, g[i]);
+        for (unsigned i = 0; i < width; i++) {
             uint8_t c = g[i];
             if (c == SW_EMPTY) { empty++; continue; }
             if (c == SW_DELETED) { del++; continue; }
             if (c & 0x80) FAIL("table %zu group %zu slot %u: bad control byte %#x", lo, gi, i, c);
             full++;
-            uint8_t *k = sw_key(m, g, i);
+            uint8_t *k = sw_key(m, t, g, i);
             if (!m->reflexive && !m->keyeq(k, k)) continue; /* NaN: hash is random */
             uint64_t h = sw_hash(m, k);
             if (sw_h2(h) != c) FAIL("table %zu group %zu slot %u: control %#x, key's h2 %#x", lo, gi, i, c, sw_h2(h));
@@ -43,7 +47,7 @@ static const char *check_table(const sw_map *m, const sw_table *t, size_t lo, si
     if (del != t->tombstones) FAIL("table %zu: tombstones %u, %zu DELETED slots", lo, t->tombstones, del);
     if (t->small) {
         if (del) FAIL("small group holds tombstones");
-        if (t->growth_left != SW_SLOTS - t->used) FAIL("small group: growth_left %u, used %u", t->growth_left, t->used);
+        if (t->growth_left != SW_SMALL - t->used) FAIL("small group: growth_left %u, used %u", t->growth_left, t->used);
     } else {
         size_t budget = t->capacity - t->capacity / 8;
         if (t->used + t->tombstones + t->growth_left != budget)
@@ -64,7 +68,7 @@ const char *gm_sw_check(const gm_map *gm)
     if (m->dir == NULL) {
         if (m->dir_len || m->gd || m->ntables) FAIL("small map with directory state");
         if (m->small) {
-            if (!m->small->small || m->small->capacity != SW_SLOTS) FAIL("small group is not a small table");
+            if (!m->small->small || m->small->capacity != SW_SMALL) FAIL("small group is not a small table");
             if ((w = check_table(m, m->small, 0, 1, &live)) != NULL) return w;
         }
         if (live != m->count) FAIL("count %zu, %zu live entries", m->count, live);
@@ -74,7 +78,7 @@ const char *gm_sw_check(const gm_map *gm)
     if (m->dir_len != (size_t)1 << m->gd) FAIL("directory of %zu entries at global depth %u", m->dir_len, m->gd);
     size_t ntables = 0, at_gd = 0, cap = 0;
     for (size_t j = 0; j < m->dir_len;) {
-        const sw_table *t = m->dir[j];
+        const sw_table *t = m->dir[j].t;
         if (t == NULL) FAIL("directory entry %zu is NULL", j);
         if (t->small) FAIL("directory entry %zu is a small group", j);
         if (t->local_depth > m->gd) FAIL("table at %zu: local depth %u > global %u", j, t->local_depth, m->gd);
@@ -82,7 +86,9 @@ const char *gm_sw_check(const gm_map *gm)
         if (t->index != (int64_t)j) FAIL("table at %zu: index %lld", j, (long long)t->index);
         if (j % span) FAIL("table at %zu: not aligned to its %zu entries", j, span);
         for (size_t x = j; x < j + span; x++)
-            if (m->dir[x] != t) FAIL("directory entry %zu: not the table of %zu (local depth %u)", x, j, t->local_depth);
+            if (m->dir[x].t != t) FAIL("directory entry %zu: not the table of %zu (local depth %u)", x, j, t->local_depth);
+            else if (m->dir[x].ctrl != t->ctrl || m->dir[x].slots != t->slots || m->dir[x].mask != t->mask)
+                FAIL("directory entry %zu: its copy of the table's ctrl/slots/mask is stale", x);
         if ((w = check_table(m, t, j, j + span, &live)) != NULL) return w;
         ntables++;
         cap += t->capacity;

@@ -17,10 +17,17 @@
 #include "map/map_engine.h"
 
 /* ---- tunables (see the essay in swiss.c) ---- */
-#define SW_SLOTS 8                  /* slots per group */
+#ifndef SW_SLOTS
+#define SW_SLOTS 16                 /* slots (and control bytes) per group: 8 or 16 */
+#endif
+_Static_assert(SW_SLOTS == 8 || SW_SLOTS == 16, "SW_SLOTS");
+#define SW_SMALL 8                  /* slots of a small map's single group (Go's abi.SwissMapGroupSlots) */
 #define SW_MAX_TABLE 1024           /* slots per table, at most (Go's maxTableCapacity) */
 #define SW_MAX_INLINE 128           /* larger keys / values are stored indirectly */
 #define SW_ZERO_BUF 1024            /* values up to this size read as a shared zero */
+#ifndef SW_SHRINK_AT
+#define SW_SHRINK_AT 16             /* a table at most 1/16 live shrinks (see SHRINKING in swiss.c) */
+#endif
 
 /* ---- control bytes ---- */
 #define SW_EMPTY 0x80u
@@ -28,16 +35,16 @@
 #define SW_LSB 0x0101010101010101ull
 #define SW_MSB 0x8080808080808080ull
 #define SW_LOW7 0x7f7f7f7f7f7f7f7full
-#define SW_CTRL_EMPTY_WORD 0x8080808080808080ull
 
 /* map flags (same bit as the classic engine's F_WRITING) */
 enum { SWF_WRITING = 4 };
 
-/* A table: capacity slots in capacity/8 groups.  A group is the 8-byte
- * control word followed by 8 slots, each a key then its value. */
+/* A table: capacity slots in capacity/SW_SLOTS groups; control bytes in one
+ * array, slots (each a key then its value) in another. */
 typedef struct sw_table {
     struct sw_table *next;      /* malloc maps: link in the retired list */
-    uint8_t *groups;
+    uint8_t *ctrl;              /* capacity control bytes: group g's are ctrl[16g..16g+15] */
+    uint8_t *slots;             /* capacity slots: group g's are slots[16g..16g+15] */
     size_t mask;                /* groups - 1 */
     uint32_t capacity;          /* slots: a power of two, 8..SW_MAX_TABLE */
     uint32_t used;              /* live entries */
@@ -48,6 +55,17 @@ typedef struct sw_table {
     bool small;                 /* the map's single group (no directory) */
     size_t bytes;               /* memory held by this table */
 } sw_table;
+
+/* A directory entry: its table and, copied from it, what a probe reads
+ * (a table's ctrl, slots and mask never change), so that a lookup goes
+ * from the directory straight to the control bytes without first loading
+ * the table's header, a cache line of its own. */
+typedef struct sw_dent {
+    sw_table *t;
+    uint8_t *ctrl;
+    uint8_t *slots;
+    size_t mask;
+} sw_dent;
 
 typedef struct sw_map {
     /* These four fields sit where the classic struct gm_map has them
@@ -62,7 +80,7 @@ typedef struct sw_map {
     uint64_t seed;
 
     sw_table *small;            /* dir == NULL: the single group (NULL before the first insert) */
-    sw_table **dir;             /* 2^gd table pointers, or NULL while small */
+    sw_dent *dir;               /* 2^gd entries, or NULL while small */
     size_t dir_len;
     uint64_t clear_seq;         /* bumped by clear: stops running iterators */
     _Atomic uint32_t iters_open;
@@ -71,11 +89,11 @@ typedef struct sw_map {
 
     /* layout, fixed at creation */
     const gm_type *kt, *vt;
-    const gm_type *gtype;       /* GC map whose groups hold pointers: the group's type */
+    const gm_type *gtype;       /* GC map whose slots hold pointers: the slot's type */
     uint64_t (*hasher)(const void *, uint64_t);
     bool (*keyeq)(const void *, const void *);
     uint32_t keysize, elemsize; /* slot sizes (a pointer when indirect) */
-    uint32_t slotoff, slotsize, elemoff, groupsize, galign;
+    uint32_t slotsize, elemoff, galign;
     bool indirectkey, indirectelem, reflexive, keyupdate, ownedkey, owns_storage;
     bool gc, bscan;
     uint8_t *zero;              /* zero value for get_or_zero if > SW_ZERO_BUF */
@@ -94,50 +112,116 @@ enum sw_kind { SK_GENERIC, SK_U32, SK_U64, SK_STR };
 
 #define SW_INLINE static inline __attribute__((always_inline))
 
-/* ---- control word (SWAR) ---- */
-SW_INLINE uint64_t sw_ctrl(const uint8_t *g)
+/* ---- control bytes: matching a whole group at once ----
+ * A match yields an sw_bits: bit i set for slot i (at most 16 slots).  Two
+ * implementations compute the same bits: SSE2 (x86-64's baseline; one
+ * compare and one movemask) and SWAR on 64-bit words, which any CPU runs.
+ * sw_match_* use SSE2 where the compiler targets it (unless GM_SW_NO_SIMD
+ * is defined), else SWAR; both are always compiled where they can be, so
+ * that the tests compare them with each other and with a byte loop. */
+typedef uint32_t sw_bits;
+SW_INLINE unsigned sw_first(sw_bits b) { return (unsigned)__builtin_ctz(b); }
+#define SW_GROUP_MASK ((sw_bits)((1u << SW_SLOTS) - 1))
+
+/* One 64-bit word of control bytes, little-endian order. */
+SW_INLINE uint64_t sw_word(const uint8_t *c)
 {
     uint64_t w;
-    memcpy(&w, g, 8);
+    memcpy(&w, c, 8);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     w = __builtin_bswap64(w);
 #endif
     return w;
 }
-SW_INLINE void sw_ctrl_set(uint8_t *g, unsigned i, uint8_t c) { g[i] = c; }
-SW_INLINE void sw_ctrl_store(uint8_t *g, uint64_t w)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);
-#endif
-    memcpy(g, &w, 8);
-}
 /* High bit of byte i set exactly when byte i of x is zero (exact). */
 SW_INLINE uint64_t sw_zero_bytes(uint64_t x) { return ~(((x & SW_LOW7) + SW_LOW7) | x | SW_LOW7); }
-SW_INLINE uint64_t sw_match_h2(uint64_t w, uint8_t h2) { return sw_zero_bytes(w ^ (SW_LSB * h2)); }
+/* 0x80-per-byte mask -> one bit per byte (no carries: every partial
+ * product lands on its own bit). */
+SW_INLINE sw_bits sw_compress(uint64_t m) { return (sw_bits)(((m >> 7) * 0x0102040810204080ull) >> 56); }
 /* EMPTY is 0x80: high bit set, bit 1 clear (DELETED 0xFE has bit 1 set). */
-SW_INLINE uint64_t sw_match_empty(uint64_t w) { return w & ~(w << 6) & SW_MSB; }
-SW_INLINE uint64_t sw_match_empty_or_deleted(uint64_t w) { return w & SW_MSB; }
-SW_INLINE uint64_t sw_match_full(uint64_t w) { return ~w & SW_MSB; }
-SW_INLINE unsigned sw_first(uint64_t mask) { return (unsigned)__builtin_ctzll(mask) >> 3; }
+SW_INLINE uint64_t sw_w_h2(uint64_t w, uint8_t h2) { return sw_zero_bytes(w ^ (SW_LSB * h2)); }
+SW_INLINE uint64_t sw_w_empty(uint64_t w) { return w & ~(w << 6) & SW_MSB; }
+
+typedef struct { uint64_t w[SW_SLOTS / 8]; } sw_swar;
+SW_INLINE sw_swar sw_swar_load(const uint8_t *g)
+{
+    sw_swar v;
+    for (unsigned j = 0; j < SW_SLOTS / 8; j++) v.w[j] = sw_word(g + 8 * j);
+    return v;
+}
+#define SW_SWAR_COMBINE(v, expr)                                                        \
+    sw_bits r_ = 0;                                                                     \
+    for (unsigned j_ = 0; j_ < SW_SLOTS / 8; j_++) {                                    \
+        uint64_t w = (v).w[j_];                                                         \
+        r_ |= sw_compress(expr) << (8 * j_);                                            \
+    }                                                                                   \
+    return r_
+SW_INLINE sw_bits sw_swar_h2(sw_swar v, uint8_t h2) { SW_SWAR_COMBINE(v, sw_w_h2(w, h2)); }
+SW_INLINE sw_bits sw_swar_empty(sw_swar v) { SW_SWAR_COMBINE(v, sw_w_empty(w)); }
+SW_INLINE sw_bits sw_swar_empty_or_deleted(sw_swar v) { SW_SWAR_COMBINE(v, w & SW_MSB); }
+SW_INLINE sw_bits sw_swar_full(sw_swar v) { SW_SWAR_COMBINE(v, ~w & SW_MSB); }
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define SW_HAVE_SSE2 1
+SW_INLINE __m128i sw_sse2_load(const uint8_t *g)
+{
+#if SW_SLOTS == 16
+    return _mm_loadu_si128((const __m128i *)(const void *)g);
+#else
+    return _mm_loadl_epi64((const __m128i *)(const void *)g);
+#endif
+}
+SW_INLINE sw_bits sw_sse2_h2(__m128i v, uint8_t h2)
+{ return (sw_bits)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)h2))) & SW_GROUP_MASK; }
+SW_INLINE sw_bits sw_sse2_empty(__m128i v)
+{ return (sw_bits)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)SW_EMPTY))) & SW_GROUP_MASK; }
+SW_INLINE sw_bits sw_sse2_empty_or_deleted(__m128i v) { return (sw_bits)_mm_movemask_epi8(v) & SW_GROUP_MASK; }
+SW_INLINE sw_bits sw_sse2_full(__m128i v) { return ~(sw_bits)_mm_movemask_epi8(v) & SW_GROUP_MASK; }
+#endif
+
+#if defined(SW_HAVE_SSE2) && !defined(GM_SW_NO_SIMD)
+#define SW_MATCH_IMPL "sse2"
+typedef __m128i sw_cw;
+#define SW_IMPL(f) sw_sse2_##f
+#else
+#define SW_MATCH_IMPL "swar"
+typedef sw_swar sw_cw;
+#define SW_IMPL(f) sw_swar_##f
+#endif
+SW_INLINE sw_cw sw_ctrl(const uint8_t *g) { return SW_IMPL(load)(g); }
+SW_INLINE sw_bits sw_match_h2(sw_cw v, uint8_t h2) { return SW_IMPL(h2)(v, h2); }
+SW_INLINE sw_bits sw_match_empty(sw_cw v) { return SW_IMPL(empty)(v); }
+SW_INLINE sw_bits sw_match_empty_or_deleted(sw_cw v) { return SW_IMPL(empty_or_deleted)(v); }
+SW_INLINE sw_bits sw_match_full(sw_cw v) { return SW_IMPL(full)(v); }
+SW_INLINE void sw_ctrl_set(uint8_t *g, unsigned i, uint8_t c) { g[i] = c; }
+SW_INLINE void sw_ctrl_fill(uint8_t *g, uint8_t c) { memset(g, c, SW_SLOTS); }
 
 SW_INLINE uint8_t sw_h2(uint64_t h) { return (uint8_t)(h & 0x7f); }
 SW_INLINE size_t sw_h1(uint64_t h) { return (size_t)(h >> 7); }
 
 /* ---- layout ---- */
-SW_INLINE uint8_t *sw_group(const sw_map *m, const sw_table *t, size_t g)
-{ return t->groups + g * m->groupsize; }
-SW_INLINE uint8_t *sw_slot(const sw_map *m, uint8_t *g, unsigned i)
-{ return g + m->slotoff + (size_t)i * m->slotsize; }
+/* A group is named by its control bytes g (inside t->ctrl); slot i of that
+ * group is at the same index of t->slots. */
+#define sw_group(m, t, g) ((void)(m), (t)->ctrl + (size_t)(g) * SW_SLOTS)
+SW_INLINE uint8_t *sw_slot_at(const sw_map *m, const uint8_t *ctrl, uint8_t *slots, const uint8_t *g, unsigned i)
+{ return slots + ((size_t)(g - ctrl) + i) * m->slotsize; }
 static inline void *sw_deref(const void *slot) { void *p; memcpy(&p, slot, sizeof p); return p; }
-SW_INLINE uint8_t *sw_key(const sw_map *m, uint8_t *g, unsigned i)
-{ uint8_t *k = sw_slot(m, g, i); return m->indirectkey ? (uint8_t *)sw_deref(k) : k; }
-SW_INLINE uint8_t *sw_elem(const sw_map *m, uint8_t *g, unsigned i)
-{ uint8_t *e = sw_slot(m, g, i) + m->elemoff; return m->indirectelem ? (uint8_t *)sw_deref(e) : e; }
+SW_INLINE uint8_t *sw_key_at(const sw_map *m, const uint8_t *ctrl, uint8_t *slots, const uint8_t *g, unsigned i)
+{ uint8_t *k = sw_slot_at(m, ctrl, slots, g, i); return m->indirectkey ? (uint8_t *)sw_deref(k) : k; }
+SW_INLINE uint8_t *sw_elem_at(const sw_map *m, const uint8_t *ctrl, uint8_t *slots, const uint8_t *g, unsigned i)
+{
+    uint8_t *e = sw_slot_at(m, ctrl, slots, g, i) + m->elemoff;
+    return m->indirectelem ? (uint8_t *)sw_deref(e) : e;
+}
+/* t: a table or a directory entry (both have ctrl and slots). */
+#define sw_slot(m, t, g, i) sw_slot_at((m), (t)->ctrl, (t)->slots, (g), (i))
+#define sw_key(m, t, g, i) sw_key_at((m), (t)->ctrl, (t)->slots, (g), (i))
+#define sw_elem(m, t, g, i) sw_elem_at((m), (t)->ctrl, (t)->slots, (g), (i))
 
 SW_INLINE size_t sw_dir_index(const sw_map *m, uint64_t h)
 { return m->gd ? (size_t)(h >> (64 - m->gd)) : 0; }
-SW_INLINE sw_table *sw_table_for(const sw_map *m, uint64_t h) { return m->dir[sw_dir_index(m, h)]; }
+SW_INLINE const sw_dent *sw_dent_for(const sw_map *m, uint64_t h) { return &m->dir[sw_dir_index(m, h)]; }
 
 static inline uint8_t sw_flags_load(const sw_map *m)
 { return atomic_load_explicit(&((sw_map *)m)->flags, memory_order_relaxed); }

@@ -93,13 +93,13 @@ bool gm_sw_iter_next(gm_map_iter *it, const void **keyp, void **valp)
     void *e;
     if (it->sw_small) {
         sw_table *t = it->sw_tab;
-        uint8_t *g = t->groups;
-        while (it->sw_ent < SW_SLOTS) {
-            unsigned i = (unsigned)(it->sw_ent + it->sw_ent_off) & (SW_SLOTS - 1);
+        uint8_t *g = t->ctrl;
+        while (it->sw_ent < SW_SMALL) {
+            unsigned i = (unsigned)(it->sw_ent + it->sw_ent_off) & (SW_SMALL - 1);
             it->sw_ent++;
             if (g[i] & 0x80) continue; /* empty */
-            k = sw_key(m, g, i);
-            e = sw_elem(m, g, i);
+            k = sw_key(m, t, g, i);
+            e = sw_elem(m, t, g, i);
             if (m->small != t && !resolve(m, &k, &e)) continue;
             if (keyp) *keyp = k;
             if (valp) *valp = e;
@@ -122,7 +122,7 @@ bool gm_sw_iter_next(gm_map_iter *it, const void **keyp, void **valp)
                 return false;
             }
             size_t j = (it->sw_dir_idx + it->sw_dir_off) & (m->dir_len - 1);
-            t = m->dir[j];
+            t = m->dir[j].t;
             if ((size_t)t->index != j) it->sw_dir_off -= j - (size_t)t->index; /* onto the boundary */
             it->sw_tab = t;
             it->sw_ent = 0;
@@ -134,8 +134,8 @@ bool gm_sw_iter_next(gm_map_iter *it, const void **keyp, void **valp)
             uint8_t *g = sw_group(m, t, s / SW_SLOTS);
             unsigned i = (unsigned)(s & (SW_SLOTS - 1));
             if (g[i] & 0x80) continue; /* empty or deleted */
-            k = sw_key(m, g, i);
-            e = sw_elem(m, g, i);
+            k = sw_key(m, t, g, i);
+            e = sw_elem(m, t, g, i);
             if (t->index < 0 && !resolve(m, &k, &e)) continue;
             if (keyp) *keyp = k;
             if (valp) *valp = e;

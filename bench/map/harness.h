@@ -315,7 +315,10 @@ static const char *const bm_phase_names[PH_N] = {"insert", "hit", "miss", "iter"
                 long sw1 = bm_thread_switches();                               \
                 if (now - prev > h->max) h->max_at = i;                        \
                 bm_hist_add(h, now - prev);                                    \
-                if (sw1 == sw) bm_hist_add(hq, now - prev);                    \
+                if (sw1 == sw) {                                               \
+                    if (now - prev > hq->max) hq->max_at = i;                  \
+                    bm_hist_add(hq, now - prev);                               \
+                }                                                              \
                 sw = sw1;                                                      \
                 prev = bm_now_ns();                                            \
             }                                                                  \
@@ -476,8 +479,8 @@ int main(int argc, char **argv)
                bm_hist_quantile(&h, 0.5), h.max_at, mem[0], mem[1], mem[2],
                ru1.ru_nivcsw - ru0.ru_nivcsw, ru1.ru_minflt - ru0.ru_minflt, bm_shape);
         printf(",\"lat_switched\":%" PRIu64 ",\"lat_quiet_max_ns\":%" PRIu64
-               ",\"lat_quiet_p9999_ns\":%" PRIu64,
-               h.n - hq.n, hq.max, bm_hist_quantile(&hq, 0.9999));
+               ",\"lat_quiet_max_at\":%zu,\"lat_quiet_p9999_ns\":%" PRIu64,
+               h.n - hq.n, hq.max, hq.max_at, bm_hist_quantile(&hq, 0.9999));
         free(h.count);
         free(hq.count);
     } else {

@@ -143,7 +143,7 @@ def aggregate(raw, shapes_raw, impls):
                       "rss_bpe", "peak_bpe", "alloc_bpe", "clock_ns", "invol_csw", "minflt", "lat_max_at"):
                 slot["lat"].setdefault(f, []).append(rec[f])
             # the inserts the thread was not switched out during (C/C++ drivers)
-            for f in ("lat_switched", "lat_quiet_max_ns", "lat_quiet_p9999_ns"):
+            for f in ("lat_switched", "lat_quiet_max_ns", "lat_quiet_max_at", "lat_quiet_p9999_ns"):
                 if f in rec:
                     slot["lat"].setdefault(f, []).append(rec[f])
             if rec.get("shape") and "shape" not in slot:

@@ -105,7 +105,13 @@ GM_INLINE uint8_t *kk_key(const gm_map *m, int kind, uint8_t *b, unsigned i)
 GM_INLINE void prefetch_bucket(const gm_map *m, const uint8_t *b)
 {
     if (!m->prefetch) return;
-    for (uint32_t off = 64; off < m->bucketsize; off += 64) __builtin_prefetch(b + off);
+    /* Unrolled for the usual sizes (u64 -> u64: 144 bytes, string -> u64:
+     * 208): three compares instead of a loop that reloads the size. */
+    uint32_t size = m->bucketsize;
+    __builtin_prefetch(b + 64);
+    if (size > 128) __builtin_prefetch(b + 128);
+    if (size > 192) __builtin_prefetch(b + 192);
+    for (uint32_t off = 256; off < size; off += 64) __builtin_prefetch(b + off);
 }
 
 GM_INLINE uint8_t *lookup_bucket(const gm_map *m, uint64_t h)

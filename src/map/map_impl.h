@@ -20,7 +20,16 @@ GM_INLINE uint64_t kk_hash(const gm_map *m, int kind, const void *key)
     switch (kind) {
     case KK_U32: { uint32_t v; memcpy(&v, key, 4); return gm_hash_u32v(v, m->seed); }
     case KK_U64: { uint64_t v; memcpy(&v, key, 8); return gm_hash_u64v(v, m->seed); }
-    case KK_STR: { const gm_str *s = key; return gm_hash_mem(s->ptr, s->len, m->seed); }
+    case KK_STR: {
+        const gm_str *s = key;
+        /* 9..16 bytes (ids, hex keys, short names): XXH3's own routine for
+         * that length, inline -- the value gm_hash_mem returns, which
+         * reaches the same routine through an out-of-line call and a
+         * length dispatch (11 instructions a lookup) */
+        if (s->len - 9u <= 7u)
+            return XXH3_len_9to16_64b((const xxh_u8 *)s->ptr, s->len, XXH3_kSecret, m->seed);
+        return gm_hash_mem(s->ptr, s->len, m->seed);
+    }
     default: return m->hasher(key, m->seed);
     }
 }

@@ -1,5 +1,5 @@
-/* drv_gomap.c - workload W on gomap's map (malloc maps, the u64 and string
- * fast paths).  String keys are gm_type_str: gm_str headers pointing into
+/* drv_gomap.c - workload W on gomap's map (malloc maps, or GC maps with
+ * GOMAP_BENCH_GC=1; the u64 and string fast paths).  String keys are gm_type_str: gm_str headers pointing into
  * the shared key buffer, as Go's map[string] holds string headers. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +10,16 @@
 typedef gm_map u64map;
 typedef gm_map strmap;
 
+/* GOMAP_BENCH_GC=1 (run.sh's gomap-classic-gc): the maps live on the GC
+ * heap (gm_map_new_gc), collector running, as a language runtime uses them */
 static gm_map *new_or_die(const gm_type *k)
 {
-    gm_map *m = gm_map_new(k, &gm_type_u64, 0);
+    static int gc = -1;
+    if (gc < 0) {
+        const char *e = getenv("GOMAP_BENCH_GC");
+        gc = e != NULL && e[0] == '1';
+    }
+    gm_map *m = gc ? gm_map_new_gc(k, &gm_type_u64, 0) : gm_map_new(k, &gm_type_u64, 0);
     if (m == NULL) { fprintf(stderr, "gomap: gm_map_new failed\n"); exit(2); }
     return m;
 }

@@ -36,7 +36,11 @@
  *   latency  every insert timed alone (one clock read per insert); max,
  *            p99.99, p50; involuntary context switches and minor page
  *            faults during the pass (what a loaded machine adds to the
- *            tail); and memory: RSS delta, peak RSS delta and the
+ *            tail); the inserts during which the thread was switched out
+ *            (getrusage(RUSAGE_THREAD) after every insert, outside the
+ *            timed window) and the max and p99.99 of the others ("quiet":
+ *            the map's own work, without other processes' time slices);
+ *            and memory: RSS delta, peak RSS delta and the
  *            allocator's count (mallinfo2) per entry after the first map
  *   shapes   Go's own benchmark shapes (populate, pop, clear, sparse iter)
  *
@@ -207,6 +211,17 @@ static uint64_t bm_hist_quantile(const bm_hist *h, double q)
     return h->max;
 }
 
+/* Context switches of the calling thread so far (voluntary and not).  The
+ * latency pass reads it after every insert, outside the timed window, to
+ * tell the inserts the thread was switched out during (whose time is
+ * mostly other processes' on a shared machine) from the others. */
+static long bm_thread_switches(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_nivcsw + ru.ru_nvcsw;
+}
+
 /* The cost of one clock read, which every latency sample includes once
  * (mean of 200,000 back-to-back reads, ns). */
 static double bm_clock_overhead(void)
@@ -287,18 +302,25 @@ static const char *const bm_phase_names[PH_N] = {"insert", "hit", "miss", "iter"
     }                                                                          \
     /* every insert timed alone; memory measured after the first map */       \
     static void run_latency_##P(const bm_args *a, KEYT keys, const uint64_t *vals, \
-                                bm_hist *h, double mem[3])                     \
+                                bm_hist *h, bm_hist *hq, double mem[3])        \
     {                                                                          \
         for (size_t r = 0; r < a->reps; r++) {                                 \
             size_t rss0 = bm_rss_bytes(), mal0 = bm_malloc_bytes();            \
             MAP *m = P##_new();                                                \
+            long sw = bm_thread_switches();                                    \
             uint64_t prev = bm_now_ns();                                       \
             for (size_t i = 0; i < a->n; i++) {                                \
                 P##_insert(m, KEYAT(keys, i), vals[i] * 3);                    \
                 uint64_t now = bm_now_ns();                                    \
+                long sw1 = bm_thread_switches();                               \
                 if (now - prev > h->max) h->max_at = i;                        \
                 bm_hist_add(h, now - prev);                                    \
-                prev = now;                                                    \
+                if (sw1 == sw) {                                               \
+                    if (now - prev > hq->max) hq->max_at = i;                  \
+                    bm_hist_add(hq, now - prev);                               \
+                }                                                              \
+                sw = sw1;                                                      \
+                prev = bm_now_ns();                                            \
             }                                                                  \
             if (r == 0) {                                                      \
                 mem[0] = (double)(bm_rss_bytes() - rss0) / (double)a->n;       \
@@ -436,17 +458,18 @@ int main(int argc, char **argv)
             printf("%s\"%s\":%.2f", p ? "," : "", bm_phase_names[p], ns[p]);
         printf("}");
     } else if (strcmp(a.mode, "latency") == 0) {
-        bm_hist h;
+        bm_hist h, hq;
         double mem[3] = {0, 0, 0};
         h.count = (uint32_t *)calloc(BM_HSIZE, sizeof(uint32_t));
-        h.n = h.max = 0;
-        h.max_at = 0;
-        if (h.count == NULL) bm_fail(IMPL_NAME, "histogram");
+        hq.count = (uint32_t *)calloc(BM_HSIZE, sizeof(uint32_t));
+        h.n = h.max = hq.n = hq.max = 0;
+        h.max_at = hq.max_at = 0;
+        if (h.count == NULL || hq.count == NULL) bm_fail(IMPL_NAME, "histogram");
         double clk = bm_clock_overhead();
         struct rusage ru0, ru1;
         getrusage(RUSAGE_SELF, &ru0);
-        if (str) run_latency_str(&a, skeys, keys, &h, mem);
-        else run_latency_u64(&a, keys, keys, &h, mem);
+        if (str) run_latency_str(&a, skeys, keys, &h, &hq, mem);
+        else run_latency_u64(&a, keys, keys, &h, &hq, mem);
         getrusage(RUSAGE_SELF, &ru1);
         printf(",\"clock_ns\":%.1f,\"lat_samples\":%" PRIu64 ",\"lat_max_ns\":%" PRIu64
                ",\"lat_p9999_ns\":%" PRIu64 ",\"lat_p999_ns\":%" PRIu64 ",\"lat_p50_ns\":%" PRIu64
@@ -455,7 +478,11 @@ int main(int argc, char **argv)
                clk, h.n, h.max, bm_hist_quantile(&h, 0.9999), bm_hist_quantile(&h, 0.999),
                bm_hist_quantile(&h, 0.5), h.max_at, mem[0], mem[1], mem[2],
                ru1.ru_nivcsw - ru0.ru_nivcsw, ru1.ru_minflt - ru0.ru_minflt, bm_shape);
+        printf(",\"lat_switched\":%" PRIu64 ",\"lat_quiet_max_ns\":%" PRIu64
+               ",\"lat_quiet_max_at\":%zu,\"lat_quiet_p9999_ns\":%" PRIu64,
+               h.n - hq.n, hq.max, hq.max_at, bm_hist_quantile(&hq, 0.9999));
         free(h.count);
+        free(hq.count);
     } else {
         bm_usage();
     }

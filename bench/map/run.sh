@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh [--quick] [--runs N] [--impls gomap-swiss,gomap-classic,go,boost,absl,khash]
+# run.sh [--quick] [--runs N] [--impls gomap-swiss,gomap-classic,gomap-classic-gc,go,boost,absl,khash]
 #
 # The map benchmark, from a bare Debian machine to the table: installs what
 # it needs, builds gomap's static library in release mode and the peer
@@ -20,7 +20,7 @@ OPT="${BENCH_OPT:--O2 -DNDEBUG}"
 export BENCH_OPT="$OPT"
 args=()
 nice_n=0
-impls="gomap-swiss,gomap-classic,go,boost,absl,khash"
+impls="gomap-swiss,gomap-classic,gomap-classic-gc,go,boost,absl,khash"
 docs=("--docs-svg" "$ROOT/docs/bench-map.svg")   # only a full run of all five updates the README's chart
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -71,6 +71,10 @@ else
     printf '#!/bin/sh\nGMDEBUG=mapengine=%s exec "%s" "$@"\n' "$e" "$OUT_BIN/drv_gomap" >"$OUT_BIN/drv_gomap-$e"
     chmod +x "$OUT_BIN/drv_gomap-$e"
   done
+  # the classic engine's maps on the GC heap (gm_map_new_gc)
+  printf '#!/bin/sh\nGOMAP_BENCH_GC=1 GMDEBUG=mapengine=classic exec "%s" "$@"\n' "$OUT_BIN/drv_gomap" \
+    >"$OUT_BIN/drv_gomap-classic-gc"
+  chmod +x "$OUT_BIN/drv_gomap-classic-gc"
 fi
 
 say "building the Go 1.19 driver (offline)"

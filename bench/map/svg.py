@@ -4,7 +4,7 @@ panel, one bar per implementation, ns/op on a linear axis per panel."""
 import math
 from xml.sax.saxutils import escape
 
-COLORS = {"gomap": "#e4572e", "gomap-swiss": "#e4572e", "gomap-classic": "#f2a541", "go": "#00add8", "boost": "#59a14f", "absl": "#b07aa1", "khash": "#9c9c9c"}
+COLORS = {"gomap": "#e4572e", "gomap-swiss": "#e4572e", "gomap-classic": "#f2a541", "gomap-classic-gc": "#c9802b", "go": "#00add8", "boost": "#59a14f", "absl": "#b07aa1", "khash": "#9c9c9c"}
 PW, PH = 470, 300           # panel size
 ML, MR, MT, MB = 48, 10, 34, 40   # margins inside a panel
 

@@ -17,7 +17,10 @@
  * it costs 7 instructions instead of about 25.
  *
  * The fast paths (map_fast.c) and the gm_type hash functions must agree bit
- * for bit, since one map may be used through both: both call these inlines.
+ * for bit, since one map may be used through both: both call these inlines
+ * (the classic string fast path calls XXH3's 9..16-byte routine directly for
+ * keys of that length, the very routine gm_hash_mem reaches for them;
+ * test_map.c:string_fast_path_hashes_every_length_as_generic checks it).
  */
 #ifndef GOMAP_HASH_H
 #define GOMAP_HASH_H

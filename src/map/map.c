@@ -838,18 +838,27 @@ void gm_map_delete_clear(gm_map *m, uint8_t *b, unsigned i)
     }
 }
 
-/* Every slot of overflow bucket b (in the chain starting at borig) has just
- * become EMPTY_REST: the EMPTY_ONE run before it, in the buckets before it,
- * becomes EMPTY_REST too, walking backwards through the chain. */
-void gm_map_delete_rest_prev(gm_map *m, uint8_t *borig, uint8_t *b)
+/* Slot i of bucket b (in the chain starting at borig) has just become
+ * EMPTY_ONE and is the last slot of b or followed by EMPTY_REST.  If nothing
+ * live follows it in the chain, it and the run of EMPTY_ONE slots before it,
+ * back through the buckets before b, become EMPTY_REST (invariant 1). */
+void gm_map_delete_tail(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
 {
-    while (b != borig) {
-        uint8_t *c = b;
-        for (b = borig; b_ovf(m, b) != c; b = b_ovf(m, b)) {}
-        for (unsigned i = BUCKET_CNT; i-- > 0;) {
-            if (b[i] != EMPTY_ONE) return;
-            b[i] = EMPTY_REST;
+    if (i == BUCKET_CNT - 1) {
+        uint8_t *o = b_ovf(m, b);
+        if (o != NULL && o[0] != EMPTY_REST) return;
+    }
+    for (;;) {
+        b[i] = EMPTY_REST;
+        if (i == 0) {
+            if (b == borig) return;
+            uint8_t *c = b;
+            for (b = borig; b_ovf(m, b) != c; b = b_ovf(m, b)) {}
+            i = BUCKET_CNT - 1;
+        } else {
+            i--;
         }
+        if (b[i] != EMPTY_ONE) return;
     }
 }
 

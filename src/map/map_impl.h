@@ -20,7 +20,16 @@ GM_INLINE uint64_t kk_hash(const gm_map *m, int kind, const void *key)
     switch (kind) {
     case KK_U32: { uint32_t v; memcpy(&v, key, 4); return gm_hash_u32v(v, m->seed); }
     case KK_U64: { uint64_t v; memcpy(&v, key, 8); return gm_hash_u64v(v, m->seed); }
-    case KK_STR: { const gm_str *s = key; return gm_hash_mem(s->ptr, s->len, m->seed); }
+    case KK_STR: {
+        const gm_str *s = key;
+        /* 9..16 bytes (ids, hex keys, short names): XXH3's own routine for
+         * that length, inline -- the value gm_hash_mem returns, which
+         * reaches the same routine through an out-of-line call and a
+         * length dispatch (11 instructions a lookup) */
+        if (s->len - 9u <= 7u)
+            return XXH3_len_9to16_64b((const xxh_u8 *)s->ptr, s->len, XXH3_kSecret, m->seed);
+        return gm_hash_mem(s->ptr, s->len, m->seed);
+    }
     default: return m->hasher(key, m->seed);
     }
 }
@@ -105,7 +114,13 @@ GM_INLINE uint8_t *kk_key(const gm_map *m, int kind, uint8_t *b, unsigned i)
 GM_INLINE void prefetch_bucket(const gm_map *m, const uint8_t *b)
 {
     if (!m->prefetch) return;
-    for (uint32_t off = 64; off < m->bucketsize; off += 64) __builtin_prefetch(b + off);
+    /* Unrolled for the usual sizes (u64 -> u64: 144 bytes, string -> u64:
+     * 208): three compares instead of a loop that reloads the size. */
+    uint32_t size = m->bucketsize;
+    __builtin_prefetch(b + 64);
+    if (size > 128) __builtin_prefetch(b + 128);
+    if (size > 192) __builtin_prefetch(b + 192);
+    for (uint32_t off = 256; off < size; off += 64) __builtin_prefetch(b + off);
 }
 
 GM_INLINE uint8_t *lookup_bucket(const gm_map *m, uint64_t h)
@@ -225,38 +240,20 @@ GM_INLINE void tophash_store(uint8_t *b, uint64_t w)
     memcpy(b, &w, 8);
 }
 
-/* Deletes the entry in slot (b, i) of the chain that starts at borig.
- *
- * The tophash update is computed on the bucket's tophash word without a
- * branch: whether the slot ends the chain's live entries (every later slot
- * EMPTY_REST, for slot 7 the overflow bucket's first one) and how far the
- * run of EMPTY_ONE slots before it reaches are data a random delete cannot
- * predict, and in a table much bigger than the caches a mispredicted branch
- * on a cache-missing tophash throws away the memory accesses of the deletes
- * the processor was already working on.  Only a run that reaches slot 0 of
- * an overflow bucket goes on, out of line, into the bucket before it. */
+/* Deletes the entry in slot (b, i) of the chain that starts at borig: the
+ * slot becomes EMPTY_ONE and, when nothing live follows it in the chain
+ * (the next slot is EMPTY_REST, or it is the last slot of its bucket),
+ * gm_map_delete_tail turns the trailing empties into EMPTY_REST, out of
+ * line.  The common path is a byte store, a byte load and one compare:
+ * at 10M entries the processor overlaps the cache misses of as many
+ * deletes as fit in its reorder window, so the instructions of this path
+ * are what limits that overlap (a branchless version of the tail, 45
+ * instructions, was slower: docs/bench.md). */
 GM_INLINE void delete_slot(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i)
 {
-    static const uint8_t zero_bytes8[8];
-    if (m->owns_storage || m->bscan) gm_map_delete_clear(m, b, i);
-    unsigned sh = 8 * i;
-    uint64_t hi = (~0ull << sh) << 8;   /* the bytes of slots i+1..7 */
-    uint64_t lo = ~hi;                  /* slots 0..i */
-    uint64_t w = (tophash_word(b) & ~(0xffull << sh)) | ((uint64_t)EMPTY_ONE << sh);
-    /* For slot 7 the next slot is the overflow bucket's first: loaded
-     * through pointers chosen without branching (a zero byte otherwise). */
-    const uint8_t *op = i == BUCKET_CNT - 1 ? b + m->ovfoff : zero_bytes8;
-    const uint8_t *o;
-    memcpy(&o, op, sizeof o);
-    const uint8_t *next = o ? o : zero_bytes8;
-    bool rest = ((w & hi) == 0) & (*next == EMPTY_REST);
-    /* The EMPTY_ONE run ending at slot i: slots above the highest slot
-     * 0..i-1 that is not EMPTY_ONE. */
-    uint64_t other = ~zero_bytes(w ^ LSB8) & (LSB8 << 7) & lo;
-    unsigned from = (64u - (unsigned)__builtin_clzll(other | 1)) & -(unsigned)(other != 0);
-    uint64_t run = lo & (~0ull << from) & -(uint64_t)rest; /* arithmetic, not a branch */
-    tophash_store(b, w & ~run);
-    if (GM_UNLIKELY(rest & (other == 0) & (b != borig))) gm_map_delete_rest_prev(m, borig, b);
+    if (m->owns_storage | m->bscan) gm_map_delete_clear(m, b, i);
+    b[i] = EMPTY_ONE;
+    if (i == BUCKET_CNT - 1 || b[i + 1] == EMPTY_REST) gm_map_delete_tail(m, borig, b, i);
     if (--m->count == 0) gm_map_emptied(m);
 }
 
@@ -283,14 +280,38 @@ GM_INLINE bool delete_impl(gm_map *m, int kind, const void *key, uint64_t h)
     return false;
 }
 
+/* The write bracket, inline: Go's hashWriting toggle, and at the end the
+ * work a write may owe (shrink policy, returning retired memory) only when
+ * there is any, found by one test of fields the write has in cache: with
+ * count >= sparse_below and no streak counted, shrink_policy has nothing to
+ * do (map.c). */
+GM_INLINE void begin_write(gm_map *m)
+{
+    uint8_t f = flags_load(m);
+    if (GM_UNLIKELY(f & F_WRITING)) gm_fatal("concurrent map writes");
+    flags_store(m, f ^ F_WRITING);
+}
+
+GM_INLINE void end_write(gm_map *m)
+{
+    if (GM_UNLIKELY((m->count < m->sparse_below) | (m->sparse_writes != 0) |
+                    (((uintptr_t)m->retired | (uintptr_t)m->release | (uintptr_t)m->deferred) != 0))) {
+        gm_map_end_write(m);
+        return;
+    }
+    uint8_t f = flags_load(m);
+    if (GM_UNLIKELY(!(f & F_WRITING))) gm_fatal("concurrent map writes");
+    flags_store(m, f & (uint8_t)~F_WRITING);
+}
+
 /* The public entry points, per kind. */
 GM_INLINE void *assign_entry(gm_map *m, int kind, const void *key)
 {
     if (m == NULL) gm_fatal("assignment to entry in nil map");
     uint64_t h = kk_hash(m, kind, key);
-    gm_map_begin_write(m);
+    begin_write(m);
     void *e = assign_impl(m, kind, key, h);
-    gm_map_end_write(m);
+    end_write(m);
     return e;
 }
 
@@ -298,9 +319,9 @@ GM_INLINE bool delete_entry(gm_map *m, int kind, const void *key)
 {
     if (m == NULL || m->count == 0) return false;
     uint64_t h = kk_hash(m, kind, key);
-    gm_map_begin_write(m);
+    begin_write(m);
     bool found = delete_impl(m, kind, key, h);
-    gm_map_end_write(m);
+    end_write(m);
     return found;
 }
 

@@ -297,7 +297,7 @@ GM_INTERNAL bool gm_map_grow_work(gm_map *m, size_t bucket);
 GM_INTERNAL bool gm_map_hash_grow(gm_map *m);
 GM_INTERNAL void gm_map_shrink_start(gm_map *m);
 GM_INTERNAL void gm_map_delete_clear(gm_map *m, uint8_t *b, unsigned i);
-GM_INTERNAL void gm_map_delete_rest_prev(gm_map *m, uint8_t *borig, uint8_t *b);
+GM_INTERNAL void gm_map_delete_tail(gm_map *m, uint8_t *borig, uint8_t *b, unsigned i);
 GM_INTERNAL void gm_map_emptied(gm_map *m);
 
 /* memory (map_mem.c) */

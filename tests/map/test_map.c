@@ -451,6 +451,42 @@ TEST(delete_turns_trailing_slots_into_empty_rest)
     gm_map_free(m);
 }
 
+/* Deletes in random orders from chains of 5 buckets (40 keys that all
+ * select bucket 0): every step leaves the chain's trailing empties
+ * EMPTY_REST and no EMPTY_ONE run at its end (gm_map_check, invariant 1),
+ * through the slot-7 and back-through-the-chain cases of the delete. */
+TEST(delete_in_any_order_keeps_chains_well_formed)
+{
+    CLASSIC_ONLY("no EMPTY_REST chains (reads classic buckets)");
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 200; round++) {
+        gm_map *m = gm_map_new(&ident_u64, &gm_type_u64, 0);
+        uint64_t keys[40];
+        for (uint64_t i = 0; i < 40; i++) {
+            keys[i] = i << 8;
+            putu(m, keys[i], i);
+        }
+        for (int i = 39; i > 0; i--) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int j = (int)((rng >> 33) % (uint64_t)(i + 1));
+            uint64_t t = keys[i]; keys[i] = keys[j]; keys[j] = t;
+        }
+        /* half the rounds put some keys back midway: slots reused */
+        for (int i = 0; i < 40; i++) {
+            CHECK(gm_map_delete(m, &keys[i]));
+            CHECK_MAP(m);
+            if (round % 2 && i == 20)
+                for (int r = 0; r <= i; r += 3) { putu(m, keys[r], 7); CHECK_MAP(m); }
+        }
+        for (int r = 0; round % 2 && r <= 20; r += 3) {
+            CHECK(gm_map_delete(m, &keys[r]));
+            CHECK_MAP(m);
+        }
+        CHECK(gm_map_len(m) == 0);
+        gm_map_free(m);
+    }
+}
+
 TEST(clone_is_deep_and_independent)
 {
     gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
@@ -521,6 +557,37 @@ TEST(string_keys_generic_and_fast_agree)
     }
     CHECK(gm_map_delete_str(m, "s7", 2));
     CHECK(gm_map_get(m, &(gm_str){ "s7", 2 }) == NULL);
+    gm_map_free(m);
+}
+
+/* Keys of every length from 0 to 40 bytes, each put through one path and
+ * found through the other: the string fast path hashes 9..16-byte keys
+ * with its own inline call, which must give gm_type_str's hash bit for bit. */
+TEST(string_fast_path_hashes_every_length_as_generic)
+{
+    gm_map *m = gm_map_new(&gm_type_str, &gm_type_u64, 0);
+    static char store[41 * 100][48];
+    size_t n = 0;
+    for (size_t len = 0; len <= 40; len++) {
+        for (int j = 0; j < 100; j++, n++) {
+            char *k = store[n];
+            for (size_t c = 0; c < len; c++) k[c] = (char)('a' + (j * 7 + (int)c * 13) % 26);
+            if (len >= 2) { k[0] = (char)('A' + j % 26); k[1] = (char)('A' + j / 26); }
+            uint64_t *v = (n % 2) ? gm_map_assign_str(m, k, len) : gm_map_assign(m, &(gm_str){ k, len });
+            *v = n;
+        }
+    }
+    CHECK_MAP(m);
+    size_t found = 0;
+    for (size_t i = 0, len = 0; len <= 40; len++) {
+        for (int j = 0; j < 100; j++, i++) {
+            gm_str s = { store[i], len };
+            uint64_t *a = gm_map_get(m, &s), *b = gm_map_get_str(m, s.ptr, s.len);
+            CHECK(a != NULL && a == b);
+            found += a != NULL && a == b;
+        }
+    }
+    CHECK(found == n);
     gm_map_free(m);
 }
 

@@ -50,6 +50,7 @@ static double resident_pct(const void *p, size_t len)
 
 struct grow_row {
     size_t start, nb_from, nb_to, faults, max_faults;
+    bool start_switched;       /* the thread was switched out during the start insert */
     uint64_t start_ns, max_ns, max_clean_ns;
     long start_faults;
     double resident;
@@ -107,6 +108,7 @@ static int run_growth(const lab_opts *o)
             g.nb_from = prev.nbuckets;
             g.nb_to = st.nbuckets;
             g.start_ns = g.max_ns = dt;
+            g.start_switched = preempted;
             g.max_clean_ns = preempted ? 0 : dt;
             g.start_faults = df;
             g.faults = (size_t)df;
@@ -132,8 +134,9 @@ static int run_growth(const lab_opts *o)
                 if (releasing) snprintf(rel, sizeof rel, "by writes, in steps");
                 else snprintf(rel, sizeof rel, st.nbuckets >= 4096 && helper ? "by the helper" : "freed at once");
                 if (st.nbuckets >= 1024)
-                    lab_table_row("%zu|%zu|%zu -> %zu|%.0f%%|%.1f us|%ld|%.1f us|%.1f us|%zu (%zu)|%s", grows, g.start,
-                                  g.nb_from, g.nb_to, g.resident, g.start_ns / 1e3, g.start_faults,
+                    lab_table_row("%zu|%zu|%zu -> %zu|%.0f%%|%.1f us%s|%ld|%.1f us|%.1f us|%zu (%zu)|%s", grows, g.start,
+                                  g.nb_from, g.nb_to, g.resident, g.start_ns / 1e3,
+                                  g.start_switched ? " (switched out)" : "", g.start_faults,
                                   g.max_ns / 1e3, g.max_clean_ns / 1e3, g.faults, g.max_faults, rel);
             }
         }

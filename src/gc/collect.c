@@ -691,6 +691,19 @@ static void wake_worker(void)
 /* ---- mark assists --------------------------------------------------------------------- */
 
 #define ASSIST_MIN_WORK ((uint64_t)64 << 10)   /* Go's gcOverAssistWork */
+/* One allocation's assist does at most this much scan work while the heap is
+ * below its goal (about 0.2-0.4 ms here); the rest of its debt stays on the
+ * thread (a negative assist_credit), paid by its next allocations, and the
+ * background worker's credit pays it meanwhile.  A large allocation during
+ * marking -- a GC map's next bucket array -- would otherwise owe, and scan
+ * on the spot, work in proportion to its size: a 72 MiB array cost one map
+ * insert 14 ms.  Past the goal an assist pays all it owes, as in Go, so the
+ * heap's bound stays the pacer's. */
+#define ASSIST_MAX_WORK ((uint64_t)256 << 10)
+static _Atomic uint64_t max_capped_assist_a;   /* gm_gc_fault_max_capped_assist */
+#ifdef GOMAP_FAULT_INJECTION
+uint64_t gm_gc_fault_max_capped_assist(void) { return atomic_exchange(&max_capped_assist_a, 0); }
+#endif
 
 /* GC CPU of this cycle so far (worker + assists) over the processors' time
  * since mark start: the limiter turns assists off above 50%. */
@@ -739,6 +752,12 @@ void gc_assist_alloc(gc_thread *t, uint64_t bytes)
         return;
     }
     if (debt < ASSIST_MIN_WORK) debt = ASSIST_MIN_WORK;
+    bool capped = false;
+    if (debt > ASSIST_MAX_WORK &&
+        atomic_load_explicit(&gc_heap_live_a, memory_order_relaxed) < atomic_load_explicit(&next_gc_a, memory_order_relaxed)) {
+        debt = ASSIST_MAX_WORK;
+        capped = true;
+    }
     TRACE_BEGIN("assist");
     uint64_t a = gc_thread_cpu_ns();
     uint64_t did = gc_mark_drain_some_mine(debt);
@@ -747,9 +766,12 @@ void gc_assist_alloc(gc_thread *t, uint64_t bytes)
     atomic_fetch_add_explicit(&cyc_assist_ns_a, ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&total_assist_work_a, did, memory_order_relaxed);
     atomic_fetch_add_explicit(&total_assists_a, 1, memory_order_relaxed);
-    /* paid (with some over-assist to spare), or nothing grey right now */
+    if (capped) gc_atomic_max(&max_capped_assist_a, did);
+    /* Paid (with some over-assist to spare), or nothing grey right now (the
+     * rest is forgiven: nobody can do the work yet), or capped with grey
+     * work left (the rest stays owed). */
     t->assist_credit = did ? t->assist_credit + (int64_t)(((unsigned __int128)did << 16) / ratio) : 0;
-    if (t->assist_credit < 0) t->assist_credit = 0;
+    if (t->assist_credit < 0 && !(capped && did >= debt)) t->assist_credit = 0;
 }
 
 /* ---- stop-the-world cycle (GMDEBUG=gcstoptheworld=1) ------------------------------------ */

@@ -8,6 +8,8 @@
 #ifndef GOMAP_GC_FAULT_H
 #define GOMAP_GC_FAULT_H
 
+#include <stdint.h>
+
 #include "gomap/config.h"
 
 #ifdef GOMAP_FAULT_INJECTION
@@ -36,6 +38,13 @@ GM_API int gm_gc_fault_checkmarking(void);
  * failure (today: the table of root ranges, gm_root_add) fail as if malloc
  * returned NULL.  0 turns it off.  Returns the previous count. */
 GM_API int gm_gc_fault_fail_alloc(int n);
+
+/* Counters for tests that bound the work of one step (they read and reset):
+ * the most scan work one work item of a large object did (a piece: mark.c,
+ * OBLET), and the most one assist did that was capped while the heap was
+ * below its goal (collect.c, ASSIST_MAX_WORK).  0: none since the last read. */
+GM_API uint64_t gm_gc_fault_max_piece_scan(void);
+GM_API uint64_t gm_gc_fault_max_capped_assist(void);
 #endif
 
 #endif

@@ -74,6 +74,13 @@ extern gc_class gc_classes[GC_NUM_CLASSES];
 extern int gc_nclasses;
 GM_INTERNAL void gc_classes_init(void);
 extern uint8_t gc_class_by_8[], gc_class_by_128[];
+/* *a = max(*a, v), relaxed (statistics and test counters). */
+static inline void gc_atomic_max(_Atomic uint64_t *a, uint64_t v)
+{
+    uint64_t was = atomic_load_explicit(a, memory_order_relaxed);
+    while (v > was && !atomic_compare_exchange_weak_explicit(a, &was, v, memory_order_relaxed, memory_order_relaxed)) {}
+}
+
 static inline unsigned gc_size_to_class(size_t size)   /* 0 < size <= GC_MAX_SMALL */
 {
     if (size <= 1024) return gc_class_by_8[(size + 7) >> 3];

@@ -77,7 +77,8 @@
  * after each bounded step: a barrier flush, a stack scan, an assist, a
  * background-worker step.  Drainers take chunks from the global queue.  So
  * at a safepoint no thread holds grey objects of its own.  A work item is a
- * grey object (object queue, large objects, checkmark) or, with the span
+ * grey object (object queue, large objects, checkmark), a 128 KiB piece of a
+ * large object (an address inside it: see scan_large), or, with the span
  * queue (the default, GMDEBUG=gcmarkqueue=span), a small-object span tagged
  * with bit 0 whose marked-but-unscanned objects are scanned together in
  * address order (see "The span mark queue" below).  Drains take items
@@ -340,15 +341,43 @@ GC_NO_TSAN static void scan_heap_conservative(gc_workbuf *w, uintptr_t lo, uintp
     for (uintptr_t a = lo; a + WORD_SIZE <= hi; a += WORD_SIZE) shade_word(w, *(const uintptr_t *)a);
 }
 
-GC_NO_TSAN static void scan_large_typed(gc_workbuf *w, uintptr_t base, const gm_type *t, size_t count)
+/* Words [lo, hi) of a large typed object at base (an array of t). */
+GC_NO_TSAN static void scan_large_typed(gc_workbuf *w, uintptr_t base, const gm_type *t, uintptr_t lo, uintptr_t hi)
 {
     size_t tw = t->size / WORD_SIZE;
-    for (size_t e = 0; e < count; e++) {
-        const uintptr_t *elem = (const uintptr_t *)(base + e * t->size);
-        for (size_t j = 0; j < tw; j++)
-            if ((t->ptrmask[j / 8] >> (j % 8)) & 1) shade_word(w, elem[j]);
+    size_t j = (size_t)((lo - base) % t->size) / WORD_SIZE;   /* word within its element */
+    for (const uintptr_t *a = (const uintptr_t *)lo; (uintptr_t)a < hi; a++) {
+        if ((t->ptrmask[j / 8] >> (j % 8)) & 1) shade_word(w, *a);
+        if (++j == tw) j = 0;
     }
 }
+
+/* A large object is scanned in pieces of OBLET bytes (Go's oblets): the work
+ * item for its base scans the first piece and queues the start of every
+ * other piece as a work item of its own, so no drain -- an assist above
+ * all -- scans more than OBLET bytes of it in one go, and the pieces spread
+ * over the drainers.  An item inside a large span that is not its base is
+ * such a piece.  Objects with a trace function are traced whole. */
+#define OBLET ((uintptr_t)128 << 10)
+static _Atomic uint64_t max_piece_a;      /* gm_gc_fault_max_piece_scan */
+
+GC_NO_TSAN static void scan_large(gc_workbuf *w, uintptr_t p, gc_span *s)
+{
+    uintptr_t base = s->base, end;
+    if (s->conservative) end = s->limit;
+    else if (s->type) end = base + s->count * s->type->size;
+    else return;
+    if (p == base && end - base > OBLET && !w->checkmark)
+        for (uintptr_t q = base + OBLET; q < end; q += OBLET) work_push(w, q);
+    uintptr_t hi = (w->checkmark || end - p <= OBLET) ? end : p + OBLET;
+    w->scanned += hi - p;
+    if (s->conservative) scan_heap_conservative(w, p, hi);
+    else scan_large_typed(w, base, s->type, p, hi);
+    gc_atomic_max(&max_piece_a, hi - p);
+}
+#ifdef GOMAP_FAULT_INJECTION
+uint64_t gm_gc_fault_max_piece_scan(void) { return atomic_exchange(&max_piece_a, 0); }
+#endif
 
 __attribute__((always_inline)) GC_NO_TSAN static inline void scan_small(gc_workbuf *w, uintptr_t base,
                                                                         const gc_span *s)
@@ -375,13 +404,16 @@ __attribute__((always_inline)) GC_NO_TSAN static inline void scan_object(gc_work
                                                                          gc_span *s)
 {
     if (s->noscan) return;
-    w->scanned += span_obj_bytes(s);
     if (GM_UNLIKELY(s->sizeclass == 0)) {
-        if (s->conservative) scan_heap_conservative(w, base, s->limit);
-        else if (s->type && s->type->trace) gc_trace_object(w, base, s->type, s->count);
-        else if (s->type) scan_large_typed(w, base, s->type, s->count);
+        if (s->type && s->type->trace) {
+            w->scanned += span_obj_bytes(s);
+            gc_trace_object(w, base, s->type, s->count);
+        } else {
+            scan_large(w, base, s);
+        }
         return;
     }
+    w->scanned += span_obj_bytes(s);
     if (GM_UNLIKELY(s->otypes != NULL)) {        /* traced small objects (trace_fn.c) */
         const gm_type *t = gc_otype(s, gc_obj_index(s, base));
         if (t) {
@@ -787,8 +819,10 @@ GC_NO_TSAN uint64_t gc_mark_drain_some(gc_workbuf *w, uint64_t budget, _Atomic b
             ring_fill(&r, w);
             if (r.n == 0) break;
             scan_item(w, ring_pop(&r));
-            if ((++k & 63) == 0 && (w->scanned - start + done >= budget ||
-                                    (stop && atomic_load_explicit(stop, memory_order_relaxed)))) {
+            /* the budget after every item (a piece of a large object is
+             * OBLET bytes); the stop flag, an atomic load, every 64 */
+            if (w->scanned - start + done >= budget ||
+                ((++k & 63) == 0 && stop && atomic_load_explicit(stop, memory_order_relaxed))) {
                 ring_spill(&r, w);
                 break;
             }

@@ -344,6 +344,58 @@ TEST(heap_stays_near_goal_under_fast_allocation)
     CHECK(chain_ok(keep, n));
 }
 
+/* ---- bounded steps: large objects in pieces, capped assists ------------------------------- */
+
+/* A typed array and a conservative block of 4 MiB each, their slots the only
+ * references to their nodes.  With the worker held, this thread's assists do
+ * the marking: no work item of a large object scans more than a 128 KiB
+ * piece, and while the heap is below its goal no assist scans more than its
+ * cap (256 KiB) plus the one item that crossed it (at most a piece).  The
+ * nodes behind the last pieces survive (checkmark runs on this file too).
+ * Scan work is counted, not time. */
+TEST(large_objects_are_marked_in_pieces_and_assists_are_capped)
+{
+    size_t n = 512 * 1024;                                  /* 4 MiB of slots each */
+    node **typed = gm_new_array(&ptr_type, n);
+    void **cons = gm_alloc_conservative(n * sizeof(void *));
+    gm_root_add(&typed, sizeof typed);
+    gm_root_add(&cons, sizeof cons);
+    size_t step = n / 64;
+    for (size_t i = 0; i < n; i += step) {
+        gm_store(&typed[i], new_node(NULL, NULL, i));
+        gm_store(&cons[i], new_node(NULL, NULL, ~i));
+    }
+    gm_gc();
+    (void)gm_gc_fault_max_piece_scan();
+    (void)gm_gc_fault_max_capped_assist();
+    gm_memstats m0 = *stats();
+    gm_gc_fault_hold_mark(1);
+    pthread_t th;
+    pthread_create(&th, NULL, start_gc, NULL);
+    wait_marking();
+    /* a large allocation while marking: a debt of many times the cap */
+    void *big = gm_alloc_noscan(8u << 20);
+    CHECK(big != NULL);
+    for (long i = 0; i < 400000 && gm_gc_fault_marking(); i++) new_node(NULL, NULL, 0);
+    gm_memstats m1 = *stats();
+    uint64_t piece = gm_gc_fault_max_piece_scan(), capped = gm_gc_fault_max_capped_assist();
+    gm_gc_fault_hold_mark(0);
+    gm_blocking_begin();
+    pthread_join(th, NULL);
+    gm_blocking_end();
+    CHECK(m1.gc_num_assists > m0.gc_num_assists);
+    CHECK_MSG(piece > 0 && piece <= (128u << 10), "a work item scanned %llu bytes of a large object",
+              (unsigned long long)piece);
+    CHECK_MSG(capped > 0 && capped <= (256u << 10) + (128u << 10), "a capped assist did %llu bytes of scan work",
+              (unsigned long long)capped);
+    for (size_t i = 0; i < n; i += step) {
+        CHECK(typed[i] && typed[i]->val == i);
+        CHECK(cons[i] && ((node *)cons[i])->val == ~i);
+    }
+    gm_root_remove(&typed);
+    gm_root_remove(&cons);
+}
+
 /* ---- trace events ---------------------------------------------------------------------- */
 
 #include "common/trace_internal.h"

@@ -63,6 +63,26 @@
 
 #define WORD_SIZE sizeof(uintptr_t)
 
+/* Code the preemption signal never stops in (preempt.c: the handler declines
+ * when the interrupted PC lies in this section and the collector signals
+ * again): the write barrier (barrier.c) and the allocation fast path
+ * (alloc.c), which would otherwise need the in-runtime depth counter.
+ * Whatever such code calls out of line must protect itself. */
+#define GC_NOPREEMPT __attribute__((section("gomap_nopreempt")))
+#define GC_ALWAYS_INLINE __attribute__((always_inline)) inline
+/* Sanitizer builds call into their runtimes (outside the section) from
+ * instrumented code: there the fast paths count the in-runtime depth too. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define GC_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define GC_SANITIZED 1
+#endif
+#endif
+#ifndef GC_SANITIZED
+#define GC_SANITIZED 0
+#endif
+
 /* ---- size classes -------------------------------------------------------- */
 typedef struct gc_class {
     uint32_t size;     /* object size */

@@ -134,6 +134,9 @@ typedef struct gc_span {
     uint32_t cache_count;         /* alloc_count when an mcache took the span */
     _Atomic uint32_t sweepgen;    /* == heap sweepgen: swept this cycle (stored last, release) */
     uint64_t alloc_cache;         /* ~alloc_bits from freeindex; bit j = index freeindex+j */
+    const gm_type *hb_type;       /* small scan span: every slot, free or not, carries the heap
+                                     bits of one element of this type (NULL: no such promise;
+                                     alloc.c, HEAP BITS) */
     size_t npages;
     struct gc_span *next, *prev;  /* list links (central, large, free lists) */
     uint8_t list;                 /* LIST_* */
@@ -178,7 +181,12 @@ GM_INTERNAL void gc_heap_set_limit_env(uint64_t bytes);
 #define GC_HEAP_RESERVE_MAX ((size_t)16 << 40)
 GM_INTERNAL void gc_heap_free_span(gc_span *s);
 GM_INTERNAL void gc_heap_stats(gc_heapstats *out);
-GM_INTERNAL uint64_t gc_scavenge(uint64_t retain_bytes);  /* returns bytes released */
+/* Free runs back to the OS until the retained heap fits retain_bytes, only
+ * runs freed at least min_age_gens sweep generations ago (2 a cycle); returns
+ * bytes released */
+GM_INTERNAL uint64_t gc_scavenge(uint64_t retain_bytes, uint32_t min_age_gens);
+/* the most bytes of in-use spans since the last call (then: those in use now) */
+GM_INTERNAL uint64_t gc_heap_take_inuse_peak(void);
 GM_INTERNAL size_t gc_heap_verify_pages(void);
 /* every span structure ever made, for marking specials and verifying;
  * the caller holds heap_lock or has stopped the world */

@@ -25,22 +25,24 @@ ratio() { # a b: a/b, or n/a when either is missing
 
 table() { # file peer...: the medians of every peer's RESULT lines, ratios to Boehm's default mode
   local res="$1"; shift
-  printf "\n%-10s %8s %5s %12s %12s %6s %8s %8s %8s %8s %6s %8s\n" peer time_s gcs max_pause_ms p99_pause_ms \
-    gc_cpu peak_rss ms/cycle ms/MiB mark_cpu t/boehm rss/boehm
-  local bt brss p t rss
-  bt=$(median "$res" boehm time_s); brss=$(median "$res" boehm rss_mb)
+  printf "\n%-10s %7s %6s %5s %11s %11s %6s %8s %8s %7s %8s %7s %7s %8s\n" peer time_s cpu_s gcs max_pause_ms \
+    p99_pause_ms gc_cpu peak_rss ms/cycle ms/MiB mark_cpu t/boehm cpu/boe rss/boehm
+  local bt bc brss p t c rss
+  bt=$(median "$res" boehm time_s); bc=$(median "$res" boehm cpu_s); brss=$(median "$res" boehm rss_mb)
   for p in "$@"; do
-    t=$(median "$res" "$p" time_s); rss=$(median "$res" "$p" rss_mb)
-    printf "%-10s %8.2f %5.0f %12.3f %12.3f %6.3f %8.1f %8s %8s %8s %6sx %8sx\n" "$p" "$t" "$(median "$res" "$p" gcs)" \
-      "$(median "$res" "$p" max_pause_ms)" "$(median "$res" "$p" p99_pause_ms)" "$(median "$res" "$p" gc_cpu)" \
-      "$rss" "$(median "$res" "$p" mark_ms_per_cycle)" "$(median "$res" "$p" mark_ms_per_mib)" \
-      "$(median "$res" "$p" mark_cpu_share)" "$(ratio "$t" "$bt")" "$(ratio "$rss" "$brss")"
+    t=$(median "$res" "$p" time_s); c=$(median "$res" "$p" cpu_s); rss=$(median "$res" "$p" rss_mb)
+    printf "%-10s %7.2f %6.2f %5.0f %11.3f %11.3f %6.3f %8.1f %8s %7s %8s %6sx %6sx %7sx\n" "$p" "$t" "$c" \
+      "$(median "$res" "$p" gcs)" "$(median "$res" "$p" max_pause_ms)" "$(median "$res" "$p" p99_pause_ms)" \
+      "$(median "$res" "$p" gc_cpu)" "$rss" "$(median "$res" "$p" mark_ms_per_cycle)" \
+      "$(median "$res" "$p" mark_ms_per_mib)" "$(median "$res" "$p" mark_cpu_share)" "$(ratio "$t" "$bt")" \
+      "$(ratio "$c" "$bc")" "$(ratio "$rss" "$brss")"
   done
-  echo "(medians; peak_rss MB = ru_maxrss; ms/cycle, ms/MiB: the mark's thread CPU per cycle and per MiB"
-  echo " scanned; mark_cpu: the mark's CPU over the marks' wall time x $(nproc) CPUs (gomap peers only))"
-  local c s o
-  c=$(median "$res" gomap mark_ms_per_mib); s=$(median "$res" gomap-stw mark_ms_per_mib)
-  o=$(median "$res" gomap-obj mark_ms_per_mib)
-  echo "mark CPU per MiB: concurrent / stop-the-world = $(ratio "$c" "$s") (target <= 1.3);" \
-       "span queue / object queue = $(ratio "$c" "$o") (target <= 0.90)"
+  echo "(medians; cpu_s: user + system CPU of the process; peak_rss MB = ru_maxrss; ms/cycle, ms/MiB: the"
+  echo " mark's thread CPU per cycle and per MiB scanned; mark_cpu: the mark's CPU over the marks' wall"
+  echo " time x $(nproc) CPUs (gomap peers only))"
+  local cm sm om
+  cm=$(median "$res" gomap mark_ms_per_mib); sm=$(median "$res" gomap-stw mark_ms_per_mib)
+  om=$(median "$res" gomap-obj mark_ms_per_mib)
+  echo "mark CPU per MiB: concurrent / stop-the-world = $(ratio "$cm" "$sm") (target <= 1.3);" \
+       "span queue / object queue = $(ratio "$cm" "$om") (target <= 0.90)"
 }

@@ -420,6 +420,7 @@ static inline bool gc_is_marked(const gc_span *s, uint32_t i) { return gc_bit(s-
 /* ---- types with a trace function (trace_fn.c) ------------------------------ */
 #define GC_MAX_TRACED_TYPES 65535
 extern const gm_type *gc_traced_types[GC_MAX_TRACED_TYPES + 1];  /* by id; [0] unused */
+GM_INTERNAL void gc_trace_fn_exclude_globals(void);   /* the registry is not a root (globals.c) */
 /* Allocation of object idx of small scan span s: t is its type if traced,
  * else NULL (called when t is traced or s already has ids). */
 GM_INTERNAL void gc_otype_note(gc_span *s, uint32_t idx, const gm_type *t);

@@ -88,6 +88,9 @@ typedef struct prof_rec {
 } prof_rec;
 
 static prof_bucket *bhash[PROF_NBUCKET_HASH];
+
+/* The buckets are malloc'd, never on the GC heap: the hash is not a root. */
+void gc_prof_exclude_globals(void) { gc_globals_exclude(bhash, sizeof bhash); }
 static prof_bucket *ball;
 static size_t nbuckets;
 static prof_rec **rtab;            /* records, chained by span */

@@ -2,7 +2,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "gc_util.h"
@@ -393,50 +392,6 @@ TEST(shrinking_heap_returns_memory)
               (unsigned long long)m->next_gc);
     if (!stress) CHECK(m->heap_released >= ((uint64_t)32 << 20));
     CHECK_EQ_U(gm_heap_verify(), 0);
-}
-
-static long minor_faults(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
-/* Short-lived trees beside a long-lived one, over many pacer cycles. */
-__attribute__((noinline)) static void churn_trees(long nodes)
-{
-    for (long done = 0; done < nodes; done += 1023) {
-        node *t = NULL;
-        for (int i = 0; i < 1023; i++) t = new_node(t, NULL, (uint64_t)i);
-        gm_keep_alive(t);
-    }
-}
-
-TEST(steady_churn_does_not_refault_the_heap)
-{
-    /* A steady allocation rate over a steady live heap: after the pacer's
-     * cycles the heap's free pages are reused by the next cycle, so the
-     * background scavenger must not return them to the OS only for the
-     * allocator to fault them in again (mt-gcbench took ~700 faults per
-     * cycle that way, a fifth of its time).  Counted: minor faults per
-     * cycle once warm, after an earlier peak left free pages beyond the goal. */
-    if (stats()->debug_gc) return;        /* gcstress: a cycle per allocation, nothing steady */
-    node *live = build_list(scaled(100000));   /* ~3 MiB live */
-    gm_keep_alive(build_list(scaled(1500000)));   /* a peak (~40 MiB) that dies: free pages */
-    churn_trees(scaled(2000000));             /* warm: the heap reaches its steady size */
-    uint32_t gc0 = stats()->num_gc;
-    long f0 = minor_faults();
-    churn_trees(scaled(8000000));
-    long faults = minor_faults() - f0;
-    gm_memstats *m = stats();
-    uint32_t cycles = m->num_gc - gc0;
-    unsigned long long goal_pages = m->next_gc / 4096;
-    REQUIRE(cycles >= 10);
-    /* measured: 1 fault in 36 cycles; 611 in 38 when every cycle returned
-     * what lay beyond goal + 10% */
-    CHECK_MSG((uint64_t)faults <= cycles * 4u + 100,
-              "%ld minor faults in %u cycles, heap goal %llu pages", faults, cycles, goal_pages);
-    CHECK(list_ok(live, scaled(100000)));
 }
 
 TEST(free_os_memory_releases)

@@ -35,14 +35,15 @@
  * arrays; conservative objects get every bit set; objects of a type with a
  * trace function get none, and their type id in the span (trace_fn.c).
  * Large objects record the type and the array length in their span.  Noscan spans have no bits.
- * HEAP BITS written once per span: the first object allocated by the fast
- * path in a span that holds none writes the bits of every slot for its
- * type and records the type (hb_type); later objects of that type, in this
- * span's life and after its sweeps (free slots keep their bits), write
- * nothing.  Any other write of a slot's bits (another type, an array, a
- * conservative or traced object) clears hb_type first.  Invariant (checked
- * by gm_heap_verify): hb_type != NULL => every slot's bits are those of one
- * hb_type.
+ * HEAP BITS written once per span: the first object allocated in a span
+ * that holds none writes its slot's bit pattern into every slot and records
+ * the pattern (hb_mask, hb_uniform); later objects with the same pattern,
+ * in this span's life and after its sweeps (free slots keep their bits),
+ * write nothing.  The pattern, not the type's address, is compared: a
+ * gm_type on the stack may be another type at the same address next time.
+ * Any other write of a slot's bits (another pattern, a traced object)
+ * clears hb_uniform first.  Invariant (checked by gm_heap_verify):
+ * hb_uniform => every slot's bits equal hb_mask.
  *
  * FAST PATH.  The common allocation (gm_new, gm_new_array, gm_alloc_noscan
  * of a small object with a free slot in the cached span, nothing pending)
@@ -194,7 +195,7 @@ static void span_init_small(gc_span *s, unsigned spc)
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (!s->noscan) gc_heap_bits_reserve(s);
     gc_otypes_reset(s);
-    s->hb_type = NULL;
+    s->hb_uniform = 0;
     refresh_cache(s);
     /* a concurrent marker that looks the span up sees limit 0 (no object)
      * until the geometry and the heap bits are in place: limit publishes
@@ -453,26 +454,24 @@ static GC_ALWAYS_INLINE void write_bits_word(uint64_t *hb, size_t wo, size_t nwo
 }
 
 /* The first object of a span that holds none (alloc_count was 0): every
- * slot gets the heap bits of one t (nw words per slot, mask m), so the
- * next objects of t in this span, and after sweeps, write none.  Nothing
+ * slot gets its bit pattern m (nw words per slot), so the next objects with
+ * that pattern in this span, and after sweeps, write none.  Nothing
  * else in the span is allocated, so no marker reads these words but for
  * the object being allocated, which is not published yet.  In the section
  * (called from the fast path, the span still in hand). */
-__attribute__((noinline)) GC_NOPREEMPT static void fill_heap_bits(gc_span *s, const gm_type *t,
-                                                                  size_t nw, uint64_t m)
+__attribute__((noinline)) GC_NOPREEMPT static void fill_heap_bits(gc_span *s, size_t nw, uint64_t m)
 {
     /* 64 slots take nw words exactly: write the first 64 slot by slot,
      * then repeat those nw words */
     size_t n = s->nelems < 64 ? s->nelems : 64, words = ((size_t)s->nelems * nw + 63) / 64;
     for (size_t i = 0, wo = 0; i < n; i++, wo += nw) write_bits_word(s->heap_bits, wo, nw, m);
     for (size_t w = nw; w < words; w++) s->heap_bits[w] = s->heap_bits[w - nw];
-    s->hb_type = t;
+    s->hb_mask = m;
+    s->hb_uniform = 1;
 }
 
 static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t count, size_t size)
 {
-    if (t != NULL && count == 1 && t == s->hb_type) return;      /* in place (HEAP BITS) */
-    s->hb_type = NULL;
     size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
     uint64_t *hb = s->heap_bits;
     size_t tw = t ? t->size / WORD_SIZE : 0;
@@ -483,16 +482,19 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
             m = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
         } else {
             uint64_t tm = type_mask64(t, tw);
-            if (count == 1 && s->alloc_count == 1) {      /* the span's first object */
-                fill_heap_bits(s, t, nwords, tm);
-                return;
-            }
             m = 0;
             for (size_t e = 0; e < count; e++) m |= tm << (e * tw);
         }
+        if (s->hb_uniform && s->hb_mask == m) return;     /* in place (HEAP BITS) */
+        if (s->alloc_count == 1) {                        /* the span's first object */
+            fill_heap_bits(s, nwords, m);
+            return;
+        }
+        s->hb_uniform = 0;
         write_bits_word(hb, wo, nwords, m);
         return;
     }
+    s->hb_uniform = 0;
     for (size_t i = 0; i < nwords; i++) {
         bool ptr;
         if (!t) ptr = i * WORD_SIZE < size;
@@ -511,7 +513,7 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
  * it, trace_fn.c). */
 static void clear_heap_bits(gc_span *s, uintptr_t p)
 {
-    s->hb_type = NULL;
+    s->hb_uniform = 0;
     size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
     if (nwords <= 64) {
         write_bits_word(s->heap_bits, wo, nwords, 0);
@@ -773,8 +775,6 @@ GC_NOPREEMPT static GC_ALWAYS_INLINE void *alloc_fast(size_t size, int kind, con
     uint64_t m = 0;
     if (kind == K_TYPED) {
         if (GM_UNLIKELY(nw > 64) || GM_UNLIKELY(s->otypes != NULL)) return NULL;
-    }
-    if (kind == K_TYPED && (count != 1 || t != s->hb_type)) {   /* else the bits are in place */
         size_t tw = t->size / WORD_SIZE;           /* tw * count <= nw <= 64 */
         uint64_t tm = t->ptrmask[0];
         for (size_t i = 8; i < tw; i += 8) tm |= (uint64_t)t->ptrmask[i / 8] << i;
@@ -790,10 +790,10 @@ GC_NOPREEMPT static GC_ALWAYS_INLINE void *alloc_fast(size_t size, int kind, con
     s->alloc_count++;
     uintptr_t p = s->base + (uintptr_t)idx * esz;
     if (s->needzero) zero_object(p, esz);
-    if (kind == K_TYPED && (count != 1 || t != s->hb_type)) {
-        if (count == 1 && s->alloc_count == 1) fill_heap_bits(s, t, nw, m);
+    if (kind == K_TYPED && !(s->hb_uniform && s->hb_mask == m)) {   /* else in place */
+        if (s->alloc_count == 1) fill_heap_bits(s, nw, m);
         else {
-            s->hb_type = NULL;
+            s->hb_uniform = 0;
             write_bits_word(s->heap_bits, (p - s->base) / WORD_SIZE, nw, m);
         }
     }

@@ -237,18 +237,17 @@ static size_t verify_span(gc_span *s, uint32_t sweepgen)
                 break;
             }
     }
-    if (s->sizeclass && s->hb_type) {           /* alloc.c, HEAP BITS */
-        const gm_type *t = s->hb_type;
-        size_t nw = s->elemsize / WORD_SIZE, tw = t->size / WORD_SIZE;
+    if (s->sizeclass && s->hb_uniform) {        /* alloc.c, HEAP BITS */
+        size_t nw = s->elemsize / WORD_SIZE;
         for (uint32_t i = 0; i < s->nelems; i++) {
             for (size_t j = 0; j < nw; j++) {
                 size_t b = (size_t)i * nw + j;
                 bool have = (s->heap_bits[b >> 6] >> (b & 63)) & 1;
-                bool want = j < tw && t->ptrmask && ((t->ptrmask[j / 8] >> (j % 8)) & 1);
+                bool want = (s->hb_mask >> j) & 1;
                 if (have != want) {
-                    gm_errorf("verify: span %#lx promises the heap bits of type %s in every slot; "
+                    gm_errorf("verify: span %#lx promises the heap bits %#llx in every slot; "
                               "slot %u word %zu differs", (unsigned long)s->base,
-                              t->name ? t->name : "?", i, j);
+                              (unsigned long long)s->hb_mask, i, j);
                     return bad + 1;
                 }
             }

@@ -134,9 +134,9 @@ typedef struct gc_span {
     uint32_t cache_count;         /* alloc_count when an mcache took the span */
     _Atomic uint32_t sweepgen;    /* == heap sweepgen: swept this cycle (stored last, release) */
     uint64_t alloc_cache;         /* ~alloc_bits from freeindex; bit j = index freeindex+j */
-    const gm_type *hb_type;       /* small scan span: every slot, free or not, carries the heap
-                                     bits of one element of this type (NULL: no such promise;
-                                     alloc.c, HEAP BITS) */
+    uint64_t hb_mask;             /* small scan span with hb_uniform: the heap bits every slot,
+                                     free or not, carries (alloc.c, HEAP BITS) */
+    uint8_t hb_uniform;
     size_t npages;
     struct gc_span *next, *prev;  /* list links (central, large, free lists) */
     uint8_t list;                 /* LIST_* */

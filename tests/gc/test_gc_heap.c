@@ -232,6 +232,44 @@ TEST(same_class_types_keep_their_own_heap_bits)
     free(objs);
 }
 
+__attribute__((noinline)) static uintptr_t *new_with_stack_type(uint8_t mask_byte)
+{
+    /* one stack slot, another type each call: the same address */
+    uint8_t mask[1] = { mask_byte };
+    gm_type t = { 24, 8, NULL, NULL, mask, 0, "stack_type" };
+    return gm_new(&t);
+}
+
+TEST(stack_types_at_one_address_keep_their_own_heap_bits)
+{
+    /* A gm_type on the stack is another type at the same address next call:
+     * a span that records which bits its slots carry must compare the bits,
+     * not the type's address (b6_new_honours_alignment found it). */
+    enum { N = 2000 };
+    uintptr_t **objs = calloc(N, sizeof *objs);
+    REQUIRE(objs != NULL);
+    gm_root_add(objs, N * sizeof *objs);
+    for (int i = 0; i < N; i++) {
+        bool b = (i / 300) % 2;                  /* runs of each, so spans fill for one */
+        uintptr_t *o = new_with_stack_type(b ? 0x4 : 0x1);
+        o[1] = 0xdead;
+        gm_store(&o[b ? 2 : 0], new_node(NULL, NULL, (uint64_t)i));
+        gm_store(&objs[i], o);
+    }
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    garbage(scaled(50000));
+    collect();
+    CHECK_EQ_U(gm_heap_verify(), 0);
+    bool ok = true;
+    for (int i = 0; i < N; i++) {
+        bool b = (i / 300) % 2;
+        ok &= ((node *)objs[i][b ? 2 : 0])->val == (uint64_t)i;
+    }
+    CHECK(ok);
+    gm_root_remove(objs);
+    free(objs);
+}
+
 TEST(stack_only_survives)
 {
     node *volatile keep = new_node(NULL, NULL, 42);

@@ -48,6 +48,15 @@ static double bt_rss_mb(void)
     return ru.ru_maxrss / 1024.0;
 }
 
+/* user + system CPU seconds of the whole process, every thread (on a loaded
+ * machine a steadier figure than the wall time) */
+static double bt_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 #ifndef BT_HELPERS_ONLY /* mh_common.h wants the helpers above, not the workload */
 #define BT_MAX_DEPTH 20
 #define BT_MIN_DEPTH 4
@@ -144,9 +153,9 @@ static uint64_t bt_depth_round(int d, long iters, int nthreads)
         double maxp, p99;                                                        \
         pause_fn(&maxp, &p99);                                                   \
         printf("RESULT %s time_s=%.3f gcs=%llu max_pause_ms=%.3f p99_pause_ms=%.3f " \
-               "gc_cpu=%.3f rss_mb=%.1f check=%llu", peer, secs,                 \
+               "gc_cpu=%.3f rss_mb=%.1f cpu_s=%.3f check=%llu", peer, secs,                 \
                (unsigned long long)(gcs_expr), maxp, p99, (double)(gc_cpu_expr), \
-               bt_rss_mb(), (unsigned long long)total);                          \
+               bt_rss_mb(), bt_cpu_s(), (unsigned long long)total);                          \
         BT_EXTRA_FIELDS();                                                       \
         printf("\n");                                                            \
     } while (0)

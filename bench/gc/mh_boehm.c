@@ -150,8 +150,8 @@ int main(void)
     }
     double secs = bt_now() - t0, maxp, p99;
     bt_pause_stats(samples, nsamples, &maxp, &p99);
-    printf("RESULT %s time_s=%.3f gcs=%llu max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f gc_cpu=nan check=%llu\n",
-           incr ? "boehm-incr" : "boehm", secs, (unsigned long long)GC_get_gc_no(), maxp, p99, bt_rss_mb(),
+    printf("RESULT %s time_s=%.3f gcs=%llu max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f cpu_s=%.3f gc_cpu=nan check=%llu\n",
+           incr ? "boehm-incr" : "boehm", secs, (unsigned long long)GC_get_gc_no(), maxp, p99, bt_rss_mb(), bt_cpu_s(),
            (unsigned long long)check);
     return 0;
 }

@@ -102,6 +102,6 @@ func main() {
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("RESULT go time_s=%.3f gcs=%d max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f gc_cpu=%.3f check=%d\n",
-		secs, ms.NumGC, maxp, p99, float64(ru.Maxrss)/1024, ms.GCCPUFraction, sums[0]+sums[1])
+	fmt.Printf("RESULT go time_s=%.3f gcs=%d max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f cpu_s=%.3f gc_cpu=%.3f check=%d\n",
+		secs, ms.NumGC, maxp, p99, float64(ru.Maxrss)/1024, float64(ru.Utime.Sec+ru.Stime.Sec)+float64(ru.Utime.Usec+ru.Stime.Usec)/1e6, ms.GCCPUFraction, sums[0]+sums[1])
 }

@@ -83,8 +83,8 @@ int main(void)
     gm_memstats ms;
     gm_read_memstats(&ms);
     const char *peer = getenv("MH_PEER") ? getenv("MH_PEER") : "gomap";
-    printf("RESULT %s time_s=%.3f gcs=%u max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f gc_cpu=%.3f check=%llu",
-           peer, secs, ms.num_gc, maxp, p99, bt_rss_mb(), ms.gc_cpu_fraction, (unsigned long long)check);
+    printf("RESULT %s time_s=%.3f gcs=%u max_pause_ms=%.3f p99_pause_ms=%.3f rss_mb=%.1f cpu_s=%.3f gc_cpu=%.3f check=%llu",
+           peer, secs, ms.num_gc, maxp, p99, bt_rss_mb(), bt_cpu_s(), ms.gc_cpu_fraction, (unsigned long long)check);
     gm_bench_mark_fields();
     printf("\n");
     return 0;

@@ -54,18 +54,8 @@ checks=$(awk '{for(i=3;i<=NF;i++) if ($i ~ /^check=/) print $i}' "$RES" | sort -
 [ "$checks" -eq 1 ] || { echo "checksums differ between peers!"; exit 1; }
 
 
-printf "\n%-10s %8s %6s %13s %13s %7s %9s %13s %12s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms gc_cpu rss_mb \
-  mark_ms/cycle mark_ms/MiB vs_boehm
-bt=$(median "$RES" boehm time_s)
-for p in "${PEERS[@]}"; do
-  t=$(median "$RES" "$p" time_s)
-  printf "%-10s %8.2f %6.0f %13.3f %13.3f %7.3f %9.1f %13s %12s %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
-    "$(median "$RES" "$p" max_pause_ms)" "$(median "$RES" "$p" p99_pause_ms)" "$(median "$RES" "$p" gc_cpu)" "$(median "$RES" "$p" rss_mb)" \
-    "$(median "$RES" "$p" mark_ms_per_cycle)" "$(median "$RES" "$p" mark_ms_per_mib)" \
-    "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
-done
-echo "(medians over $RUNS rounds; vs_boehm = time / Boehm's time; target for gomap: <= 1.00x;"
-echo " mark_ms: the mark's thread CPU per cycle and per MiB scanned, gomap peers only)"
+table "$RES" "${PEERS[@]}"
+echo "(over $RUNS interleaved rounds; load at the end $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%M) UTC)"
 
 # The map-heavy workload (mh_*.c / mh_go.go, bench/gc/run_maps.sh): GC maps
 # of pointers churned by 2 threads on gomap (concurrent and stop-the-world),

@@ -50,16 +50,7 @@ for live in $SIZES; do
   done
   checks=$(awk '{for(i=3;i<=NF;i++) if ($i ~ /^check=/) print $i}' "$RES" | sort -u | wc -l)
   [ "$checks" -eq 1 ] || { echo "checksums differ between peers!"; exit 1; }
-  printf "\n%-11s %9s %6s %13s %13s %8s %7s %13s %12s %9s\n" peer time_s gcs max_pause_ms p99_pause_ms rss_mb gc_cpu \
-    mark_ms/cycle mark_ms/MiB vs_boehm
-  bt=$(median "$RES" boehm time_s)
-  for p in "${PEERS[@]}"; do
-    t=$(median "$RES" "$p" time_s)
-    printf "%-11s %9.2f %6.0f %13.3f %13.3f %8.1f %7s %13s %12s %8.2fx\n" "$p" "$t" "$(median "$RES" "$p" gcs)" \
-      "$(median "$RES" "$p" max_pause_ms)" "$(median "$RES" "$p" p99_pause_ms)" "$(median "$RES" "$p" rss_mb)" \
-      "$(median "$RES" "$p" gc_cpu)" "$(median "$RES" "$p" mark_ms_per_cycle)" "$(median "$RES" "$p" mark_ms_per_mib)" \
-      "$(awk -v a="$t" -v b="$bt" 'BEGIN{print a/b}')"
-  done
-  echo "(medians over $RUNS rounds; vs_boehm = time / Boehm default's time)"
+  table "$RES" "${PEERS[@]}"
+  echo "(over $RUNS interleaved rounds; load at the end $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%M) UTC)"
   echo
 done

@@ -27,7 +27,8 @@
  *   SH_THREAD_ENTER/EXIT, SH_WAIT_BEGIN/END as in bt_common.h
  *   SH_EXTRA_FIELDS() (optional) prints more " name=value" fields
  * The RESULT line: RESULT <peer> time_s= gcs= max_pause_ms= p99_pause_ms=
- *   gc_cpu= rss_mb= check=  (check: nodes counted; equal for every peer). */
+ *   gc_cpu= rss_mb= cpu_s= check=  (check: nodes counted; equal for every peer;
+ *   cpu_s: user + system CPU seconds of the process). */
 #ifndef SH_COMMON_H
 #define SH_COMMON_H
 
@@ -179,9 +180,9 @@ static void *sh_thread(void *arg)
         double maxp, p99;                                                                \
         pause_fn(&maxp, &p99);                                                           \
         printf("RESULT %s time_s=%.3f gcs=%llu max_pause_ms=%.3f p99_pause_ms=%.3f "     \
-               "gc_cpu=%.3f rss_mb=%.1f check=%ld", peer, secs,                          \
+               "gc_cpu=%.3f rss_mb=%.1f cpu_s=%.3f check=%ld", peer, secs,              \
                (unsigned long long)(gcs_expr), maxp, p99, (double)(gc_cpu_expr),         \
-               bt_rss_mb(), total);                                                      \
+               bt_rss_mb(), bt_cpu_s(), total);                                          \
         SH_EXTRA_FIELDS();                                                               \
         printf("\n");                                                                    \
     } while (0)

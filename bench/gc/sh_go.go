@@ -167,6 +167,6 @@ func main() {
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("RESULT go time_s=%.3f gcs=%d max_pause_ms=%.3f p99_pause_ms=%.3f gc_cpu=%.3f rss_mb=%.1f check=%d\n",
-		secs, m.NumGC, maxp, p99, m.GCCPUFraction, float64(ru.Maxrss)/1024, total)
+	fmt.Printf("RESULT go time_s=%.3f gcs=%d max_pause_ms=%.3f p99_pause_ms=%.3f gc_cpu=%.3f rss_mb=%.1f cpu_s=%.3f check=%d\n",
+		secs, m.NumGC, maxp, p99, m.GCCPUFraction, float64(ru.Maxrss)/1024, float64(ru.Utime.Sec+ru.Stime.Sec)+float64(ru.Utime.Usec+ru.Stime.Usec)/1e6, total)
 }

@@ -239,6 +239,9 @@ typedef struct gm_memstats {
     uint64_t gc_scan_work;     /* bytes of objects scanned by the mark, every cycle */
     uint64_t gc_preempt_signals; /* preemption signals sent to threads that missed safepoints */
     uint64_t gc_preempt_stops;   /* ... that stopped their thread (the others hit an unsafe point) */
+    uint64_t gc_mark_wall_ns;  /* wall time from each mark's start to the end of its termination,
+                                  summed: gc_mark_cpu_ns / (gc_mark_wall_ns * CPUs) is the GC's CPU
+                                  share while marking */
 } gm_memstats;
 
 GM_API void gm_read_memstats(gm_memstats *out);  /* runtime.ReadMemStats */

@@ -35,6 +35,24 @@
  * arrays; conservative objects get every bit set; objects of a type with a
  * trace function get none, and their type id in the span (trace_fn.c).
  * Large objects record the type and the array length in their span.  Noscan spans have no bits.
+ * HEAP BITS written once per span: the first object allocated in a span
+ * that holds none writes its slot's bit pattern into every slot and records
+ * the pattern (hb_mask, hb_uniform); later objects with the same pattern,
+ * in this span's life and after its sweeps (free slots keep their bits),
+ * write nothing.  The pattern, not the type's address, is compared: a
+ * gm_type on the stack may be another type at the same address next time.
+ * Any other write of a slot's bits (another pattern, a traced object)
+ * clears hb_uniform first.  Invariant (checked by gm_heap_verify):
+ * hb_uniform => every slot's bits equal hb_mask.
+ *
+ * FAST PATH.  The common allocation (gm_new, gm_new_array, gm_alloc_noscan
+ * of a small object with a free slot in the cached span, nothing pending)
+ * is straight-line code in the no-preempt section (GC_NOPREEMPT): the
+ * preemption signal never stops a thread inside it, so it needs neither
+ * the in-runtime depth counter nor a call; it checks everything before it
+ * changes anything, and any other case goes to the general path
+ * (mallocgc_rt), which counts the depth as before.  Sanitizer builds count
+ * the depth on the fast path too (their runtimes run outside the section).
  *
  * ACCOUNTING (as Go).  gc_heap_live_a counts a span's free slots as used as
  * soon as an mcache takes it (so the fast path updates no counter) and gives
@@ -129,7 +147,7 @@ void gc_mcache_init(gc_mcache *c)
 
 /* ---- free-slot search ------------------------------------------------------ */
 
-static inline void refresh_cache(gc_span *s)
+static GC_ALWAYS_INLINE void refresh_cache(gc_span *s)
 {
     uint32_t fi = s->freeindex;
     s->alloc_cache = (fi < s->nelems) ? ~s->alloc_bits[fi >> 6] >> (fi & 63) : 0;
@@ -177,6 +195,7 @@ static void span_init_small(gc_span *s, unsigned spc)
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     if (!s->noscan) gc_heap_bits_reserve(s);
     gc_otypes_reset(s);
+    s->hb_uniform = 0;
     refresh_cache(s);
     /* a concurrent marker that looks the span up sees limit 0 (no object)
      * until the geometry and the heap bits are in place: limit publishes
@@ -422,7 +441,7 @@ static uint64_t type_mask64(const gm_type *t, size_t tw)
     return m;
 }
 
-static void write_bits_word(uint64_t *hb, size_t wo, size_t nwords, uint64_t m)
+static GC_ALWAYS_INLINE void write_bits_word(uint64_t *hb, size_t wo, size_t nwords, uint64_t m)
 {
     size_t w = wo >> 6, sh = wo & 63;
     uint64_t keep = nwords == 64 ? 0 : ~(((uint64_t)1 << nwords) - 1);
@@ -432,6 +451,23 @@ static void write_bits_word(uint64_t *hb, size_t wo, size_t nwords, uint64_t m)
         uint64_t hmask = ((uint64_t)1 << hi) - 1;
         hb[w + 1] = (hb[w + 1] & ~hmask) | (m >> (64 - sh));
     }
+}
+
+/* The first object of a span that holds none (alloc_count was 0): every
+ * slot gets its bit pattern m (nw words per slot), so the next objects with
+ * that pattern in this span, and after sweeps, write none.  Nothing
+ * else in the span is allocated, so no marker reads these words but for
+ * the object being allocated, which is not published yet.  In the section
+ * (called from the fast path, the span still in hand). */
+__attribute__((noinline)) GC_NOPREEMPT static void fill_heap_bits(gc_span *s, size_t nw, uint64_t m)
+{
+    /* 64 slots take nw words exactly: write the first 64 slot by slot,
+     * then repeat those nw words */
+    size_t n = s->nelems < 64 ? s->nelems : 64, words = ((size_t)s->nelems * nw + 63) / 64;
+    for (size_t i = 0, wo = 0; i < n; i++, wo += nw) write_bits_word(s->heap_bits, wo, nw, m);
+    for (size_t w = nw; w < words; w++) s->heap_bits[w] = s->heap_bits[w - nw];
+    s->hb_mask = m;
+    s->hb_uniform = 1;
 }
 
 static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t count, size_t size)
@@ -449,9 +485,16 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
             m = 0;
             for (size_t e = 0; e < count; e++) m |= tm << (e * tw);
         }
+        if (s->hb_uniform && s->hb_mask == m) return;     /* in place (HEAP BITS) */
+        if (s->alloc_count == 1) {                        /* the span's first object */
+            fill_heap_bits(s, nwords, m);
+            return;
+        }
+        s->hb_uniform = 0;
         write_bits_word(hb, wo, nwords, m);
         return;
     }
+    s->hb_uniform = 0;
     for (size_t i = 0; i < nwords; i++) {
         bool ptr;
         if (!t) ptr = i * WORD_SIZE < size;
@@ -470,6 +513,7 @@ static void write_heap_bits(gc_span *s, uintptr_t p, const gm_type *t, size_t co
  * it, trace_fn.c). */
 static void clear_heap_bits(gc_span *s, uintptr_t p)
 {
+    s->hb_uniform = 0;
     size_t wo = (p - s->base) / WORD_SIZE, nwords = s->elemsize / WORD_SIZE;
     if (nwords <= 64) {
         write_bits_word(s->heap_bits, wo, nwords, 0);
@@ -485,7 +529,7 @@ enum { K_NOSCAN, K_TYPED, K_CONSERVATIVE, K_TRACED };
 /* Small objects are zeroed with plain stores: a memset call (or the
  * "rep stos" a compiler makes of a loop) costs more than the stores. */
 #define FALLTHROUGH __attribute__((fallthrough))
-static inline void zero_object(uintptr_t p, size_t n)
+static GC_ALWAYS_INLINE void zero_object(uintptr_t p, size_t n)
 {
     uint64_t *w = (uint64_t *)p;
     switch (n >> 3) {
@@ -702,16 +746,110 @@ static inline void *new_typed(const gm_type *t, size_t n, int mode)
     return GM_LIKELY(p != NULL) ? p : alloc_failed(size, kind, tt, n, mode);
 }
 
-void *gm_new(const gm_type *t) { return new_typed(t, 1, M_FATAL); }
-void *gm_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_FATAL); }
-void *gm_try_new(const gm_type *t) { return new_typed(t, 1, M_TRY); }
-void *gm_try_new_array(const gm_type *t, size_t n) { return new_typed(t, n, M_TRY); }
+/* ---- the fast path ------------------------------------------------------------ */
 
-void *gm_alloc_noscan(size_t size)
+
+/* The common allocation, whole, in straight-line code of the no-preempt
+ * section (see FAST PATH in the essay): a small typed (pointer words within
+ * one 64-bit heap-bit word, no trace function, no traced neighbour in the
+ * span) or pointer-free object from the thread's cached span, by an
+ * attached thread that is not blocking, with no poll pending and no profile
+ * sample due.  NULL: none of the state was touched, take the general path.
+ * Nothing here is called out of line. */
+GC_NOPREEMPT static GC_ALWAYS_INLINE void *alloc_fast(size_t size, int kind, const gm_type *t,
+                                                      size_t count)
+{
+    gc_thread *th = gc_self;
+    if (GM_UNLIKELY(th == NULL) || GM_UNLIKELY(size - 1 >= GC_MAX_SMALL)) return NULL;
+    if (GM_UNLIKELY(th->blocking_depth | (int)atomic_load_explicit(&gc_poll_a, memory_order_relaxed)))
+        return NULL;
+    gc_span *s = th->cache.alloc[gc_size_to_class(size) * 2u + (kind == K_NOSCAN)];
+    uint64_t c = s->alloc_cache;
+    if (GM_UNLIKELY(c == 0)) return NULL;          /* also the empty span */
+    unsigned tz = (unsigned)__builtin_ctzll(c);
+    uint32_t idx = s->freeindex + tz;
+    if (GM_UNLIKELY(idx >= s->nelems)) return NULL;
+    size_t esz = s->elemsize, nw = esz / WORD_SIZE;
+    int64_t left = gc_prof_left - (int64_t)esz;
+    if (GM_UNLIKELY(left < 0)) return NULL;        /* a sample is due (gc_prof_account) */
+    uint64_t m = 0;
+    if (kind == K_TYPED) {
+        if (GM_UNLIKELY(nw > 64) || GM_UNLIKELY(s->otypes != NULL)) return NULL;
+        size_t tw = t->size / WORD_SIZE;           /* tw * count <= nw <= 64 */
+        uint64_t tm = t->ptrmask[0];
+        for (size_t i = 8; i < tw; i += 8) tm |= (uint64_t)t->ptrmask[i / 8] << i;
+        if (tw < 64) tm &= ((uint64_t)1 << tw) - 1;
+        m = tm;
+        for (size_t e = 1; e < count; e++) m |= tm << (e * tw);
+    }
+    /* commit: nothing below can fail */
+    gc_prof_left = left;
+    s->freeindex = idx + 1;
+    if (((idx + 1) & 63) == 0) refresh_cache(s);
+    else s->alloc_cache = c >> (tz + 1);
+    s->alloc_count++;
+    uintptr_t p = s->base + (uintptr_t)idx * esz;
+    if (s->needzero) zero_object(p, esz);
+    if (kind == K_TYPED && !(s->hb_uniform && s->hb_mask == m)) {   /* else in place */
+        if (s->alloc_count == 1) fill_heap_bits(s, nw, m);
+        else {
+            s->hb_uniform = 0;
+            write_bits_word(s->heap_bits, (p - s->base) / WORD_SIZE, nw, m);
+        }
+    }
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF)) {
+        /* allocate black, as mallocgc */
+        __atomic_fetch_or(&s->mark_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+        if (kind != K_NOSCAN && gc_opt.gcmarkqueue == GC_MARKQ_SPAN)
+            __atomic_fetch_or(&s->scan_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+    }
+    return (void *)p;
+}
+
+/* Under a sanitizer the fast path calls the sanitizer's runtime: it counts
+ * the in-runtime depth there, as the general path. */
+GC_NOPREEMPT static GC_ALWAYS_INLINE void *alloc_fast_rt(size_t size, int kind, const gm_type *t,
+                                                         size_t count)
+{
+    if (!GC_SANITIZED) return alloc_fast(size, kind, t, count);
+    gm_rt_enter();
+    void *p = alloc_fast(size, kind, t, count);
+    gm_rt_leave_safepoint();
+    return p;
+}
+
+__attribute__((noinline)) static void *new_typed_slow(const gm_type *t, size_t n, int mode)
+{
+    return new_typed(t, n, mode);
+}
+
+__attribute__((noinline)) static void *alloc_noscan_slow(size_t size, int mode)
 {
     gc_ensure_init();
     void *p = mallocgc_rt(size, K_NOSCAN, NULL, 1);
-    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_FATAL);
+    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, mode);
+}
+
+/* gm_new and gm_new_array with a count whose size cannot overflow */
+GC_NOPREEMPT static GC_ALWAYS_INLINE void *new_fast(const gm_type *t, size_t n, int mode)
+{
+    if (GM_LIKELY(t->align <= 8) && GM_LIKELY(t->trace == NULL) && GM_LIKELY(n <= GC_MAX_SMALL) &&
+        GM_LIKELY(t->size <= GC_MAX_SMALL)) {
+        void *p = alloc_fast_rt(t->size * n, t->ptrmask ? K_TYPED : K_NOSCAN, t, n);
+        if (GM_LIKELY(p != NULL)) return p;
+    }
+    return new_typed_slow(t, n, mode);
+}
+
+GC_NOPREEMPT void *gm_new(const gm_type *t) { return new_fast(t, 1, M_FATAL); }
+GC_NOPREEMPT void *gm_new_array(const gm_type *t, size_t n) { return new_fast(t, n, M_FATAL); }
+GC_NOPREEMPT void *gm_try_new(const gm_type *t) { return new_fast(t, 1, M_TRY); }
+GC_NOPREEMPT void *gm_try_new_array(const gm_type *t, size_t n) { return new_fast(t, n, M_TRY); }
+
+GC_NOPREEMPT void *gm_alloc_noscan(size_t size)
+{
+    void *p = alloc_fast_rt(size, K_NOSCAN, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_noscan_slow(size, M_FATAL);
 }
 
 void *gm_alloc_conservative(size_t size)
@@ -721,11 +859,10 @@ void *gm_alloc_conservative(size_t size)
     return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_CONSERVATIVE, NULL, 1, M_FATAL);
 }
 
-void *gm_try_alloc_noscan(size_t size)
+GC_NOPREEMPT void *gm_try_alloc_noscan(size_t size)
 {
-    gc_ensure_init();
-    void *p = mallocgc_rt(size, K_NOSCAN, NULL, 1);
-    return GM_LIKELY(p != NULL) ? p : alloc_failed(size, K_NOSCAN, NULL, 1, M_TRY);
+    void *p = alloc_fast_rt(size, K_NOSCAN, NULL, 1);
+    return GM_LIKELY(p != NULL) ? p : alloc_noscan_slow(size, M_TRY);
 }
 
 void *gm_try_alloc_conservative(size_t size)

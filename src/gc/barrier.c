@@ -54,7 +54,7 @@ int gm_gc_fault_drop_barrier(int on)
 /* The barrier's code lives in its own section: the preemption signal
  * (preempt.c) never stops a thread inside it, so a barrier that read
  * "off" cannot complete its store after a mark started. */
-#define NOPREEMPT __attribute__((section("gomap_nopreempt")))
+#define NOPREEMPT GC_NOPREEMPT
 
 NOPREEMPT static inline bool in_heap(uintptr_t p)
 {
@@ -116,10 +116,20 @@ NOPREEMPT static void wb_bulk(const gm_type *t, void *dst, const void *src)
     }
 }
 
+/* Out of line, so that the fast path of gm_store saves no register and
+ * sets up no frame: a load, a branch, the store. */
+__attribute__((noinline)) NOPREEMPT static void store_marking(void *slot, void *ptr)
+{
+    wb_slot(slot, ptr);
+    *(void **)slot = ptr;
+}
+
 NOPREEMPT void gm_store(void *slot, void *ptr)
 {
-    if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed)))
-        wb_slot(slot, ptr);
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_wb_enabled_a, memory_order_relaxed))) {
+        store_marking(slot, ptr);
+        return;
+    }
     *(void **)slot = ptr;
 }
 

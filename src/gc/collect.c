@@ -195,15 +195,26 @@ int64_t gm_memory_limit(int64_t bytes)
 /* ---- background sweeper -------------------------------------------------------- */
 
 /* Return free pages to the OS beyond goal + 10% (or the memory limit), as
- * Go's background scavenger aims at. */
-static void scavenge_to_goal(void)
+ * Go's background scavenger aims at; after a cycle the pacer started (the
+ * background sweeper: `steady`), beyond the most that was in use during the
+ * last two cycles + 10% if that is more, and only free runs that have not
+ * been touched for 4 cycles.  Returning pages only to fault them in again
+ * during the next cycle cost mt-gcbench 100,000 page faults and a fifth of
+ * its time (docs/gc.md, Benchmark). */
+static void scavenge_to_goal(bool steady)
 {
+    static uint64_t prev_peak;           /* steady: the sweeper thread's only */
     uint64_t goal = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
+    if (steady) {
+        uint64_t peak = gc_heap_take_inuse_peak(), keep = peak > prev_peak ? peak : prev_peak;
+        prev_peak = peak;
+        if (keep > goal) goal = keep;
+    }
     uint64_t retain = goal == UINT64_MAX ? UINT64_MAX : goal + goal / 10;
     pthread_mutex_lock(&pacer_mu);
     if (mem_limit != INT64_MAX && (uint64_t)mem_limit < retain) retain = (uint64_t)mem_limit;
     pthread_mutex_unlock(&pacer_mu);
-    gc_scavenge(retain);
+    gc_scavenge(retain, steady ? 8 : 0);
 }
 
 static void *sweeper_main(void *arg)
@@ -223,7 +234,7 @@ static void *sweeper_main(void *arg)
             if (++k % 64 == 0) sched_yield();   /* low priority, as Go's bgsweep */
         }
         if (GM_UNLIKELY(gm_tracing_on())) gm_trace_async_end("gc", "sweep", atomic_load_explicit(&sweep_id_a, memory_order_relaxed));
-        scavenge_to_goal();
+        scavenge_to_goal(true);
     }
     return NULL;
 }
@@ -400,6 +411,7 @@ static _Atomic uint64_t bg_credit_a;       /* scan work the worker did that assi
 static _Atomic uint64_t cyc_assist_ns_a, cyc_bg_ns_a;
 static _Atomic uint64_t total_assist_work_a, total_bg_work_a, total_assists_a;
 static _Atomic uint64_t total_mark_cpu_ns_a;  /* bg + assists + mark inside stops of the world */
+static _Atomic uint64_t total_mark_wall_ns_a; /* wall time from mark start to the end of termination */
 static uint64_t total_scan_work;           /* bytes scanned by every cycle's mark (stats_mu) */
 static _Atomic int hold_mark_a;            /* fault injection: the worker waits before marking */
 
@@ -517,6 +529,7 @@ static void mark_termination(uint64_t t0, uint64_t pause_start, uint64_t pause_t
     cur.bg_ns = atomic_load_explicit(&cyc_bg_ns_a, memory_order_relaxed);
     record_stw(t1 - pause_start);
     atomic_fetch_add_explicit(&total_mark_cpu_ns_a, cur.assist_ns + cur.bg_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&total_mark_wall_ns_a, t1 - cur_mark_start, memory_order_relaxed);
     pthread_mutex_lock(&stats_mu);
     gc_busy_ns += cur.assist_ns + cur.bg_ns;
     total_scan_work += atomic_load_explicit(&gc_scan_work_a, memory_order_relaxed);
@@ -892,7 +905,7 @@ __attribute__((noinline)) void gc_collect(bool forced)
         while (!gc_sweep_idle())   /* a span the sweeper took last is swept too */
             if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
             else sched_yield();
-        scavenge_to_goal();
+        scavenge_to_goal(false);
     }
 }
 
@@ -921,7 +934,7 @@ void gm_gc(void)
 void gm_free_os_memory(void)
 {
     gm_gc();
-    gc_scavenge(0);
+    gc_scavenge(0, 0);
 }
 
 /* ---- MemStats ------------------------------------------------------------------------ */
@@ -984,6 +997,7 @@ void gm_read_memstats(gm_memstats *m)
     m->gc_num_assists = atomic_load_explicit(&total_assists_a, memory_order_relaxed);
     m->gc_wb_shades = atomic_load_explicit(&gc_wb_recorded_a, memory_order_relaxed);
     m->gc_mark_cpu_ns = atomic_load_explicit(&total_mark_cpu_ns_a, memory_order_relaxed);
+    m->gc_mark_wall_ns = atomic_load_explicit(&total_mark_wall_ns_a, memory_order_relaxed);
     m->gc_scan_work = total_scan_work;
     m->gc_preempt_signals = atomic_load_explicit(&gc_preempt_signals_a, memory_order_relaxed);
     m->gc_preempt_stops = atomic_load_explicit(&gc_preempt_stops_a, memory_order_relaxed);

@@ -237,6 +237,22 @@ static size_t verify_span(gc_span *s, uint32_t sweepgen)
                 break;
             }
     }
+    if (s->sizeclass && s->hb_uniform) {        /* alloc.c, HEAP BITS */
+        size_t nw = s->elemsize / WORD_SIZE;
+        for (uint32_t i = 0; i < s->nelems; i++) {
+            for (size_t j = 0; j < nw; j++) {
+                size_t b = (size_t)i * nw + j;
+                bool have = (s->heap_bits[b >> 6] >> (b & 63)) & 1;
+                bool want = (s->hb_mask >> j) & 1;
+                if (have != want) {
+                    gm_errorf("verify: span %#lx promises the heap bits %#llx in every slot; "
+                              "slot %u word %zu differs", (unsigned long)s->base,
+                              (unsigned long long)s->hb_mask, i, j);
+                    return bad + 1;
+                }
+            }
+        }
+    }
     if (s->list == LIST_FULL && s->alloc_count != s->nelems) { gm_errorf("verify: full span not full"); bad++; }
     if (s->list == LIST_PARTIAL && s->alloc_count == s->nelems) { gm_errorf("verify: partial span full"); bad++; }
     if (s->list == LIST_NONE || s->list == LIST_FREE) { gm_errorf("verify: in-use span on no list"); bad++; }

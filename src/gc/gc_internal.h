@@ -63,6 +63,26 @@
 
 #define WORD_SIZE sizeof(uintptr_t)
 
+/* Code the preemption signal never stops in (preempt.c: the handler declines
+ * when the interrupted PC lies in this section and the collector signals
+ * again): the write barrier (barrier.c) and the allocation fast path
+ * (alloc.c), which would otherwise need the in-runtime depth counter.
+ * Whatever such code calls out of line must protect itself. */
+#define GC_NOPREEMPT __attribute__((section("gomap_nopreempt")))
+#define GC_ALWAYS_INLINE __attribute__((always_inline)) inline
+/* Sanitizer builds call into their runtimes (outside the section) from
+ * instrumented code: there the fast paths count the in-runtime depth too. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define GC_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define GC_SANITIZED 1
+#endif
+#endif
+#ifndef GC_SANITIZED
+#define GC_SANITIZED 0
+#endif
+
 /* ---- size classes -------------------------------------------------------- */
 typedef struct gc_class {
     uint32_t size;     /* object size */
@@ -121,6 +141,9 @@ typedef struct gc_span {
     uint32_t cache_count;         /* alloc_count when an mcache took the span */
     _Atomic uint32_t sweepgen;    /* == heap sweepgen: swept this cycle (stored last, release) */
     uint64_t alloc_cache;         /* ~alloc_bits from freeindex; bit j = index freeindex+j */
+    uint64_t hb_mask;             /* small scan span with hb_uniform: the heap bits every slot,
+                                     free or not, carries (alloc.c, HEAP BITS) */
+    uint8_t hb_uniform;
     size_t npages;
     struct gc_span *next, *prev;  /* list links (central, large, free lists) */
     uint8_t list;                 /* LIST_* */
@@ -165,7 +188,12 @@ GM_INTERNAL void gc_heap_set_limit_env(uint64_t bytes);
 #define GC_HEAP_RESERVE_MAX ((size_t)16 << 40)
 GM_INTERNAL void gc_heap_free_span(gc_span *s);
 GM_INTERNAL void gc_heap_stats(gc_heapstats *out);
-GM_INTERNAL uint64_t gc_scavenge(uint64_t retain_bytes);  /* returns bytes released */
+/* Free runs back to the OS until the retained heap fits retain_bytes, only
+ * runs freed at least min_age_gens sweep generations ago (2 a cycle); returns
+ * bytes released */
+GM_INTERNAL uint64_t gc_scavenge(uint64_t retain_bytes, uint32_t min_age_gens);
+/* the most bytes of in-use spans since the last call (then: those in use now) */
+GM_INTERNAL uint64_t gc_heap_take_inuse_peak(void);
 GM_INTERNAL size_t gc_heap_verify_pages(void);
 /* every span structure ever made, for marking specials and verifying;
  * the caller holds heap_lock or has stopped the world */
@@ -399,6 +427,7 @@ static inline bool gc_is_marked(const gc_span *s, uint32_t i) { return gc_bit(s-
 /* ---- types with a trace function (trace_fn.c) ------------------------------ */
 #define GC_MAX_TRACED_TYPES 65535
 extern const gm_type *gc_traced_types[GC_MAX_TRACED_TYPES + 1];  /* by id; [0] unused */
+GM_INTERNAL void gc_trace_fn_exclude_globals(void);   /* the registry is not a root (globals.c) */
 /* Allocation of object idx of small scan span s: t is its type if traced,
  * else NULL (called when t is traced or s already has ids). */
 GM_INTERNAL void gc_otype_note(gc_span *s, uint32_t idx, const gm_type *t);

@@ -5,7 +5,9 @@
  * too), minus its PT_GNU_RELRO part (read-only once relocated: it cannot
  * receive a pointer to an object allocated afterwards), minus gomap's own
  * segments when gomap is a shared library, minus gomap's largest tables when
- * it is linked statically (gc_globals_exclude).  The segments are scanned
+ * it is linked statically (gc_globals_exclude: the central lists, the
+ * statistics, the traced-type registry, the heap profile's bucket hash --
+ * tables that never hold a heap pointer the collector needs).  The segments are scanned
  * conservatively, as stacks are: any aligned word that points into an
  * allocated object keeps it alive.  GMDEBUG=scanglobals=0 turns this off:
  * then only gm_root_add ranges are roots (the behaviour before).
@@ -62,6 +64,7 @@
  * disjoint, word-aligned, and none overlaps gomap's excluded ranges.
  */
 #include "gc/gc_internal.h"
+#include "gc/profile.h"
 
 #include <fcntl.h>
 #include <link.h>
@@ -84,7 +87,7 @@ static size_t total_bytes;
 static unsigned long long seen_adds, seen_subs;
 static bool have_list;
 
-static gseg excl[8];           /* gomap's own tables (static builds) */
+static gseg excl[16];          /* gomap's own tables (static builds) */
 static size_t nexcl;
 
 static int sd_avail = -1;      /* soft-dirty: -1 not probed, 0 no, 1 yes */
@@ -206,6 +209,8 @@ static bool refresh(void)
         gc_globals_exclude(gc_classes, sizeof gc_classes);
         gc_globals_exclude(&gc_arena_start, sizeof gc_arena_start);  /* points at the first object */
         gc_globals_exclude(&gc_work, sizeof gc_work);   /* checkmark's last parent */
+        gc_trace_fn_exclude_globals();
+        gc_prof_exclude_globals();
         probe_soft_dirty();
     }
     struct build_ctx c = { .ok = true };

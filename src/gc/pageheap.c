@@ -20,7 +20,9 @@
  * committed pages count as returned.  Allocating a span clears its bits;
  * if every page was returned the span needs no zeroing.  gc_scavenge
  * returns free runs, largest first, until the retained heap fits a target
- * (the background sweeper calls it after each cycle with goal + 10%).
+ * (collect.c: after a cycle the pacer started, the most in use during the
+ * last two cycles or the goal, whichever is more, + 10%, and only runs
+ * idle for 4 cycles; after gm_gc, the goal + 10%, any run).
  *
  * LIMITS.  The reservation is 64 GiB unless GMDEBUG=heapreserve= or
  * gm_set_heap_reserve (before the heap exists) says otherwise; if the
@@ -60,6 +62,7 @@ static uint64_t *scav_bits;              /* 1 bit per page: returned to the OS *
 static pthread_mutex_t heap_mu = PTHREAD_MUTEX_INITIALIZER;
 static gc_spanlist freelists[NFREELISTS]; /* [n]: runs of n pages; [0]: >= 128 */
 static gc_heapstats hs;
+static uint64_t inuse_peak;          /* the most hs.inuse reached since gc_heap_take_inuse_peak */
 static gc_span *span_pool;               /* unused span structures */
 static gc_span **allspans;
 static size_t nallspans, capallspans;
@@ -361,6 +364,7 @@ gc_span *gc_heap_alloc_span(size_t npages)
     hs.released -= scav * GC_PAGE_SIZE;
     hs.idle -= npages * GC_PAGE_SIZE;
     hs.inuse += npages * GC_PAGE_SIZE;
+    if (hs.inuse > inuse_peak) inuse_peak = hs.inuse;
     pthread_mutex_unlock(&heap_mu);
     return s;
 }
@@ -384,10 +388,20 @@ void gc_heap_stats(gc_heapstats *out)
     pthread_mutex_unlock(&heap_mu);
 }
 
+uint64_t gc_heap_take_inuse_peak(void)
+{
+    pthread_mutex_lock(&heap_mu);
+    uint64_t p = inuse_peak;
+    inuse_peak = hs.inuse;
+    pthread_mutex_unlock(&heap_mu);
+    return p;
+}
+
 /* Return free pages to the OS until sys - released <= retain. */
-uint64_t gc_scavenge(uint64_t retain)
+uint64_t gc_scavenge(uint64_t retain, uint32_t min_age_gens)
 {
     uint64_t done = 0;
+    uint64_t now = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
     pthread_mutex_lock(&heap_mu);
     for (int pass = 0; pass < NFREELISTS && hs.sys - hs.released > retain; pass++) {
         int li = pass == 0 ? 0 : NFREELISTS - pass;   /* largest first */
@@ -395,6 +409,7 @@ uint64_t gc_scavenge(uint64_t retain)
             size_t first = page_index(r->base);
             size_t already = count_scav(first, r->npages, false);
             if (already == r->npages) continue;
+            if (now - r->freed_at < min_age_gens) continue;       /* may well be reused soon */
             if (madvise((void *)r->base, r->npages * GC_PAGE_SIZE, MADV_DONTNEED) != 0)
                 continue;
             for (size_t i = first; i < first + r->npages; i++)

@@ -88,6 +88,9 @@ typedef struct prof_rec {
 } prof_rec;
 
 static prof_bucket *bhash[PROF_NBUCKET_HASH];
+
+/* The buckets are malloc'd, never on the GC heap: the hash is not a root. */
+void gc_prof_exclude_globals(void) { gc_globals_exclude(bhash, sizeof bhash); }
 static prof_bucket *ball;
 static size_t nbuckets;
 static prof_rec **rtab;            /* records, chained by span */
@@ -452,7 +455,8 @@ static const char *symbolize(module *m, uintptr_t pc, char *buf, size_t n)
 static bool allocator_frame(const char *name)
 {
     static const char *const own[] = { "gc_prof_sample", "gc_prof_account", "mallocgc", "mallocgc_rt",
-                                       "alloc_large", "alloc_failed", "new_typed", "gm_new", "gm_new_array",
+                                       "alloc_large", "alloc_failed", "new_typed", "new_typed_slow",
+                                       "alloc_noscan_slow", "gm_new", "gm_new_array",
                                        "gm_alloc_noscan", "gm_alloc_conservative", "gm_try_new",
                                        "gm_try_new_array", "gm_try_alloc_noscan", "gm_try_alloc_conservative" };
     size_t len = strcspn(name, ".");      /* a compiler's clone: mallocgc.constprop.0 */

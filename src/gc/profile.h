@@ -20,6 +20,7 @@ GM_INTERNAL void gc_prof_sample(gc_span *s, uintptr_t p, size_t size);
 /* Sweep of s (by its owner, before its mark bits become its alloc bits):
  * every sampled object of s that is allocated and unmarked is being freed. */
 GM_INTERNAL void gc_prof_sweep(gc_span *s);
+GM_INTERNAL void gc_prof_exclude_globals(void);   /* the bucket hash is not a root (globals.c) */
 
 /* The hook on the allocation path: a cheap countdown, the rest out of line. */
 static inline void gc_prof_account(gc_span *s, uintptr_t p, size_t size)

@@ -33,7 +33,10 @@
  * parked or blocking thread that wants to run again (or to detach) waits
  * until the scan is DONE, so the stack does not change under the scan.  A thread attached while
  * marking starts PENDING; mark termination scans, with the world stopped,
- * any stack still PENDING.
+ * any stack still PENDING.  POLL_STACK is dropped as soon as no stack is
+ * PENDING (invariant: a PENDING stack => POLL_STACK set; both change under
+ * world_mu), so the allocations of the rest of the mark stay on the fast
+ * path (alloc.c).
  *
  * MISUSE.  A BLOCKING thread counts as stopped: the collector may take
  * back its cached spans and scan its stack while it runs on.  So inside a
@@ -281,6 +284,16 @@ __attribute__((noinline)) static void park(gc_thread *t)
 void gc_park(gc_thread *t) { park(t); }
 
 /* The calling thread scans its own stack if the cycle asks for it. */
+/* world_mu held: once no thread's stack is PENDING, POLL_STACK is dropped,
+ * so that allocations for the rest of the mark take the fast path again
+ * (a thread that attaches during the mark raises it again, under world_mu). */
+static void stack_poll_update_locked(void)
+{
+    for (gc_thread *t = threads; t; t = t->next)
+        if (t->stack_state == STK_PENDING) return;
+    atomic_fetch_and_explicit(&gc_poll_a, ~POLL_STACK, memory_order_relaxed);
+}
+
 static void self_scan(gc_thread *t)
 {
     pthread_mutex_lock(&world_mu);
@@ -291,6 +304,7 @@ static void self_scan(gc_thread *t)
     gc_scan_own_stack(t);
     pthread_mutex_lock(&world_mu);
     t->stack_state = STK_DONE;
+    stack_poll_update_locked();
     pthread_cond_broadcast(&resume_cv);
     pthread_mutex_unlock(&world_mu);
 }
@@ -662,6 +676,7 @@ size_t gc_scan_stacks_step(void)
     /* threads that have not scanned their own stack since the mark began:
      * the signal, after the grace (preempt.c) */
     if (pending && !stw_requested) poke_late(gc_nanotime() - stack_scans_since, true);
+    if (!pending) stack_poll_update_locked();
     pthread_mutex_unlock(&world_mu);
     return pending;
 }

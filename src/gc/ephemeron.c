@@ -91,8 +91,12 @@ static void pending_add(uintptr_t e)
 }
 
 /* The ephemeron type's trace function: ctx is the marker's gc_workbuf
- * (gc_trace_object passes it), so the scan can tell checkmark apart. */
-static void eph_trace(const void *obj, gm_visit_fn *visit, void *ctx)
+ * (gc_trace_object passes it), so the scan can tell checkmark apart.  Racy
+ * as every scanner (mark.c): a stale conservative word can grey a slot that
+ * another thread is allocating and clearing at that moment (TSan saw this
+ * read beside gm_ephemeron_new's zeroing); what it reads then is an old
+ * pointer or zero, which at worst keeps an object a cycle longer. */
+GC_RACY static void eph_trace(const void *obj, gm_visit_fn *visit, void *ctx)
 {
     const struct gm_ephemeron *e = obj;
     gc_workbuf *w = ctx;
@@ -142,6 +146,8 @@ uint64_t gc_ephemeron_epoch(void) { return atomic_load_explicit(&epoch_a, memory
 
 /* ---- the public side ------------------------------------------------------------------ */
 
+static void *read_shaded(const _Atomic uintptr_t *slot);
+
 gm_ephemeron *gm_ephemeron_new(void *key, void *value)
 {
     gc_ensure_init();
@@ -150,9 +156,17 @@ gm_ephemeron *gm_ephemeron_new(void *key, void *value)
     atomic_store_explicit(&e->key, (uintptr_t)key, memory_order_relaxed);
     atomic_store_explicit(&e->value, (uintptr_t)value, memory_order_relaxed);
     /* allocated black (no safepoint since the allocation): never scanned
-     * this cycle, so it waits for its key like a scanned one */
-    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF) && value)
-        pending_add((uintptr_t)e);
+     * this cycle, so it waits for its key like a scanned one -- unless the
+     * key is marked already (a key allocated during this mark is: black),
+     * and then its value is shaded now.  Queueing those too made the mark
+     * worker's "a key was marked since" round find progress every time a
+     * mutator added an entry, so a mark with threads putting into a weak
+     * map could go on without end (test_map_weak's shared-by-threads case
+     * hung under ASan). */
+    if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF) && value) {
+        if (key_marked((uintptr_t)key)) (void)read_shaded(&e->value);
+        else pending_add((uintptr_t)e);
+    }
     return e;
 }
 

@@ -3,8 +3,10 @@
 #define GOMAP_TEST_GC_UTIL_H
 
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "gc/gc_fault.h"
 #include "gomap/gc.h"
 
 typedef struct node { struct node *left, *right; uint64_t val; } node;
@@ -51,5 +53,26 @@ static inline long scaled(long n)
     long v = (long)(n * test_scale());
     return v < 1 ? 1 : v;
 }
+
+#ifdef GOMAP_FAULT_INJECTION
+/* A held concurrent mark (gm_gc_fault_hold_mark): start_gc runs the cycle
+ * on its own thread; wait_marking waits at safepoints (so this thread's
+ * stack is scanned and black) until that mark has started. */
+__attribute__((unused)) static void *start_gc(void *arg)
+{
+    (void)arg;
+    gm_gc();
+    return NULL;
+}
+
+__attribute__((unused)) static void wait_marking(void)
+{
+    while (!gm_gc_fault_marking()) {
+        gm_safepoint();
+        usleep(100);
+    }
+    for (int i = 0; i < 10; i++) gm_safepoint();
+}
+#endif
 
 #endif

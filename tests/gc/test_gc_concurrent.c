@@ -204,24 +204,6 @@ __attribute__((noinline)) static void setup_white_child(void)
     gm_store(&holder[0], p);
 }
 
-/* Waits (at safepoints, so that this thread's stack gets scanned: it is
- * black from then on) until the background mark is held after setup. */
-static void wait_marking(void)
-{
-    while (!gm_gc_fault_marking()) {
-        gm_safepoint();
-        usleep(100);
-    }
-    for (int i = 0; i < 10; i++) gm_safepoint();
-}
-
-static void *start_gc(void *arg)
-{
-    (void)arg;
-    gm_gc();
-    return NULL;
-}
-
 /* The interleaving the barrier exists for, forced with the hold switch:
  * marking has started, this thread's stack is already scanned, nothing else
  * is marked.  B is allocated (black); W is moved from P (white, not yet

@@ -147,22 +147,6 @@ TEST(dead_chain_collected_in_one_cycle)
 
 /* ---- made while marking (black, never scanned) ------------------------------------- */
 
-static void wait_marking(void)
-{
-    while (!gm_gc_fault_marking()) {
-        gm_safepoint();
-        usleep(100);
-    }
-    for (int i = 0; i < 10; i++) gm_safepoint();
-}
-
-static void *start_gc(void *arg)
-{
-    (void)arg;
-    gm_gc();
-    return NULL;
-}
-
 /* Made while marking (black: never scanned), with keys allocated before the
  * mark (white).  Key 1 is reachable only through a hidden word, so nothing
  * marks it: its ephemeron, waiting on the pending list, must be cleared at

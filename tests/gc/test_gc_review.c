@@ -21,24 +21,6 @@
 
 /* ---- helpers: a held concurrent mark ------------------------------------------------ */
 
-static void *start_gc(void *arg)
-{
-    (void)arg;
-    gm_gc();
-    return NULL;
-}
-
-/* Waits at safepoints (so this thread's stack is scanned and black) until
- * the mark that the hold switch keeps from making progress has started. */
-static void wait_marking(void)
-{
-    while (!gm_gc_fault_marking()) {
-        gm_safepoint();
-        usleep(100);
-    }
-    for (int i = 0; i < 10; i++) gm_safepoint();
-}
-
 static pthread_t gc_starter;
 
 static void hold_and_start_mark(void)

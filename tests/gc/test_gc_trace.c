@@ -336,22 +336,6 @@ TEST(traced_concurrent_mutation_stress)
 
 /* ---- gm_barrier against a forced interleaving --------------------------------------------- */
 
-static void wait_marking(void)
-{
-    while (!gm_gc_fault_marking()) {
-        gm_safepoint();
-        usleep(100);
-    }
-    for (int i = 0; i < 10; i++) gm_safepoint();
-}
-
-static void *start_gc(void *arg)
-{
-    (void)arg;
-    gm_gc();
-    return NULL;
-}
-
 static cell *bholder[2];   /* root range: [0] P (white), [1] B (black, allocated while marking) */
 
 __attribute__((noinline)) static void setup_white(void)

@@ -557,7 +557,8 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     }
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK) && gc_self)
         gc_assist_alloc(gc_self, npages * GC_PAGE_SIZE);
-    gc_span *s = gc_heap_alloc_span(npages);
+    gc_dirty_runs dirty;
+    gc_span *s = gc_heap_alloc_span_dirty(npages, &dirty);
     if (!s) return NULL;
     s->sizeclass = 0;
     s->noscan = kind == K_NOSCAN;
@@ -569,7 +570,10 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     s->divmul = 0;                      /* every offset is object 0 */
     __atomic_store_n(&s->limit, s->base + npages * GC_PAGE_SIZE, __ATOMIC_RELEASE); /* see span_init_small */
     s->sweepgen = atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed);
-    if (s->needzero) memset((void *)s->base, 0, npages * GC_PAGE_SIZE);  /* the tail too: it is scanned */
+    /* the dirty pages only (the tail too: it is scanned); the returned ones
+     * read as zero, and writing them would fault them in */
+    for (uint32_t i = 0; i < dirty.n; i++)
+        memset((void *)(s->base + dirty.first[i] * GC_PAGE_SIZE), 0, dirty.npages[i] * GC_PAGE_SIZE);
     s->freeindex = 1;
     s->alloc_count = 1;
     if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) != GC_OFF)

@@ -179,6 +179,16 @@ GM_INTERNAL void gc_pageheap_init(void);
 /* NULL if the heap limit, the reservation or the system refuses; then
  * gc_heap_oom_reason() (this thread's last failure) says which */
 GM_INTERNAL gc_span *gc_heap_alloc_span(size_t npages);
+/* The pages of a new span that may be dirty (the others were returned to
+ * the OS and read as zero): at most GC_DIRTY_RUNS runs, page offsets from
+ * the span's base; when there were more, the last run reaches the span's
+ * end.  n == 0: nothing to zero. */
+enum { GC_DIRTY_RUNS = 8 };
+typedef struct {
+    uint32_t n;
+    size_t first[GC_DIRTY_RUNS], npages[GC_DIRTY_RUNS];
+} gc_dirty_runs;
+GM_INTERNAL gc_span *gc_heap_alloc_span_dirty(size_t npages, gc_dirty_runs *dirty);
 enum { GC_OOM_LIMIT = 1, GC_OOM_RESERVE = 2, GC_OOM_OS = 3 };
 GM_INTERNAL int gc_heap_oom_reason(void);
 GM_INTERNAL size_t gc_heap_reserve_bytes(void);

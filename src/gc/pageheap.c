@@ -18,7 +18,9 @@
  * SCAVENGING.  A bitmap holds one bit per page: set = the page has been
  * returned to the OS (madvise MADV_DONTNEED), so it reads as zero.  Freshly
  * committed pages count as returned.  Allocating a span clears its bits;
- * if every page was returned the span needs no zeroing.  gc_scavenge
+ * if every page was returned the span needs no zeroing, and a large object
+ * zeroes only the pages that were not (gc_dirty_runs): zeroing a returned
+ * page would fault it in for nothing.  gc_scavenge
  * returns free runs, largest first, until the retained heap fits a target
  * (collect.c: after a cycle the pacer started, the most in use during the
  * last two cycles or the goal, whichever is more, + 10%, and only runs
@@ -237,6 +239,34 @@ static size_t count_scav(size_t first, size_t n, bool clear)
     return c;
 }
 
+/* Clears the returned bits of pages [first, first+n) and counts them; with
+ * dirty, records the runs of pages that were not returned. */
+static size_t take_scav(size_t first, size_t n, gc_dirty_runs *dirty)
+{
+    if (!dirty) return count_scav(first, n, true);
+    size_t c = 0;
+    dirty->n = 0;
+    bool in_run = false;
+    for (size_t i = first; i < first + n; i++) {
+        uint64_t bit = (uint64_t)1 << (i & 63);
+        if (scav_bits[i >> 6] & bit) {
+            c++;
+            scav_bits[i >> 6] &= ~bit;
+            in_run = false;
+        } else if (in_run) {
+            dirty->npages[dirty->n - 1]++;
+        } else if (dirty->n < GC_DIRTY_RUNS) {
+            dirty->first[dirty->n] = i - first;
+            dirty->npages[dirty->n++] = 1;
+            in_run = true;
+        } else {                          /* out of room: the last run reaches the end */
+            dirty->npages[dirty->n - 1] = n - dirty->first[dirty->n - 1];
+            return c + count_scav(i, first + n - i, true);
+        }
+    }
+    return c;
+}
+
 /* Insert pages [base, base+npages) as free, coalescing with neighbours. */
 static void free_pages(uintptr_t base, size_t npages, uint64_t freed_at)
 {
@@ -323,7 +353,9 @@ uint64_t gc_heap_max(void) { return atomic_load_explicit(&max_heap_a, memory_ord
 
 int gc_heap_oom_reason(void) { return oom_reason; }
 
-gc_span *gc_heap_alloc_span(size_t npages)
+gc_span *gc_heap_alloc_span(size_t npages) { return gc_heap_alloc_span_dirty(npages, NULL); }
+
+gc_span *gc_heap_alloc_span_dirty(size_t npages, gc_dirty_runs *dirty)
 {
     pthread_mutex_lock(&heap_mu);
     uint64_t lim = atomic_load_explicit(&max_heap_a, memory_order_relaxed);
@@ -358,7 +390,7 @@ gc_span *gc_heap_alloc_span(size_t npages)
     s->npages = npages;
     s->state = SPAN_INUSE;
     size_t first = page_index(base);
-    size_t scav = count_scav(first, npages, true);
+    size_t scav = take_scav(first, npages, dirty);
     s->needzero = scav != npages;
     for (size_t i = first; i < first + npages; i++) gc_pagemap[i] = s;
     hs.released -= scav * GC_PAGE_SIZE;

@@ -148,3 +148,40 @@ TEST(large_allocation_zeroes_only_pages_it_did_not_return)
     gm_root_remove(&obj_b);
     gm_gc_percent(old);
 }
+
+enum { PIECES = 21, PIECE = 1 << 20 };
+static void *pieces[PIECES];
+
+__attribute__((noinline)) static uintptr_t make_dirty_pieces(void)
+{
+    for (int i = 0; i < PIECES; i++) {
+        pieces[i] = gm_alloc_noscan(PIECE);
+        memset(pieces[i], 0x33 + i, PIECE);
+    }
+    return ~(uintptr_t)pieces[0];
+}
+
+TEST(large_allocation_over_more_dirty_runs_than_it_tracks_is_zero)
+{
+    /* Returned and dirty pieces alternate more often than the page heap
+     * records dirty runs: past its room it zeroes to the end.  Nothing
+     * dirty may show through. */
+    if (stats()->debug_gc) return;
+    int old = gm_gc_percent(-1);
+    gm_root_add(pieces, sizeof pieces);
+    uintptr_t hidden = make_dirty_pieces();
+    for (int i = 1; i < PIECES; i++)      /* one fresh process: consecutive */
+        REQUIRE((char *)pieces[i] == (char *)pieces[i - 1] + PIECE);
+    for (int i = 0; i < PIECES; i += 2) pieces[i] = NULL;
+    gm_free_os_memory();                  /* the even pieces return to the OS */
+    for (int i = 1; i < PIECES; i += 2) pieces[i] = NULL;
+    gm_gc();                              /* the odd ones are free and dirty */
+    char *c = gm_alloc_noscan((size_t)PIECES * PIECE);
+    REQUIRE(c == (char *)~hidden);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < (size_t)PIECES * PIECE; i += 512) nonzero += c[i] != 0 || c[i + 511] != 0;
+    CHECK_EQ_U(nonzero, 0);
+    gm_keep_alive(c);
+    gm_root_remove(pieces);
+    gm_gc_percent(old);
+}

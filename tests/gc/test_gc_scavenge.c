@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -99,15 +101,33 @@ static size_t resident_pages(const void *p, size_t len)
     return in;
 }
 
-enum { HALF = 16 << 20 };
-static void *obj_a, *obj_b;
-
-__attribute__((noinline)) static void make_two_dirty_halves(void)
+/* The objects below are made by a thread that then exits: no stale copy of
+ * their addresses stays in a stack the collector scans conservatively
+ * (sanitizer builds spill more), so dropping the globals' pointers frees
+ * them.  The test keeps addresses only complemented. */
+static void run_in_thread(void *(*fn)(void *))
 {
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, fn, NULL) == 0);
+    REQUIRE(pthread_join(th, NULL) == 0);
+}
+
+enum { HALF = 16 << 20 };
+static void *obj_a, *obj_b, *fence;
+static uintptr_t a_hidden;
+static bool halves_adjacent;
+
+static void *make_two_dirty_halves(void *arg)
+{
+    (void)arg;
     obj_a = gm_alloc_noscan(HALF);
     obj_b = gm_alloc_noscan(HALF);
+    fence = gm_alloc_noscan(64 << 10);    /* the freed halves' run ends here */
     memset(obj_a, 0xA5, HALF);
     memset(obj_b, 0x5A, HALF);
+    halves_adjacent = (char *)obj_b == (char *)obj_a + HALF && (char *)fence == (char *)obj_b + HALF;
+    a_hidden = ~(uintptr_t)obj_a;
+    return NULL;
 }
 
 TEST(large_allocation_zeroes_only_pages_it_did_not_return)
@@ -119,13 +139,10 @@ TEST(large_allocation_zeroes_only_pages_it_did_not_return)
      * that.  Counted with mincore, not time. */
     if (stats()->debug_gc) return;
     int old = gm_gc_percent(-1);          /* no cycle, no scavenging but ours */
-    gm_root_add(&obj_a, sizeof obj_a);
-    gm_root_add(&obj_b, sizeof obj_b);
-    make_two_dirty_halves();
+    run_in_thread(make_two_dirty_halves);
     /* a fresh process (one test each): both come from the heap's free tail */
-    REQUIRE((char *)obj_b == (char *)obj_a + HALF);
-    uintptr_t hidden = ~(uintptr_t)obj_a;     /* no pointer to A on the stack */
-#define base ((char *)~hidden)
+    REQUIRE(halves_adjacent);
+#define base ((char *)~a_hidden)
     obj_a = NULL;
     gm_free_os_memory();                  /* A's pages return to the OS */
     size_t before = resident_pages(base, HALF);
@@ -144,21 +161,28 @@ TEST(large_allocation_zeroes_only_pages_it_did_not_return)
     CHECK_EQ_U(nonzero, 0);               /* the dirty half was zeroed */
     gm_keep_alive(c);
 #undef base
-    gm_root_remove(&obj_a);
-    gm_root_remove(&obj_b);
+    fence = NULL;
     gm_gc_percent(old);
 }
 
 enum { PIECES = 21, PIECE = 1 << 20 };
 static void *pieces[PIECES];
+static uintptr_t pieces_hidden;
+static bool pieces_consecutive;
 
-__attribute__((noinline)) static uintptr_t make_dirty_pieces(void)
+static void *make_dirty_pieces(void *arg)
 {
+    (void)arg;
+    pieces_consecutive = true;
     for (int i = 0; i < PIECES; i++) {
         pieces[i] = gm_alloc_noscan(PIECE);
         memset(pieces[i], 0x33 + i, PIECE);
+        if (i > 0 && (char *)pieces[i] != (char *)pieces[i - 1] + PIECE) pieces_consecutive = false;
     }
-    return ~(uintptr_t)pieces[0];
+    fence = gm_alloc_noscan(64 << 10);
+    if ((char *)fence != (char *)pieces[PIECES - 1] + PIECE) pieces_consecutive = false;
+    pieces_hidden = ~(uintptr_t)pieces[0];
+    return NULL;
 }
 
 TEST(large_allocation_over_more_dirty_runs_than_it_tracks_is_zero)
@@ -168,20 +192,18 @@ TEST(large_allocation_over_more_dirty_runs_than_it_tracks_is_zero)
      * dirty may show through. */
     if (stats()->debug_gc) return;
     int old = gm_gc_percent(-1);
-    gm_root_add(pieces, sizeof pieces);
-    uintptr_t hidden = make_dirty_pieces();
-    for (int i = 1; i < PIECES; i++)      /* one fresh process: consecutive */
-        REQUIRE((char *)pieces[i] == (char *)pieces[i - 1] + PIECE);
+    run_in_thread(make_dirty_pieces);
+    REQUIRE(pieces_consecutive);          /* one fresh process */
     for (int i = 0; i < PIECES; i += 2) pieces[i] = NULL;
     gm_free_os_memory();                  /* the even pieces return to the OS */
     for (int i = 1; i < PIECES; i += 2) pieces[i] = NULL;
     gm_gc();                              /* the odd ones are free and dirty */
     char *c = gm_alloc_noscan((size_t)PIECES * PIECE);
-    REQUIRE(c == (char *)~hidden);
+    REQUIRE(c == (char *)~pieces_hidden);
     size_t nonzero = 0;
     for (size_t i = 0; i < (size_t)PIECES * PIECE; i += 512) nonzero += c[i] != 0 || c[i + 511] != 0;
     CHECK_EQ_U(nonzero, 0);
     gm_keep_alive(c);
-    gm_root_remove(pieces);
+    fence = NULL;
     gm_gc_percent(old);
 }

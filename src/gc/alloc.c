@@ -243,6 +243,10 @@ static sweep_result sweep_span(gc_span *s)
                           memory_order_release);
     if (marked == 0) {
         if (s->specials) gm_fatal("gc: freeing a span with specials");
+        if (s->sizeclass == 0) {
+            free((void *)s->type);        /* large_type_copy */
+            s->type = NULL;
+        }
         gc_heap_free_span(s);
         return SWEPT_FREED;
     }
@@ -547,6 +551,25 @@ static GC_ALWAYS_INLINE void zero_object(uintptr_t p, size_t n)
 
 static _Thread_local bool oom_size_too_big;   /* the last failure: no heap could hold it */
 
+/* A large typed object scans through its own copy of its type (ptrmask and
+ * name included), freed with its span: a gm_type may live on the stack, and
+ * by the time the object is scanned another type can sit at that address
+ * (test_gc_review.b6_new_honours_alignment crashed in a Debug build reading
+ * a later, larger type's mask over an earlier object).  Small objects copy
+ * their heap bits for the same reason (HEAP BITS). */
+static const gm_type *large_type_copy(const gm_type *t)
+{
+    size_t mlen = t->ptrmask ? (t->size / WORD_SIZE + 7) / 8 : 0;
+    size_t nlen = t->name ? strlen(t->name) + 1 : 0;
+    gm_type *c = malloc(sizeof *c + mlen + nlen);
+    if (!c) return NULL;
+    *c = *t;
+    uint8_t *tail = (uint8_t *)(c + 1);
+    if (mlen) c->ptrmask = memcpy(tail, t->ptrmask, mlen);
+    if (nlen) c->name = memcpy(tail + mlen, t->name, nlen);
+    return c;
+}
+
 static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
 {
     gc_maybe_collect();
@@ -557,9 +580,13 @@ static void *alloc_large(size_t size, int kind, const gm_type *t, size_t count)
     }
     if (GM_UNLIKELY(atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_MARK) && gc_self)
         gc_assist_alloc(gc_self, npages * GC_PAGE_SIZE);
+    if (t && !(t = large_type_copy(t))) return NULL;
     gc_dirty_runs dirty;
     gc_span *s = gc_heap_alloc_span_dirty(npages, &dirty);
-    if (!s) return NULL;
+    if (!s) {
+        free((void *)t);
+        return NULL;
+    }
     s->sizeclass = 0;
     s->noscan = kind == K_NOSCAN;
     s->conservative = kind == K_CONSERVATIVE;

@@ -1204,7 +1204,7 @@ TEST(mapseed_bad_values_are_reported)
         buf[got] = 0;
         fclose(tmp);
         CHECK_MSG(strstr(buf, "GMDEBUG: bad value") && strstr(buf, bad[i] + 0 + (strchr(bad[i], '=') - bad[i]) + 1),
-                  "%s: stderr was \"%s\"", bad[i], buf);
+                  "%s: stderr was \"%.300s\"", bad[i], buf);
         gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
         gm_map *m2 = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
         if (strncmp(bad[i], "mapseed", 7) == 0) CHECK(m->seed != m2->seed); /* stays random */

@@ -392,10 +392,14 @@ TEST(unreachable_freed_heap_bounded)
     for (int round = 0; round < 10; round++) garbage(n);   /* 24 bytes -> class 24 */
     for (long i = 0; i < scaled(20000); i++) gm_alloc_noscan(1000);
     m = stats();
-    CHECK(m->frees > frees0 + (uint64_t)n);
     if (test_scale() >= 1) CHECK(m->num_gc > gc0 + 3);
     CHECK_MSG(m->heap_sys <= ((uint64_t)128 << 20), "heap_sys %llu", (unsigned long long)m->heap_sys);
     CHECK(m->heap_alloc <= m->heap_inuse);
+    /* frees are counted when spans are swept: the background sweeper may
+     * lag on a loaded machine (5 of 12 ASan runs at load 7 read too few) */
+    collect();
+    m = stats();
+    CHECK(m->frees > frees0 + (uint64_t)n);
     CHECK_EQ_U(gm_heap_verify(), 0);
 }
 

@@ -403,6 +403,41 @@ TEST(b6_new_honours_alignment)
     CHECK_EQ_U(gm_heap_verify(), 0);
 }
 
+/* A large object allocated with a descriptor that is later overwritten
+ * (a gm_type on the stack, reused for another type) is still scanned as
+ * what it was allocated as.  The object and the one it points to are made
+ * by a thread that exits, so no stale stack word keeps the target alive. */
+static const uint8_t word0_ptr[1] = { 0x1 }, no_ptrs[1] = { 0x0 };
+static gm_type reused_type;
+static void **big_holder;
+static gm_weak *big_target;
+
+static void *make_big_pointing_at_target(void *arg)
+{
+    (void)arg;
+    reused_type = (gm_type){ 64 << 10, 8, NULL, NULL, word0_ptr, 0, "big" };
+    void **big = gm_new(&reused_type);              /* large: 64 KiB */
+    void *target = gm_alloc_noscan(64);
+    gm_store(&big[0], target);
+    big_target = gm_weak_make(target);
+    big_holder = big;
+    return NULL;
+}
+
+TEST(b6_large_object_keeps_its_type_when_the_descriptor_is_reused)
+{
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, make_big_pointing_at_target, NULL) == 0);
+    REQUIRE(pthread_join(th, NULL) == 0);
+    /* the descriptor's memory now says "no pointers" */
+    reused_type = (gm_type){ 64 << 10, 8, NULL, NULL, no_ptrs, 0, "other" };
+    gm_gc();
+    gm_gc();
+    CHECK(gm_weak_get(big_target) != NULL);          /* reached through big[0] */
+    CHECK(big_holder[0] != NULL && gm_weak_get(big_target) == big_holder[0]);
+    CHECK_EQ_U(gm_heap_verify(), 0);
+}
+
 typedef struct { uint8_t b[128]; } __attribute__((aligned(128))) val128;
 GM_TYPE_DEFINE_VALUE(val128_type, val128);
 typedef struct { uint8_t b[64]; } __attribute__((aligned(64))) val64;

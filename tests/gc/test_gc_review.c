@@ -407,7 +407,7 @@ TEST(b6_new_honours_alignment)
  * (a gm_type on the stack, reused for another type) is still scanned as
  * what it was allocated as.  The object and the one it points to are made
  * by a thread that exits, so no stale stack word keeps the target alive. */
-static const uint8_t word0_ptr[1] = { 0x1 }, no_ptrs[1] = { 0x0 };
+static const uint8_t word0_ptr[(64 << 10) / 64] = { 0x1 }, no_ptrs[(64 << 10) / 64];  /* a bit per word */
 static gm_type reused_type;
 static void **big_holder;
 static gm_weak *big_target;

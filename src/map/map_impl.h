@@ -87,6 +87,13 @@ GM_INLINE uint64_t zero_bytes(uint64_t x)
 GM_INLINE uint64_t match_top(uint64_t w, uint8_t top) { return zero_bytes(w ^ (LSB8 * top)); }
 /* slots that are empty (EMPTY_REST or EMPTY_ONE) */
 GM_INLINE uint64_t match_empty(uint64_t w) { return zero_bytes(w & ~LSB8); }
+/* slots that hold an entry (tophash >= MIN_TOPHASH): per byte, the low
+ * seven bits plus 0x80 - MIN_TOPHASH carry into the high bit exactly when
+ * they are at least MIN_TOPHASH; a byte >= 0x80 has it already */
+GM_INLINE uint64_t match_full(uint64_t w)
+{
+    return (((w & LOW7) + LSB8 * (0x80 - MIN_TOPHASH)) | w) & ~LOW7;
+}
 GM_INLINE unsigned first_slot(uint64_t mask) { return (unsigned)__builtin_ctzll(mask) >> 3; }
 
 /* Key slot i: a constant layout for the fast kinds (never indirect, keys at

@@ -10,17 +10,20 @@
  * another in iteration order cannot cluster.
  *
  * Integer keys (uint32/uint64 and the fast paths) take a cheaper road:
- * the folded multiply of key XOR seed by a fixed odd 64-bit constant (the
- * 128-bit product, its two halves XORed: the mixer of wyhash, rapidhash
- * and foldhash).  Every bit of the key reaches both the low bits (the
- * bucket index) and the top byte (tophash) through the high half; the
- * layout still depends on the secret seed; and the value is ready four or
- * five cycles after the key, where MurmurHash3's fmix64 (used here before)
- * is a chain of two multiplies and three shift-XORs, about twelve: a
- * lookup's bucket address waits on the hash, so those cycles are a
- * lookup's latency (callgrind u64 at 100K, docs/bench.md).  Unlike fmix64
- * it is not a bijection: two keys may share a full hash, which the map
- * handles like any tophash match (it compares keys).
+ * one folded multiply (the 128-bit product, its two halves XORed: the mixer
+ * of wyhash and rapidhash) of key XOR seed by the key rotated 32 bits XOR a
+ * fixed odd constant.  Every bit of the key reaches the low bits (the
+ * bucket index) and the top byte (tophash); the layout depends on the
+ * secret seed; and the value is ready about six cycles after the key,
+ * where MurmurHash3's fmix64 (used here before) is a chain of two
+ * multiplies and three shift-XORs, about twelve: a lookup's bucket address
+ * waits on the hash, so those cycles are a lookup's latency.  The key on
+ * both sides matters: with a constant multiplier alone, keys that differ
+ * only in bits 32..63 land on a lattice of buckets (keys i << 32: 6,850
+ * overflow buckets at 100,000 keys instead of about 2,700;
+ * test_map.c:integer_keys_differing_only_in_high_bits_spread_over_buckets).
+ * Unlike fmix64 it is not a bijection: two keys may share a full hash,
+ * which the map handles like any tophash match (it compares keys).
  *
  * The fast paths (map_fast.c) and the gm_type hash functions must agree bit
  * for bit, since one map may be used through both: both call these inlines
@@ -66,12 +69,12 @@ static inline uint64_t gm_fold_mul(uint64_t a, uint64_t b)
 
 static inline uint64_t gm_hash_u64v(uint64_t v, uint64_t seed)
 {
-    return gm_fold_mul(v ^ seed, GM_HASH_INT_MUL);
+    return gm_fold_mul(v ^ seed, ((v << 32) | (v >> 32)) ^ GM_HASH_INT_MUL);
 }
 
 static inline uint64_t gm_hash_u32v(uint32_t v, uint64_t seed)
 {
-    return gm_fold_mul((uint64_t)v ^ seed, GM_HASH_INT_MUL);
+    return gm_hash_u64v(v, seed);
 }
 
 #endif

@@ -29,6 +29,16 @@
  * The snapshot must stay readable while the iterator is open: map_mem.c keeps
  * retired arrays while m->iters_open > 0.  An iterator counts itself open from
  * init until it returns false or gm_map_iter_done is called.
+ *
+ * The simple walk (iter_next_classic): while the iterator walks the map's
+ * current array and no resize is under way -- it->fast equals m->buckets,
+ * which no later array can since the snapshot is kept -- a bucket's live
+ * slots are taken as one SWAR mask (it->slots) when the iterator reaches
+ * it, and each call returns the next one after re-reading its tophash.
+ * Invariant: it->slots holds only slots of it->bptr at rotated positions
+ * >= it->i, and is 0 on a finished iterator, on a Swiss iterator and on a
+ * weak map's table (which always take the slow walk).  Either walk can
+ * hand over to the other between two calls.
  */
 #include "map/map_impl.h"
 

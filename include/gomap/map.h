@@ -104,6 +104,8 @@ typedef struct gm_map_iter {
     uint64_t clear_seq;
     size_t cur;             /* the iterator bucket being walked (shrink phases) */
     uint8_t offset, b, i, wrapped, counted, done, phase, walked;
+    uint64_t slots;         /* bptr's live slots not yet visited, rotated by offset (one bit a slot) */
+    void *fast;             /* == the map's array while the simple walk applies (classic engine) */
     /* Swiss engine */
     void *sw_tab;           /* the table (or small group) being walked */
     size_t sw_dir_idx, sw_dir_off, sw_ent;

@@ -1293,3 +1293,30 @@ TEST(hurried_array_is_taken_as_it_is)
     gm_map_free(m);
     gm_map_bg_quiesce();
 }
+
+/* The integer hash carries every key bit into the bucket index: keys that
+ * differ only in their high bits (a multiply without the fold, or a hash
+ * of the low word, would put them all in one chain) spread like random
+ * ones.  At 100,000 keys in 16,384 buckets random keys need about 2,700
+ * overflow buckets (50,000 u32 keys in 8,192: about 1,350); one chain
+ * would need 12,500, and a multiply by a constant alone gave 6,850 for
+ * keys i << 32 (src/hash/hash.h). */
+TEST(integer_keys_differing_only_in_high_bits_spread_over_buckets)
+{
+    CLASSIC_ONLY("overflow buckets are the classic engine's");
+    for (unsigned shift = 24; shift <= 48; shift += 8) {
+        gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        for (uint64_t i = 0; i < 100000; i++) REQUIRE(gm_map_assign_u64(m, i << shift) != NULL);
+        gm_map_stats st;
+        gm_map_stats_get(m, &st);
+        CHECK_MSG(st.noverflow < 4000, "keys i << %u: %zu overflow buckets for %zu buckets", shift,
+                  st.noverflow, st.nbuckets);
+        gm_map_free(m);
+        gm_map *m32 = gm_map_new(&gm_type_u32, &gm_type_u64, 0);
+        for (uint32_t i = 0; i < 50000; i++) REQUIRE(gm_map_assign_u32(m32, i << 16 | (shift & 1)) != NULL);
+        gm_map_stats_get(m32, &st);
+        CHECK_MSG(st.noverflow < 2000, "u32 keys i << 16: %zu overflow buckets for %zu buckets",
+                  st.noverflow, st.nbuckets);
+        gm_map_free(m32);
+    }
+}

@@ -423,3 +423,35 @@ TEST(grow_completes_while_iterator_is_inside_an_old_bucket)
         if (check_failures) break;
     }
 }
+
+/* The simple walk remembers a bucket's live slots when it reaches the
+ * bucket (map_iter.c): entries deleted after that, in the bucket being
+ * walked, must still never be returned, and one left must be.  One bucket
+ * of 8 (no hint, 8 keys), every first key and every kept key. */
+TEST(deleted_in_the_bucket_being_walked_never_returned)
+{
+    CLASSIC_ONLY("buckets are the classic engine's");
+    for (uint64_t keep = 0; keep < 8; keep++) {
+        for (int round = 0; round < 8; round++) {
+            gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+            for (uint64_t i = 0; i < 8; i++) putu(m, i, i);
+            REQUIRE(m->B == 0);
+            gm_map_iter it;
+            const void *k;
+            gm_map_iter_init(&it, m);
+            REQUIRE(gm_map_iter_next(&it, &k, NULL));
+            uint64_t first = *(const uint64_t *)k;
+            for (uint64_t i = 0; i < 8; i++)
+                if (i != first && i != keep) CHECK(gm_map_delete(m, &i));
+            size_t more = 0;
+            while (gm_map_iter_next(&it, &k, NULL)) {
+                uint64_t key = *(const uint64_t *)k;
+                CHECK_MSG(key == keep && key != first, "key %llu returned (first %llu, kept %llu)",
+                          (unsigned long long)key, (unsigned long long)first, (unsigned long long)keep);
+                more++;
+            }
+            CHECK_EQ_U(more, keep == first ? 0 : 1);
+            gm_map_free(m);
+        }
+    }
+}

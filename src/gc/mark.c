@@ -589,8 +589,10 @@ __attribute__((always_inline)) static inline void ring_fill(pf_ring *r, gc_workb
             /* a span-queue item reads its span's header and state too
              * (the page map itself is small and stays in cache) */
             gc_span *s = gc_pagemap[(q - gc_arena_start) >> GC_PAGE_SHIFT];
-            __builtin_prefetch(s);
-            __builtin_prefetch(&s->queued);
+            if (s) {
+                __builtin_prefetch(s);
+                __builtin_prefetch(&s->queued);
+            }
         }
         r->p[(r->head + r->n) & (PREFETCH_RING - 1)] = q;
         r->n++;

@@ -655,6 +655,7 @@ static void *mallocgc(size_t size, int kind, const gm_type *t, size_t count)
         __atomic_fetch_or(&s->mark_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
         if (kind != K_NOSCAN && gc_opt.gcmarkqueue == GC_MARKQ_SPAN)   /* born scanned (mark.c) */
             __atomic_fetch_or(&s->scan_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+        th->last_black = p;                                            /* barrier.c */
     }
     gc_prof_account(s, p, s->elemsize);
     return (void *)p;
@@ -833,6 +834,7 @@ GC_NOPREEMPT static GC_ALWAYS_INLINE void *alloc_fast(size_t size, int kind, con
         __atomic_fetch_or(&s->mark_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
         if (kind != K_NOSCAN && gc_opt.gcmarkqueue == GC_MARKQ_SPAN)
             __atomic_fetch_or(&s->scan_bits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+        th->last_black = p;
     }
     return (void *)p;
 }

@@ -18,7 +18,12 @@
  *
  * BUFFER.  Shading is deferred: the two values are appended to the calling
  * thread's buffer (GC_WBBUF = 256 entries, as Go's wbBuf), filtered to
- * addresses inside the heap reservation; a full buffer is flushed (each
+ * addresses inside the heap reservation and to values other than the
+ * object the thread allocated last (t->last_black: set by the allocation
+ * while marking, cleared at each mark's start with the world stopped, so
+ * it is always black in the current mark; a newly made object stored into
+ * its parent is most of a building program's barrier records, and each
+ * flushed record costs an object lookup); a full buffer is flushed (each
  * value greyed, the grey objects published to the global queue).  Mark
  * termination flushes every thread's buffer with the world stopped before it
  * looks for remaining grey objects.  Deferring is safe because the values
@@ -94,8 +99,12 @@ NOPREEMPT static void wb_record(uintptr_t a, uintptr_t b)
 {
     gc_thread *t = gc_self;
     if (GM_UNLIKELY(t->wbn + 2 > GC_WBBUF)) wb_flush_self(t);
-    if (in_heap(a)) t->wb[t->wbn++] = a;
-    if (in_heap(b)) t->wb[t->wbn++] = b;
+    /* the object this thread allocated last is black (allocated during
+     * this mark): storing it, the commonest store of all (make a node,
+     * link it), or overwriting it needs no shade */
+    uintptr_t lb = t->last_black;
+    if (in_heap(a) && a != lb) t->wb[t->wbn++] = a;
+    if (in_heap(b) && b != lb) t->wb[t->wbn++] = b;
 }
 
 NOPREEMPT static void wb_slot(void *slot, void *ptr)

@@ -297,6 +297,7 @@ static void reset_credit(gc_thread *t, void *arg)
 {
     (void)arg;
     t->assist_credit = 0;
+    t->last_black = 0;    /* black in the last cycle says nothing about this one */
 }
 
 static unsigned pause_bucket(uint64_t ns)

@@ -237,6 +237,14 @@ static size_t verify_span(gc_span *s, uint32_t sweepgen)
                 break;
             }
     }
+    /* span mark queue (mark.c): every span queued during a mark was
+     * released by the drain that scanned it */
+    if (atomic_load_explicit(&gc_phase_a, memory_order_relaxed) == GC_OFF &&
+        __atomic_load_n(&s->queued, __ATOMIC_RELAXED) != 0) {
+        gm_errorf("verify: span %#lx still on the span mark queue (state %u) outside a cycle",
+                  (unsigned long)s->base, __atomic_load_n(&s->queued, __ATOMIC_RELAXED));
+        bad++;
+    }
     if (s->sizeclass && s->hb_uniform) {        /* alloc.c, HEAP BITS */
         size_t nw = s->elemsize / WORD_SIZE;
         for (uint32_t i = 0; i < s->nelems; i++) {

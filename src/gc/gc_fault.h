@@ -45,6 +45,10 @@ GM_API int gm_gc_fault_fail_alloc(int n);
  * below its goal (collect.c, ASSIST_MAX_WORK).  0: none since the last read. */
 GM_API uint64_t gm_gc_fault_max_piece_scan(void);
 GM_API uint64_t gm_gc_fault_max_capped_assist(void);
+/* Span mark queue (mark.c): the work items scanned as a single object (no
+ * other object of the span greyed while the item waited) and as a whole
+ * span, since the last read (read and reset). */
+GM_API void gm_gc_fault_span_scans(uint64_t *one, uint64_t *many);
 #endif
 
 #endif

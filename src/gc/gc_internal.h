@@ -336,6 +336,9 @@ typedef struct gc_thread {
     uint32_t stress_count;
     int stack_state;               /* STK_*, under world_mu */
     size_t wbn;                    /* entries in wb */
+    uintptr_t last_black;          /* the object this thread allocated last during the current
+                                      mark (black: the barrier need not record it, barrier.c);
+                                      0 from each mark's start (collect.c) */
     int64_t assist_credit;         /* bytes this thread may allocate before assisting */
     struct gc_thread *next, *prev;
     /* preemption by signal (preempt.c) */

@@ -79,9 +79,11 @@
  * at a safepoint no thread holds grey objects of its own.  A work item is a
  * grey object (object queue, large objects, checkmark), a 128 KiB piece of a
  * large object (an address inside it: see scan_large), or, with the span
- * queue (the default, GMDEBUG=gcmarkqueue=span), a small-object span tagged
- * with bit 0 whose marked-but-unscanned objects are scanned together in
- * address order (see "The span mark queue" below).  Drains take items
+ * queue (the default, GMDEBUG=gcmarkqueue=span), a small object tagged with
+ * bit 0 that stands for its span: the object alone if it is the only one of
+ * the span greyed since the span was queued, else every marked-but-unscanned
+ * object of the span, together in address order (see "The span mark queue"
+ * below).  Drains take items
  * through a 16-entry FIFO that prefetches each one; a drain clears the FIFO
  * when it returns, and the mark worker's own stack is not a root, so stale
  * slots of mark frames keep nothing alive.
@@ -253,30 +255,72 @@ __attribute__((noinline)) static void checkmark_unmarked(gc_workbuf *w, gc_span 
 
 /* The span mark queue (GMDEBUG=gcmarkqueue=span, after Go 1.26's Green
  * Tea).  A small object that turns grey only sets its mark bit; its span
- * goes on the work queue, tagged with bit 0, unless it is queued already.
- * scan_span later scans every object of the span that is marked but not yet
- * scanned, in address order, and records them in scan_bits, until none is
- * left.  Several markers run at once: a marker sets the mark bit, then reads
- * queued; the scanner, done, clears queued, then reads the mark bits once
- * more (all seq_cst).  So either the scanner sees the new mark bit (and
- * takes the span back, unless a marker queued it meanwhile), or the marker
- * sees queued clear and queues the span: no grey object is left behind.  An object is
- * scanned once per cycle: scan_bits are claimed with an atomic OR.
- * Objects allocated black get their scan bit with their mark bit (alloc.c):
- * they are born without pointers, as in the object queue. */
+ * goes on the work queue unless it is queued already.  The work item is
+ * the address of the object that queued the span, tagged with bit 0 (the
+ * drain prefetches the object, as in the object queue).  s->queued says
+ * what the span holds while it waits:
+ *   SQ_IDLE  not queued;
+ *   SQ_ONE   queued by the item's object, and no other object of the span
+ *            was greyed since (a marker that greys one moves ONE to MANY);
+ *   SQ_MANY  queued, and more objects than the item's may wait.
+ * ONE is Go's single-object case: most spans of a long-lived, sparsely
+ * connected structure (quads' quad tree, a list) yield one object per visit,
+ * and that object is scanned directly, like the object queue does, without
+ * a pass over the span's bitmaps.  Its scan bit is claimed first; then
+ * ONE -> IDLE releases the span, and if that fails (MANY: objects of the
+ * span, often the object's own referents, were greyed while it was
+ * scanned) the item goes on as a span scan.  scan_span scans every object
+ * of the span that is marked but not yet scanned, in address order, claims
+ * them in scan_bits, until none is left (a sparse span object by object:
+ * the bit loop skips empty words).  Several markers run at once: a marker
+ * sets the mark bit, then reads queued; a scanner, done, releases queued,
+ * then reads the mark bits once more (all seq_cst).  So either the scanner
+ * sees the new mark bit (and takes the span back as MANY, unless a marker
+ * queued it meanwhile), or the marker sees IDLE and queues the span; a
+ * marker that sees ONE moves it to MANY by compare-and-swap, so that the
+ * ONE -> IDLE release of a single-object scan succeeds only if no object
+ * of the span was greyed after the one it scanned: no grey object is left
+ * behind.  An object is scanned once per cycle: scan_bits are claimed with
+ * an atomic OR.  Objects allocated black get their scan bit with their
+ * mark bit (alloc.c): they are born without pointers, as in the object
+ * queue. */
 #define SPAN_TAG ((uintptr_t)1)
+enum { SQ_IDLE = 0, SQ_ONE = 1, SQ_MANY = 2 };
 
-static inline void enqueue_span(gc_workbuf *w, gc_span *s)
+#ifdef GOMAP_FAULT_INJECTION
+/* span-queue items scanned as one object / as a span (gm_gc_fault_span_scans) */
+static _Atomic uint64_t span_one_a, span_many_a;
+#define COUNT_SPAN_SCAN(c) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
+void gm_gc_fault_span_scans(uint64_t *one, uint64_t *many)
+{
+    *one = atomic_exchange(&span_one_a, 0);
+    *many = atomic_exchange(&span_many_a, 0);
+}
+#else
+#define COUNT_SPAN_SCAN(c) ((void)0)
+#endif
+
+static inline void enqueue_span(gc_workbuf *w, gc_span *s, uintptr_t base)
 {
     if (w->shared) {
-        if (__atomic_load_n(&s->queued, __ATOMIC_SEQ_CST) ||
-            __atomic_exchange_n(&s->queued, 1, __ATOMIC_SEQ_CST))
-            return;
+        uint8_t q = __atomic_load_n(&s->queued, __ATOMIC_SEQ_CST);
+        for (;;) {
+            if (q == SQ_MANY) return;
+            if (__atomic_compare_exchange_n(&s->queued, &q, q == SQ_ONE ? SQ_MANY : SQ_ONE, false,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+                if (q == SQ_ONE) return;
+                break;
+            }
+        }
     } else {
-        if (__atomic_load_n(&s->queued, __ATOMIC_RELAXED)) return;
-        __atomic_store_n(&s->queued, 1, __ATOMIC_RELAXED);
+        uint8_t q = __atomic_load_n(&s->queued, __ATOMIC_RELAXED);
+        if (q != SQ_IDLE) {
+            if (q == SQ_ONE) __atomic_store_n(&s->queued, SQ_MANY, __ATOMIC_RELAXED);
+            return;
+        }
+        __atomic_store_n(&s->queued, SQ_ONE, __ATOMIC_RELAXED);
     }
-    work_push(w, (uintptr_t)s | SPAN_TAG);
+    work_push(w, base | SPAN_TAG);
 }
 
 /* white -> grey.  With several mark workers the bit is set with an atomic
@@ -305,7 +349,7 @@ __attribute__((always_inline)) GC_NO_TSAN static inline void grey_object(gc_work
     }
     w->marked += span_obj_bytes(s);
     if (s->noscan) return;
-    if (gc_opt.gcmarkqueue == GC_MARKQ_SPAN && s->sizeclass) enqueue_span(w, s);
+    if (gc_opt.gcmarkqueue == GC_MARKQ_SPAN && s->sizeclass) enqueue_span(w, s, base);
     else work_push(w, base);
 }
 
@@ -462,19 +506,61 @@ GC_NO_TSAN static void scan_span(gc_workbuf *w, gc_span *s)
         if (any) continue;
         /* nothing left: release the span, then look once more (a marker
          * that saw it queued did not queue it again) */
-        __atomic_store_n(&s->queued, 0, mo);
+        __atomic_store_n(&s->queued, SQ_IDLE, mo);
         bool more = false;
         for (uint32_t k = 0; k < nw && !more; k++)
             more = (__atomic_load_n(&s->mark_bits[k], mo) & ~__atomic_load_n(&s->scan_bits[k], __ATOMIC_RELAXED)) != 0;
-        if (!more || __atomic_exchange_n(&s->queued, 1, mo)) return;
+        uint8_t idle = SQ_IDLE;
+        if (!more || !__atomic_compare_exchange_n(&s->queued, &idle, SQ_MANY, false, mo, mo)) return;
     }
 }
 
-/* One work item: an object, or (tagged) a span of the span queue. */
+/* A span-queue item: the object that queued its span (see above). */
+GC_NO_TSAN static void scan_span_item(gc_workbuf *w, uintptr_t base)
+{
+    gc_span *s = gc_span_of(base);
+    if (GM_UNLIKELY(!s)) gm_fatal("gc: grey object outside the heap");
+    if (__atomic_load_n(&s->queued, __ATOMIC_RELAXED) == SQ_ONE) {
+        uint32_t idx = gc_obj_index(s, base);
+        uint64_t bit = (uint64_t)1 << (idx & 63), *sb = &s->scan_bits[idx >> 6];
+        /* while the span is ONE, no marker writes its scan bits (a scanner
+         * that released it before only reads them), so no atomic OR: a
+         * locked instruction per object is what this case saves.  The one
+         * other writer is allocate-black (alloc.c, atomic OR); a bit of its
+         * that this store overwrites costs one scan of a zeroed, born-black
+         * object later, nothing else.  The bit can be set already: a span
+         * scan that took the span back between the mark and the queueing
+         * scanned the object. */
+        uint64_t sw = __atomic_load_n(sb, __ATOMIC_RELAXED);
+        if (!(sw & bit)) {
+            __atomic_store_n(sb, sw | bit, __ATOMIC_RELAXED);
+            w->parent = base;
+            scan_object(w, base, s);
+        }
+        /* release the span unless an object of it was greyed meanwhile */
+        uint8_t one = SQ_ONE;
+        bool released;
+        if (w->shared) {
+            released = __atomic_compare_exchange_n(&s->queued, &one, SQ_IDLE, false, __ATOMIC_SEQ_CST,
+                                                   __ATOMIC_SEQ_CST);
+        } else {
+            released = __atomic_load_n(&s->queued, __ATOMIC_RELAXED) == SQ_ONE;
+            if (released) __atomic_store_n(&s->queued, SQ_IDLE, __ATOMIC_RELAXED);
+        }
+        if (released) {
+            COUNT_SPAN_SCAN(span_one_a);
+            return;
+        }
+    }
+    COUNT_SPAN_SCAN(span_many_a);
+    scan_span(w, s);
+}
+
+/* One work item: an object, or (tagged) an item of the span queue. */
 __attribute__((always_inline)) GC_NO_TSAN static inline void scan_item(gc_workbuf *w, uintptr_t p)
 {
     if (p & SPAN_TAG) {
-        scan_span(w, (gc_span *)(p - SPAN_TAG));
+        scan_span_item(w, p - SPAN_TAG);
         return;
     }
     gc_span *s = gc_span_of(p);
@@ -499,6 +585,15 @@ __attribute__((always_inline)) static inline void ring_fill(pf_ring *r, gc_workb
     while (r->n < PREFETCH_RING && w->n) {
         uintptr_t q = w->buf[--w->n];
         __builtin_prefetch((const void *)(q & ~SPAN_TAG));
+        if (q & SPAN_TAG) {
+            /* a span-queue item reads its span's header and state too
+             * (the page map itself is small and stays in cache) */
+            gc_span *s = gc_pagemap[(q - gc_arena_start) >> GC_PAGE_SHIFT];
+            if (s) {
+                __builtin_prefetch(s);
+                __builtin_prefetch(&s->queued);
+            }
+        }
         r->p[(r->head + r->n) & (PREFETCH_RING - 1)] = q;
         r->n++;
     }

@@ -305,6 +305,47 @@ TEST(assists_do_the_marking_when_the_worker_cannot)
     CHECK(chain_ok(keep, n));
 }
 
+/* The barrier does not record the object its thread allocated last during
+ * the mark (black already: barrier.c), so linking each new node into its
+ * parent records nothing; storing an older object records it.  Counts the
+ * records (MemStats gc_wb_shades, counted as the buffers are flushed: all
+ * of them by mark termination). */
+TEST(barrier_skips_the_last_allocation)
+{
+    long n = 1000;
+    node *volatile keep = new_node(NULL, NULL, 7);
+    scrub_stack();
+    gm_gc_fault_hold_mark(1);
+    pthread_t th;
+    pthread_create(&th, NULL, start_gc, NULL);
+    wait_marking();
+    uint64_t s0 = stats()->gc_wb_shades;
+    node *head = gm_new(&node_type), *prev = head;
+    for (long i = 0; i < n; i++) {
+        node *c = gm_new(&node_type);
+        gm_store(&prev->left, c);              /* the last allocation: not recorded */
+        gm_store(&c->right, keep);             /* an older object: recorded */
+        c->val = (uint64_t)i;
+        prev = c;
+    }
+    CHECK(gm_gc_fault_marking());              /* every store above ran while marking */
+    gm_gc_fault_hold_mark(0);
+    gm_blocking_begin();
+    pthread_join(th, NULL);                    /* termination flushes every buffer */
+    gm_blocking_end();
+    uint64_t recorded = stats()->gc_wb_shades - s0;
+    CHECK_MSG(recorded >= (uint64_t)n && recorded < (uint64_t)n + (uint64_t)n / 2,
+              "%llu barrier records for %ld stores of older objects and %ld of the last allocation",
+              (unsigned long long)recorded, n, n);
+    collect();
+    long i = 0;
+    for (node *c = head->left; c; c = c->left, i++) {
+        CHECK_EQ_U(c->val, (uint64_t)i);
+        CHECK(c->right == keep);
+    }
+    CHECK_EQ_U(i, n);
+}
+
 /* Without the hold: a thread allocating fast keeps the heap near its goal
  * (the pacer starts cycles early and assists slow the allocator down). */
 TEST(heap_stays_near_goal_under_fast_allocation)

@@ -243,6 +243,13 @@ static inline void sw_welem(const sw_map *m, void *dst, const void *src)
         memcpy(dst, src, m->elemsize);
     }
 }
+/* GM_TYPE_KEY_UPDATE: an equal key overwrites the stored one; the new key
+ * may hold GC pointers, so on a GC map the copy is barriered. */
+static void sw_update_key(const sw_map *m, void *k, const void *key)
+{
+    if (m->gc && m->kt->ptrmask) gm_typed_memmove(m->kt, k, key);
+    else memcpy(k, key, m->kt->size);
+}
 static inline void sw_clear_slot(const sw_map *m, uint8_t *slot)
 {
     if (m->indirectkey) gm_store(slot, NULL);
@@ -944,7 +951,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
         sw_table *t = m->small;
         uint8_t *g = t->ctrl;
         if (i >= 0) {
-            if (kind == SK_GENERIC && m->keyupdate) memcpy(sw_key(m, t, g, (unsigned)i), key, m->kt->size);
+            if (kind == SK_GENERIC && m->keyupdate) sw_update_key(m, sw_key(m, t, g, (unsigned)i), key);
             return sw_elem(m, t, g, (unsigned)i);
         }
         if (kind != SK_GENERIC) h = sw_hash_kind(m, kind, key);
@@ -976,7 +983,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
                 unsigned i = sw_first(mt);
                 uint8_t *k = kind == SK_GENERIC ? sw_key(m, d, g, i) : sw_slot(m, d, g, i);
                 if (!sw_equal_kind(m, kind, key, k)) continue;
-                if (kind == SK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
+                if (kind == SK_GENERIC && m->keyupdate) sw_update_key(m, k, key);
                 return sw_elem(m, d, g, i);
             }
             if (ig == NULL) {

@@ -160,10 +160,9 @@ gm_map_engine gm_map_default_engine(void)
 {
     int e = atomic_load_explicit(&default_engine_cache, memory_order_relaxed);
     if (GM_LIKELY(e != 0)) return (gm_map_engine)e;
-    /* The built-in default stays classic until the Swiss engine is at least
-     * as fast (issue 11 makes the switch conditional on its targets; the
-     * 09:26 run had Swiss 1.4-2.7x slower than classic at 100K u64) */
-    e = GM_MAP_CLASSIC;
+    /* The built-in default is Swiss, as in Go 1.24; GMDEBUG=mapengine=classic
+     * (or gm_map_new_opts) selects the classic engine. */
+    e = GM_MAP_SWISS;
     const char *d = getenv("GMDEBUG");
     while (d && *d) {
         const char *c = strchr(d, ',');

@@ -101,8 +101,19 @@
  * ITERATION (swiss_iter.c) keeps Go's guarantees across splits, growth and
  * directory doubling; see that file.
  *
- * MEMORY.  Malloc maps: a table is one allocation (header, control bytes,
- * slots).  A
+ * MEMORY.  Malloc maps: a table is one block (header, control bytes,
+ * slots).  Below SW_SLAB_MIN_TABLES (256) tables it comes from malloc; from
+ * then on every 1024-slot table is a block of one of the map's 2 MiB chunks
+ * (mmap'd, aligned to 2 MiB, MADV_HUGEPAGE): at 10M entries the tables are
+ * 200 MB, and on 4 KiB pages a lookup's directory entry, control bytes and
+ * slot were three TLB misses.  A chunk is found from a block by masking its
+ * address; its header counts blocks carved and live and chains returned
+ * ones; chunks with a block to give are on m->chunks.  A chunk whose blocks
+ * are all free again becomes the map's one spare (already faulted in) or is
+ * unmapped, so a shrinking map gives its chunks back: a uniformly drained
+ * map's 1024-slot tables shrink (to malloc'd smaller ones) once 1/16 live,
+ * emptying the chunks.  bytes_held counts a chunk whole.  If mmap fails the
+ * table comes from malloc.  A
  * table replaced while an iterator is open waits on m->retired, and entry
  * storage freed while an iterator is open waits on m->deferred, until a
  * later write finds no iterator open (an iterator may read a replaced
@@ -133,6 +144,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -326,9 +338,9 @@ static void chunk_unlink(sw_map *m, sw_chunk *c)
     c->listed = false;
 }
 
-/* A new chunk of SW_CHUNK bytes aligned to SW_CHUNK (so that a block finds
- * its chunk by masking its address), asking for a huge page; or NULL. */
-static sw_chunk *chunk_map(sw_map *m, size_t block)
+/* SW_CHUNK bytes aligned to SW_CHUNK (so that a block finds its chunk by
+ * masking its address), or NULL. */
+static void *chunk_mmap(void)
 {
     uint8_t *p = mmap(NULL, 2 * SW_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -336,10 +348,94 @@ static sw_chunk *chunk_map(sw_map *m, size_t block)
     size_t head = a - (uintptr_t)p;
     if (head) munmap(p, head);
     munmap((uint8_t *)a + SW_CHUNK, SW_CHUNK - head);
+    return (void *)a;
+}
+
+/* PREPARED CHUNKS.  A huge page is faulted in whole: its first touch zeroes
+ * 2 MiB and, with THP defrag "madvise", may compact memory first (the
+ * classic engine's map_mem.c measured 1-10 ms).  So no insert touches a
+ * huge chunk first: one process-wide helper thread (gomap-sw-bg; started on
+ * the first need; GMDEBUG=mapbg=0 turns it off with the classic engine's
+ * helper) maps chunks with MADV_HUGEPAGE, writes them once and keeps up to
+ * SW_PREP_MAX ready; a map takes one with a trylock (never waiting: a
+ * forked child whose helper is gone, or a busy lock, just falls back) and
+ * asks for the next.  Without a ready chunk a map maps its own, on 4 KiB
+ * pages (faulted in a page at a time by the splits that carve it). */
+#define SW_PREP_MAX 2
+static pthread_mutex_t prep_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t prep_cv = PTHREAD_COND_INITIALIZER;
+static void *prep_ready[SW_PREP_MAX]; /* under prep_mu: kept for the process's next big map too */
+static int prep_n, prep_want;         /* under prep_mu: ready; how many the helper keeps ready */
+static bool prep_started, prep_failed; /* under prep_mu */
+
+static void *prep_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&prep_mu);
+    for (;;) {
+        while (prep_n >= prep_want) pthread_cond_wait(&prep_cv, &prep_mu);
+        pthread_mutex_unlock(&prep_mu);
+        uint8_t *c = chunk_mmap();
+        if (c) {
 #ifdef MADV_HUGEPAGE
-    (void)madvise((void *)a, SW_CHUNK, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
+            (void)madvise(c, SW_CHUNK, MADV_HUGEPAGE);
 #endif
+            for (size_t o = 0; o < SW_CHUNK; o += 4096) ((volatile uint8_t *)c)[o] = 0;
+        }
+        pthread_mutex_lock(&prep_mu);
+        if (c == NULL) prep_want = prep_n; /* no memory: until asked again */
+        else prep_ready[prep_n++] = c;
+    }
+    return NULL;
+}
+
+/* Called with prep_mu held: wants one more ready chunk (starting the helper). */
+static void prep_ask(void)
+{
+    if (prep_failed || !gm_map_bg_enabled()) return;
+    if (!prep_started) {
+        prep_started = true;
+        pthread_t t;
+        pthread_attr_t at;
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper takes no signal */
+        int rc = pthread_create(&t, &at, prep_main, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&at);
+        if (rc != 0) {
+            prep_failed = true;
+            return;
+        }
+        pthread_setname_np(t, "gomap-sw-bg");
+    }
+    prep_want = SW_PREP_MAX;
+    pthread_cond_signal(&prep_cv);
+}
+
+/* A ready chunk, or NULL; asks for the next either way. */
+static void *prep_take(void)
+{
+    if (!gm_map_bg_enabled() || pthread_mutex_trylock(&prep_mu) != 0) return NULL;
+    void *c = prep_n > 0 ? prep_ready[--prep_n] : NULL;
+    prep_ask();
+    pthread_mutex_unlock(&prep_mu);
+    return c;
+}
+
+/* A new chunk for blocks of `block` bytes, or NULL. */
+static sw_chunk *chunk_map(sw_map *m, size_t block)
+{
+    void *a = prep_take();
+    if (a) {
+        m->n_chunks_prepared++;
+    } else if ((a = chunk_mmap()) == NULL) {
+        return NULL;
+    }
     sw_chunk *c = (sw_chunk *)a;
+    memset(c, 0, sizeof *c);
     c->block = block;
     c->nblocks = (uint32_t)((SW_CHUNK - SW_CHUNK_HDR) / block);
     m->nchunks++;
@@ -1160,6 +1256,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
     uint8_t h2 = sw_h2(h);
     for (;;) {
         const sw_dent *d = sw_dent_for(m, h);
+        __builtin_prefetch(d->t, 1); /* a new entry updates the header's counters */
         size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
         uint8_t *ig = NULL;
         unsigned ii = 0;
@@ -1329,6 +1426,9 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
     }
     uint64_t h = sw_hash_kind(m, kind, key);
     const sw_dent *d = sw_dent_for(m, h);
+    /* The header's counters change below: its line loads while the probe
+     * waits for the control bytes and the slot (a big map misses all three). */
+    __builtin_prefetch(d->t, 1);
     uint8_t h2 = sw_h2(h);
     size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
     for (;;) {

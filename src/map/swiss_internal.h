@@ -94,6 +94,7 @@ typedef struct sw_map {
     struct sw_chunk *chunks;    /* malloc maps: chunks with a block to hand out (MEMORY in swiss.c) */
     struct sw_chunk *spare;     /* malloc maps: one empty chunk kept for the next table */
     size_t nchunks;             /* chunks mapped, spare included */
+    uint64_t n_chunks_prepared; /* of them, taken ready (huge, faulted in) from the helper */
 
     /* layout, fixed at creation */
     const gm_type *kt, *vt;

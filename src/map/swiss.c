@@ -1315,6 +1315,9 @@ SW_INLINE uint8_t *find_impl(const sw_map *m, int kind, const void *key, uint8_t
     const sw_dent *t = sw_dent_for(m, h);
     uint8_t h2 = sw_h2(h);
     size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
+#ifndef SW_NO_SLOT_PREFETCH
+    sw_prefetch_slots(m, t->slots, off);
+#endif
     for (;;) {
         uint8_t *g = sw_group(m, t, off);
         sw_cw w = sw_ctrl(g);
@@ -1431,6 +1434,9 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
     __builtin_prefetch(d->t, 1);
     uint8_t h2 = sw_h2(h);
     size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
+#ifndef SW_NO_SLOT_PREFETCH
+    sw_prefetch_slots(m, d->slots, off);
+#endif
     for (;;) {
         uint8_t *g = sw_group(m, d, off);
         sw_cw w = sw_ctrl(g);

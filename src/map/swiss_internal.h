@@ -250,6 +250,27 @@ SW_INLINE size_t sw_dir_index(const sw_map *m, uint64_t h)
 /* The first directory entry of a table of the directory. */
 SW_INLINE size_t sw_tindex(const sw_map *m, const sw_table *t)
 { return (size_t)t->prefix << (m->gd - t->local_depth); }
+/* Prefetches the slots of group `off` of entry d's table (at most 8
+ * lines): they load while the probe waits for the group's control bytes,
+ * instead of after them (as boost's flat map does).  A hit at 10M entries
+ * otherwise pays two dependent memory misses, control bytes then slot.
+ * Only for maps of 2^SW_PREFETCH_MIN_GD directory entries or more (about
+ * 350K entries, past the caches): measured at 10M u64, 3 interleaved
+ * pairs, medians, hit 82.5 -> 60.3 ns and delete 101.6 -> 89.3, but miss
+ * 30.1 -> 44.2 (lines loaded for nothing); at 100K, in cache, it only
+ * costs instructions. */
+#define SW_PREFETCH_LINES 8
+#ifndef SW_PREFETCH_MIN_GD
+#define SW_PREFETCH_MIN_GD 9
+#endif
+SW_INLINE void sw_prefetch_slots(const sw_map *m, const uint8_t *slots, size_t off)
+{
+    if (m->gd < SW_PREFETCH_MIN_GD) return;
+    const uint8_t *p = slots + off * SW_SLOTS * (size_t)m->slotsize;
+    size_t n = (size_t)SW_SLOTS * m->slotsize;
+    if (n > SW_PREFETCH_LINES * 64) n = SW_PREFETCH_LINES * 64;
+    for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o);
+}
 SW_INLINE const sw_dent *sw_dent_for(const sw_map *m, uint64_t h) { return &m->dir[sw_dir_index(m, h)]; }
 
 static inline uint8_t sw_flags_load(const sw_map *m)

@@ -42,7 +42,10 @@
  * goes from the directory straight to the control bytes: the table header,
  * a cache line of its own (a miss at 10M entries), is read only by writes
  * that change its counters.  A table of local depth ld <= gd fills 2^(gd-ld) consecutive
- * entries starting at a multiple of that count (its `index`).  A full
+ * entries starting at a multiple of that count: prefix << (gd-ld), where
+ * its `prefix` is the top ld bits its keys' hashes share (so a directory
+ * doubling rewrites no table header: at 10M entries it wrote 15K of them,
+ * each a cache and TLB miss).  A full
  * 1024-slot table splits into two of local depth ld+1 by hash bit 63-ld;
  * only when ld == gd does the directory double first (every entry becomes
  * two), so the directory grows only when needed.  n_at_gd counts tables with
@@ -98,8 +101,19 @@
  * ITERATION (swiss_iter.c) keeps Go's guarantees across splits, growth and
  * directory doubling; see that file.
  *
- * MEMORY.  Malloc maps: a table is one allocation (header, control bytes,
- * slots).  A
+ * MEMORY.  Malloc maps: a table is one block (header, control bytes,
+ * slots).  Below SW_SLAB_MIN_TABLES (256) tables it comes from malloc; from
+ * then on every 1024-slot table is a block of one of the map's 2 MiB chunks
+ * (mmap'd, aligned to 2 MiB, MADV_HUGEPAGE): at 10M entries the tables are
+ * 200 MB, and on 4 KiB pages a lookup's directory entry, control bytes and
+ * slot were three TLB misses.  A chunk is found from a block by masking its
+ * address; its header counts blocks carved and live and chains returned
+ * ones; chunks with a block to give are on m->chunks.  A chunk whose blocks
+ * are all free again becomes the map's one spare (already faulted in) or is
+ * unmapped, so a shrinking map gives its chunks back: a uniformly drained
+ * map's 1024-slot tables shrink (to malloc'd smaller ones) once 1/16 live,
+ * emptying the chunks.  bytes_held counts a chunk whole.  If mmap fails the
+ * table comes from malloc.  A
  * table replaced while an iterator is open waits on m->retired, and entry
  * storage freed while an iterator is open waits on m->deferred, until a
  * later write finds no iterator open (an iterator may read a replaced
@@ -117,7 +131,7 @@
  *     used); capacity is a power of two >= 8; no table of a directory is
  *     small.
  *  2. Directory: 2^gd entries; a table of local depth ld <= gd fills exactly
- *     the 2^(gd-ld) consecutive entries starting at its index, a multiple of
+ *     the 2^(gd-ld) consecutive entries starting at prefix << (gd-ld), a multiple of
  *     that count, and each entry's ctrl, slots and mask are its table's; n_at_gd, ntables and cap_total are exact; count is the sum
  *     of used.
  *  3. Every live key (NaN excepted) hashes into its table's directory range
@@ -130,7 +144,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "common/trace_internal.h"
 #include "map/map_internal.h"
@@ -160,10 +176,9 @@ gm_map_engine gm_map_default_engine(void)
 {
     int e = atomic_load_explicit(&default_engine_cache, memory_order_relaxed);
     if (GM_LIKELY(e != 0)) return (gm_map_engine)e;
-    /* The built-in default stays classic until the Swiss engine is at least
-     * as fast (issue 11 makes the switch conditional on its targets; the
-     * 09:26 run had Swiss 1.4-2.7x slower than classic at 100K u64) */
-    e = GM_MAP_CLASSIC;
+    /* The built-in default is Swiss, as in Go 1.24; GMDEBUG=mapengine=classic
+     * (or gm_map_new_opts) selects the classic engine. */
+    e = GM_MAP_SWISS;
     const char *d = getenv("GMDEBUG");
     while (d && *d) {
         const char *c = strchr(d, ',');
@@ -222,7 +237,16 @@ static void dent_set(const sw_map *m, sw_dent *e, sw_table *t)
     e->mask = t->mask;
 }
 
-static void dir_set(sw_map *m, size_t i, sw_table *t) { dent_set(m, &m->dir[i], t); }
+/* Directory entry i becomes t's, and so do its two entries in the next
+ * doubling's directory if that far is prepared already. */
+static void dir_set(sw_map *m, size_t i, sw_table *t)
+{
+    dent_set(m, &m->dir[i], t);
+    if (m->dir_next && i < m->dir_next_done) {
+        dent_set(m, &m->dir_next[2 * i], t);
+        dent_set(m, &m->dir_next[2 * i + 1], t);
+    }
+}
 
 /* Slot copies with the barrier where the slots hold pointers. */
 static inline void sw_wkey(const sw_map *m, void *dst, const void *src)
@@ -242,6 +266,13 @@ static inline void sw_welem(const sw_map *m, void *dst, const void *src)
     } else {
         memcpy(dst, src, m->elemsize);
     }
+}
+/* GM_TYPE_KEY_UPDATE: an equal key overwrites the stored one; the new key
+ * may hold GC pointers, so on a GC map the copy is barriered. */
+static void sw_update_key(const sw_map *m, void *k, const void *key)
+{
+    if (m->gc && m->kt->ptrmask) gm_typed_memmove(m->kt, k, key);
+    else memcpy(k, key, m->kt->size);
 }
 static inline void sw_clear_slot(const sw_map *m, uint8_t *slot)
 {
@@ -287,8 +318,213 @@ static void deferred_release(sw_map *m)
     }
 }
 
+/* ---- chunks: table memory of big malloc maps (MEMORY above) ---- */
+
+static void chunk_link(sw_map *m, sw_chunk *c)
+{
+    c->prev = NULL;
+    c->next = m->chunks;
+    if (m->chunks) m->chunks->prev = c;
+    m->chunks = c;
+    c->listed = true;
+}
+
+static void chunk_unlink(sw_map *m, sw_chunk *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else m->chunks = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    c->listed = false;
+}
+
+/* SW_CHUNK bytes aligned to SW_CHUNK (so that a block finds its chunk by
+ * masking its address), or NULL. */
+static void *chunk_mmap(void)
+{
+    uint8_t *p = mmap(NULL, 2 * SW_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t a = ((uintptr_t)p + SW_CHUNK - 1) & ~(uintptr_t)(SW_CHUNK - 1);
+    size_t head = a - (uintptr_t)p;
+    if (head) munmap(p, head);
+    munmap((uint8_t *)a + SW_CHUNK, SW_CHUNK - head);
+    return (void *)a;
+}
+
+/* PREPARED CHUNKS.  A huge page is faulted in whole: its first touch zeroes
+ * 2 MiB and, with THP defrag "madvise", may compact memory first (the
+ * classic engine's map_mem.c measured 1-10 ms).  So no insert touches a
+ * huge chunk first: one process-wide helper thread (gomap-sw-bg; started on
+ * the first need; GMDEBUG=mapbg=0 turns it off with the classic engine's
+ * helper) maps chunks with MADV_HUGEPAGE, writes them once and keeps up to
+ * SW_PREP_MAX ready; a map takes one with a trylock (never waiting: a
+ * forked child whose helper is gone, or a busy lock, just falls back) and
+ * asks for the next.  Without a ready chunk a map maps its own, on 4 KiB
+ * pages (faulted in a page at a time by the splits that carve it). */
+#define SW_PREP_MAX 2
+static pthread_mutex_t prep_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t prep_cv = PTHREAD_COND_INITIALIZER;
+static void *prep_ready[SW_PREP_MAX]; /* under prep_mu: kept for the process's next big map too */
+static int prep_n, prep_want;         /* under prep_mu: ready; how many the helper keeps ready */
+static bool prep_started, prep_failed; /* under prep_mu */
+
+static void *prep_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&prep_mu);
+    for (;;) {
+        while (prep_n >= prep_want) pthread_cond_wait(&prep_cv, &prep_mu);
+        pthread_mutex_unlock(&prep_mu);
+        uint8_t *c = chunk_mmap();
+        if (c) {
+#ifdef MADV_HUGEPAGE
+            (void)madvise(c, SW_CHUNK, MADV_HUGEPAGE);
+#endif
+            for (size_t o = 0; o < SW_CHUNK; o += 4096) ((volatile uint8_t *)c)[o] = 0;
+        }
+        pthread_mutex_lock(&prep_mu);
+        if (c == NULL) prep_want = prep_n; /* no memory: until asked again */
+        else prep_ready[prep_n++] = c;
+    }
+    return NULL;
+}
+
+/* Called with prep_mu held: wants one more ready chunk (starting the helper). */
+static void prep_ask(void)
+{
+    if (prep_failed || !gm_map_bg_enabled()) return;
+    if (!prep_started) {
+        prep_started = true;
+        pthread_t t;
+        pthread_attr_t at;
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper takes no signal */
+        int rc = pthread_create(&t, &at, prep_main, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&at);
+        if (rc != 0) {
+            prep_failed = true;
+            return;
+        }
+        pthread_setname_np(t, "gomap-sw-bg");
+    }
+    prep_want = SW_PREP_MAX;
+    pthread_cond_signal(&prep_cv);
+}
+
+/* A ready chunk, or NULL; asks for the next either way. */
+static void *prep_take(void)
+{
+    if (!gm_map_bg_enabled() || pthread_mutex_trylock(&prep_mu) != 0) return NULL;
+    void *c = prep_n > 0 ? prep_ready[--prep_n] : NULL;
+    prep_ask();
+    pthread_mutex_unlock(&prep_mu);
+    return c;
+}
+
+/* A new chunk for blocks of `block` bytes, or NULL. */
+static sw_chunk *chunk_map(sw_map *m, size_t block)
+{
+    void *a = prep_take();
+    if (a) {
+        m->n_chunks_prepared++;
+    } else if ((a = chunk_mmap()) == NULL) {
+        return NULL;
+    }
+    sw_chunk *c = (sw_chunk *)a;
+    memset(c, 0, sizeof *c);
+    c->block = block;
+    c->nblocks = (uint32_t)((SW_CHUNK - SW_CHUNK_HDR) / block);
+    m->nchunks++;
+    m->bytes_held += SW_CHUNK;
+    return c;
+}
+
+static void chunk_unmap(sw_map *m, sw_chunk *c)
+{
+    munmap(c, SW_CHUNK);
+    m->nchunks--;
+    m->bytes_held -= SW_CHUNK;
+}
+
+/* Whether a table of `cap` slots and `bytes` bytes comes from a chunk. */
+static bool slab_wanted(const sw_map *m, size_t cap, size_t bytes)
+{
+    return !m->gc && cap == SW_MAX_TABLE && m->ntables >= SW_SLAB_MIN_TABLES && m->galign <= SW_CHUNK_HDR &&
+           round_up(bytes, SW_CHUNK_HDR) <= (SW_CHUNK - SW_CHUNK_HDR) / 8;
+}
+
+/* A block of `bytes` from the map's chunks, or NULL. */
+static void *slab_alloc(sw_map *m, size_t bytes)
+{
+    size_t b = round_up(bytes, SW_CHUNK_HDR);
+    sw_chunk *c = m->chunks;
+    if (c == NULL) {
+        c = m->spare;
+        m->spare = NULL;
+        if (c == NULL && (c = chunk_map(m, b)) == NULL) return NULL;
+        chunk_link(m, c);
+    }
+    void *p;
+    if (c->free) {
+        p = c->free;
+        memcpy(&c->free, p, sizeof p);
+    } else {
+        p = (uint8_t *)c + SW_CHUNK_HDR + (size_t)c->carved++ * c->block;
+    }
+    c->live++;
+    if (c->free == NULL && c->carved == c->nblocks) chunk_unlink(m, c);
+    return p;
+}
+
+static sw_chunk *chunk_of(const void *p) { return (sw_chunk *)((uintptr_t)p & ~(uintptr_t)(SW_CHUNK - 1)); }
+
+/* An empty chunk becomes the spare (faulted in already: the next chunk
+ * costs no page faults) or, if there is one, goes back to the system. */
+static void slab_free(sw_map *m, void *p)
+{
+    sw_chunk *c = chunk_of(p);
+    memcpy(p, &c->free, sizeof p);
+    c->free = p;
+    c->live--;
+    if (!c->listed) chunk_link(m, c);
+    if (c->live > 0) return;
+    chunk_unlink(m, c);
+    if (m->spare == NULL) {
+        c->free = NULL;
+        c->carved = 0;
+        m->spare = c;
+    } else {
+        chunk_unmap(m, c);
+    }
+}
+
+static void slab_release_spare(sw_map *m)
+{
+    if (m->spare) chunk_unmap(m, m->spare);
+    m->spare = NULL;
+}
+
+/* The block a table is in: for gm_sw_check. */
+bool gm_sw_slab_table_ok(const sw_map *m, const sw_table *t)
+{
+    const sw_chunk *c = chunk_of(t);
+    size_t off = (size_t)((const uint8_t *)t - (const uint8_t *)c);
+    (void)m;
+    return c->block >= t->bytes && off >= SW_CHUNK_HDR && (off - SW_CHUNK_HDR) % c->block == 0 &&
+           (off - SW_CHUNK_HDR) / c->block < c->carved && c->live > 0 && c->live <= c->carved &&
+           c->carved <= c->nblocks;
+}
+
 static void table_free_now(sw_map *m, sw_table *t)
 {
+    if (t->slab) {
+        slab_free(m, t);
+        return;
+    }
     m->bytes_held -= t->bytes;
     if (!m->gc) gm_map_mfree(t);
 }
@@ -296,7 +532,7 @@ static void table_free_now(sw_map *m, sw_table *t)
 /* A table that is no longer the map's (replaced, merged, or cleared). */
 static void table_retire(sw_map *m, sw_table *t)
 {
-    t->index = -1;
+    t->prefix = -1;
     if (m->gc) {
         m->bytes_held -= t->bytes;
         return; /* the collector's, once no iterator holds it */
@@ -349,21 +585,34 @@ static sw_table *table_new(sw_map *m, size_t cap, unsigned ld, bool small)
         t->bytes = cbytes + sbytes + sizeof *t;
     } else {
         size_t hdr = round_up(sizeof *t, 16), soff = round_up(hdr + cbytes, m->galign);
-        uint8_t *base = gm_map_malloc(soff + sbytes, m->galign > 16 ? m->galign : 16);
+        bool slab = slab_wanted(m, cap, soff + sbytes);
+#ifdef GOMAP_FAULT_INJECTION
+        if (slab) { /* a block counts as a map allocation for gm_map_fault_alloc_after */
+            void *probe = gm_map_malloc(1, 1);
+            if (probe == NULL) return NULL;
+            gm_map_mfree(probe);
+        }
+#endif
+        uint8_t *base = slab ? slab_alloc(m, soff + sbytes) : NULL;
+        if (base == NULL) {
+            slab = false; /* no chunk: malloc */
+            base = gm_map_malloc(soff + sbytes, m->galign > 16 ? m->galign : 16);
+        }
         if (base == NULL) return NULL;
         t = (sw_table *)(void *)base;
         memset(t, 0, sizeof *t);
         t->ctrl = base + hdr;
         t->slots = base + soff;
-        t->bytes = soff + sbytes;
+        t->bytes = slab ? round_up(soff + sbytes, SW_CHUNK_HDR) : soff + sbytes;
+        t->slab = slab;
     }
     t->mask = ng - 1;
     t->capacity = (uint32_t)cap;
-    t->index = -1;
+    t->prefix = -1;
     t->local_depth = (uint8_t)ld;
     t->small = small;
     table_reset_ctrl(m, t);
-    m->bytes_held += t->bytes;
+    if (!t->slab) m->bytes_held += t->bytes; /* a chunk is counted whole */
     return t;
 }
 
@@ -376,6 +625,39 @@ static sw_dent *dir_alloc(sw_map *m, size_t n)
 static void dir_free(sw_map *m, sw_dent *d)
 {
     if (d && !m->gc) gm_map_mfree(d);
+}
+
+static void dir_next_drop(sw_map *m)
+{
+    sw_dent *d = m->dir_next;
+    sw_pstore(m, &m->dir_next, NULL);
+    m->dir_next_done = 0;
+    dir_free(m, d);
+}
+
+/* A split's share of the next directory doubling: SW_DIR_STEP entries
+ * mirrored into dir_next (allocated on the first step, untouched pages:
+ * each step faults at most one in).  Between two doublings the tables,
+ * and so the splits, about double in number (n splits for n entries), so
+ * by the doubling most or all of the copy is done and the insert that
+ * doubles copies the rest: at 10M entries it copied (and faulted in) a
+ * whole 1 MiB directory.  Without memory it simply waits for a later split. */
+static void dir_prepare(sw_map *m)
+{
+    size_t n = m->dir_len;
+    if (m->gd >= 48 || m->dir_next_done >= n) return;
+    if (m->dir_next == NULL) {
+        sw_dent *d = dir_alloc(m, 2 * n);
+        if (d == NULL) return;
+        sw_pstore(m, &m->dir_next, d);
+        m->dir_next_done = 0;
+    }
+    size_t end = m->dir_next_done + SW_DIR_STEP < n ? m->dir_next_done + SW_DIR_STEP : n;
+    for (size_t j = m->dir_next_done; j < end; j++) {
+        dent_set(m, &m->dir_next[2 * j], m->dir[j].t);
+        dent_set(m, &m->dir_next[2 * j + 1], m->dir[j].t);
+    }
+    m->dir_next_done = end;
 }
 
 /* Slots for n entries at 7/8 load: a power of two, at least 8. */
@@ -511,14 +793,16 @@ gm_map *gm_sw_new(const gm_type *key, const gm_type *val, size_t hint, bool gc)
         sw_pstore(m, &m->dir, d);
         m->dir_len = ntab;
         m->gd = (uint8_t)gd;
+        m->ntables = ntab; /* before the tables: a big map's come from chunks */
         for (size_t i = 0; i < ntab; i++) {
             sw_table *t = table_new(m, tcap, gd, false);
             if (t == NULL) {
                 for (size_t j = 0; j < i; j++) table_free_now(m, m->dir[j].t);
+                slab_release_spare(m);
                 dir_free(m, d);
                 goto oom_hint;
             }
-            t->index = (int64_t)i;
+            t->prefix = (int64_t)i; /* local depth gd */
             dir_set(m, i, t);
         }
         m->ntables = ntab;
@@ -606,9 +890,9 @@ static inline uint64_t slot_hash(const sw_map *m, const sw_table *t, uint8_t *g,
 static void dir_replace(sw_map *m, sw_table *old, sw_table *nt)
 {
     size_t span = (size_t)1 << (m->gd - old->local_depth);
-    size_t idx = (size_t)old->index;
+    size_t idx = sw_tindex(m, old);
     for (size_t j = idx; j < idx + span; j++) dir_set(m, j, nt);
-    nt->index = (int64_t)idx;
+    nt->prefix = old->prefix; /* same local depth */
     m->cap_total += nt->capacity;
     m->cap_total -= old->capacity;
     table_retire(m, old);
@@ -649,14 +933,20 @@ static bool dir_double(sw_map *m)
 {
     size_t n = m->dir_len;
     if (m->gd >= 48) return false;
-    sw_dent *d = dir_alloc(m, 2 * n);
-    if (d == NULL) return false;
-    for (size_t j = 0; j < n; j++) {
+    sw_dent *d = m->dir_next;
+    size_t from = m->dir_next_done;
+    if (d == NULL) {
+        d = dir_alloc(m, 2 * n);
+        if (d == NULL) return false;
+        from = 0;
+    }
+    for (size_t j = from; j < n; j++) {
         dent_set(m, &d[2 * j], m->dir[j].t);
         dent_set(m, &d[2 * j + 1], m->dir[j].t);
     }
-    for (size_t j = 0; j < 2 * n; j++)
-        if (j == 0 || d[j - 1].t != d[j].t) d[j].t->index = (int64_t)j;
+    if (n - from > m->max_dir_copied) m->max_dir_copied = n - from;
+    sw_pstore(m, &m->dir_next, NULL);
+    m->dir_next_done = 0;
     sw_dent *old = m->dir;
     sw_pstore(m, &m->dir, d);
     m->dir_len = 2 * n;
@@ -673,18 +963,15 @@ static void dir_halve(sw_map *m)
     size_t n = m->dir_len / 2;
     sw_dent *d = dir_alloc(m, n);
     if (d == NULL) return; /* stays as it is: still valid */
+    dir_next_drop(m);
     for (size_t j = 0; j < n; j++) dent_set(m, &d[j], m->dir[2 * j].t);
     sw_dent *old = m->dir;
     sw_pstore(m, &m->dir, d);
     m->dir_len = n;
     m->gd--;
     m->n_at_gd = 0;
-    for (size_t j = 0; j < n; j++) {
-        if (j == 0 || d[j - 1].t != d[j].t) {
-            d[j].t->index = (int64_t)j;
-            if (d[j].t->local_depth == m->gd) m->n_at_gd++;
-        }
-    }
+    for (size_t j = 0; j < n; j++)
+        if ((j == 0 || d[j - 1].t != d[j].t) && d[j].t->local_depth == m->gd) m->n_at_gd++;
     m->n_halvings++;
     dir_free(m, old);
 }
@@ -708,12 +995,14 @@ static bool table_split(sw_map *m, sw_table *t)
     }
     if (t->capacity > SW_MAX_TABLE || ld >= 48 || right == 0 || right == t->used)
         return table_rebuild(m, t, (size_t)t->capacity * 2); /* the keys do not split: grow past the cap */
-    if (ld == m->gd && !dir_double(m)) return false;
+    /* Both tables first: a doubling from the prepared directory allocates
+     * nothing, and a failed insert must leave the directory as it was. */
     sw_table *l = table_new(m, SW_MAX_TABLE, ld + 1, false);
     if (l == NULL) return false;
     sw_table *r = table_new(m, SW_MAX_TABLE, ld + 1, false);
-    if (r == NULL) {
+    if (r == NULL || (ld == m->gd && !dir_double(m))) {
         table_free_now(m, l);
+        if (r) table_free_now(m, r);
         return false;
     }
     trace_resize(m, "map split", true, 2 * SW_MAX_TABLE);
@@ -725,16 +1014,17 @@ static bool table_split(sw_map *m, sw_table *t)
             move_slot(m, (h >> (63 - ld)) & 1 ? r : l, h, t, g, i);
         }
     }
-    size_t span = (size_t)1 << (m->gd - ld), idx = (size_t)t->index;
+    size_t span = (size_t)1 << (m->gd - ld), idx = sw_tindex(m, t);
     for (size_t j = idx; j < idx + span / 2; j++) dir_set(m, j, l);
     for (size_t j = idx + span / 2; j < idx + span; j++) dir_set(m, j, r);
-    l->index = (int64_t)idx;
-    r->index = (int64_t)(idx + span / 2);
+    l->prefix = 2 * t->prefix;
+    r->prefix = 2 * t->prefix + 1;
     if (ld + 1 == m->gd) m->n_at_gd += 2;
     m->ntables++;
     m->cap_total += SW_MAX_TABLE;
     m->n_splits++;
     table_retire(m, t);
+    dir_prepare(m);
     trace_resize(m, "map split", false, 2 * SW_MAX_TABLE);
     return true;
 }
@@ -807,7 +1097,7 @@ static bool small_to_table(sw_map *m)
         unsigned i = sw_first(f);
         move_slot(m, t, slot_hash(m, s, g, i), s, g, i);
     }
-    t->index = 0;
+    t->prefix = 0;
     dent_set(m, &d[0], t);
     sw_pstore(m, &m->dir, d);
     m->dir_len = 1;
@@ -944,7 +1234,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
         sw_table *t = m->small;
         uint8_t *g = t->ctrl;
         if (i >= 0) {
-            if (kind == SK_GENERIC && m->keyupdate) memcpy(sw_key(m, t, g, (unsigned)i), key, m->kt->size);
+            if (kind == SK_GENERIC && m->keyupdate) sw_update_key(m, sw_key(m, t, g, (unsigned)i), key);
             return sw_elem(m, t, g, (unsigned)i);
         }
         if (kind != SK_GENERIC) h = sw_hash_kind(m, kind, key);
@@ -966,6 +1256,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
     uint8_t h2 = sw_h2(h);
     for (;;) {
         const sw_dent *d = sw_dent_for(m, h);
+        __builtin_prefetch(d->t, 1); /* a new entry updates the header's counters */
         size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
         uint8_t *ig = NULL;
         unsigned ii = 0;
@@ -976,7 +1267,7 @@ SW_INLINE void *assign_impl(sw_map *m, int kind, const void *key)
                 unsigned i = sw_first(mt);
                 uint8_t *k = kind == SK_GENERIC ? sw_key(m, d, g, i) : sw_slot(m, d, g, i);
                 if (!sw_equal_kind(m, kind, key, k)) continue;
-                if (kind == SK_GENERIC && m->keyupdate) memcpy(k, key, m->kt->size);
+                if (kind == SK_GENERIC && m->keyupdate) sw_update_key(m, k, key);
                 return sw_elem(m, d, g, i);
             }
             if (ig == NULL) {
@@ -1024,6 +1315,9 @@ SW_INLINE uint8_t *find_impl(const sw_map *m, int kind, const void *key, uint8_t
     const sw_dent *t = sw_dent_for(m, h);
     uint8_t h2 = sw_h2(h);
     size_t mask = t->mask, off = sw_h1(h) & mask, step = 0;
+#ifndef SW_NO_SLOT_PREFETCH
+    sw_prefetch_slots(m, t->slots, off);
+#endif
     for (;;) {
         uint8_t *g = sw_group(m, t, off);
         sw_cw w = sw_ctrl(g);
@@ -1078,7 +1372,7 @@ static void table_shrink(sw_map *m, sw_table *t)
     size_t want = gm_sw_cap_for(2 * (size_t)t->used);
     if (t->local_depth > 0) {
         size_t span = (size_t)1 << (m->gd - t->local_depth);
-        sw_table *b = m->dir[(size_t)t->index ^ span].t;
+        sw_table *b = m->dir[sw_tindex(m, t) ^ span].t;
         size_t both = gm_sw_cap_for(2 * ((size_t)t->used + b->used));
         if (b->local_depth == t->local_depth && both <= SW_MAX_TABLE &&
             m->cap_total - t->capacity - b->capacity + both >= m->min_cap) {
@@ -1096,9 +1390,9 @@ static void table_shrink(sw_map *m, sw_table *t)
                     }
                 }
             }
-            size_t lo = (size_t)(t->index < b->index ? t->index : b->index);
+            size_t lo = sw_tindex(m, t) & ~span;
             for (size_t j = lo; j < lo + 2 * span; j++) dir_set(m, j, nt);
-            nt->index = (int64_t)lo;
+            nt->prefix = t->prefix >> 1;
             if (t->local_depth == m->gd) m->n_at_gd -= 2;
             m->cap_total = m->cap_total - t->capacity - b->capacity + nt->capacity;
             m->ntables--;
@@ -1135,8 +1429,14 @@ SW_INLINE bool delete_impl(sw_map *m, int kind, const void *key)
     }
     uint64_t h = sw_hash_kind(m, kind, key);
     const sw_dent *d = sw_dent_for(m, h);
+    /* The header's counters change below: its line loads while the probe
+     * waits for the control bytes and the slot (a big map misses all three). */
+    __builtin_prefetch(d->t, 1);
     uint8_t h2 = sw_h2(h);
     size_t mask = d->mask, off = sw_h1(h) & mask, step = 0;
+#ifndef SW_NO_SLOT_PREFETCH
+    sw_prefetch_slots(m, d->slots, off);
+#endif
     for (;;) {
         uint8_t *g = sw_group(m, d, off);
         sw_cw w = sw_ctrl(g);
@@ -1289,6 +1589,7 @@ static void drop_all(sw_map *m, bool storage)
         sw_pstore(m, &m->dir, NULL);
         dir_free(m, d);
     }
+    dir_next_drop(m);
     m->dir_len = 0;
     m->gd = 0;
     m->n_at_gd = 0;
@@ -1321,6 +1622,7 @@ void gm_sw_free(gm_map *gm)
     drop_all(m, true);
     retired_release(m);
     deferred_release(m);
+    slab_release_spare(m);
     gm_map_mfree(m->zero);
     gm_map_mfree(m);
 }
@@ -1373,7 +1675,7 @@ void gm_sw_stats_get(const gm_map *gm, gm_map_stats *out)
     if (m->dir) {
         for (size_t j = 0; j < m->dir_len; j++) {
             sw_table *t = m->dir[j].t;
-            if ((size_t)t->index != j) continue;
+            if (sw_tindex(m, t) != j) continue;
             out->tables++;
             out->slots += t->capacity;
             out->tombstones += t->tombstones;

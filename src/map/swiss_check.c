@@ -83,12 +83,15 @@ const char *gm_sw_check(const gm_map *gm)
         if (t->small) FAIL("directory entry %zu is a small group", j);
         if (t->local_depth > m->gd) FAIL("table at %zu: local depth %u > global %u", j, t->local_depth, m->gd);
         size_t span = (size_t)1 << (m->gd - t->local_depth);
-        if (t->index != (int64_t)j) FAIL("table at %zu: index %lld", j, (long long)t->index);
+        if (t->prefix < 0 || sw_tindex(m, t) != j)
+            FAIL("table at %zu: prefix %lld at local depth %u", j, (long long)t->prefix, t->local_depth);
         if (j % span) FAIL("table at %zu: not aligned to its %zu entries", j, span);
         for (size_t x = j; x < j + span; x++)
             if (m->dir[x].t != t) FAIL("directory entry %zu: not the table of %zu (local depth %u)", x, j, t->local_depth);
             else if (m->dir[x].ctrl != t->ctrl || m->dir[x].slots != t->slots || m->dir[x].mask != t->mask)
                 FAIL("directory entry %zu: its copy of the table's ctrl/slots/mask is stale", x);
+        if (t->slab && (m->gc || t->capacity != SW_MAX_TABLE || !gm_sw_slab_table_ok(m, t)))
+            FAIL("table at %zu: not a block of one of the map's chunks", j);
         if ((w = check_table(m, t, j, j + span, &live)) != NULL) return w;
         ntables++;
         cap += t->capacity;
@@ -96,6 +99,23 @@ const char *gm_sw_check(const gm_map *gm)
         j += span;
     }
     if (ntables != m->ntables) FAIL("ntables %zu, %zu in the directory", m->ntables, ntables);
+    if (m->dir_next_done > m->dir_len || (m->dir_next_done && m->dir_next == NULL))
+        FAIL("next directory: %zu of %zu entries prepared", m->dir_next_done, m->dir_len);
+    for (size_t j = 0; j < m->dir_next_done; j++)
+        for (size_t h = 2 * j; h < 2 * j + 2; h++)
+            if (m->dir_next[h].t != m->dir[j].t || m->dir_next[h].ctrl != m->dir[j].ctrl ||
+                m->dir_next[h].slots != m->dir[j].slots || m->dir_next[h].mask != m->dir[j].mask)
+                FAIL("next directory: entry %zu is not a copy of entry %zu", h, j);
+    size_t listed = 0;
+    for (const sw_chunk *c = m->chunks; c; c = c->next) {
+        if (!c->listed || (c->next && c->next->prev != c) || (c == m->chunks && c->prev))
+            FAIL("chunk list: broken links");
+        if (c->live == 0 || (c->free == NULL && c->carved == c->nblocks) || c->live > c->carved ||
+            c->carved > c->nblocks)
+            FAIL("chunk list: a chunk with %u live of %u carved, %u blocks", c->live, c->carved, c->nblocks);
+        if (++listed > m->nchunks) FAIL("chunk list: longer than the %zu chunks mapped", m->nchunks);
+    }
+    if (m->spare && (m->spare->live || m->spare->carved || m->spare->listed)) FAIL("spare chunk in use");
     if (at_gd != m->n_at_gd) FAIL("n_at_gd %u, %zu tables at global depth", m->n_at_gd, at_gd);
     if (cap != m->cap_total) FAIL("cap_total %zu, tables hold %zu slots", m->cap_total, cap);
     if (live != m->count) FAIL("count %zu, %zu live entries", m->count, live);

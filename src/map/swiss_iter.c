@@ -12,7 +12,7 @@
  *    fill free slots, pruning turns DELETED into EMPTY.  Walking the current
  *    table returns each live slot at most once and skips deleted ones.
  *  - A table that grows, is rebuilt or splits is replaced by new tables
- *    (its index becomes -1) and is kept readable for the iterator (m->retired
+ *    (its prefix becomes -1) and is kept readable for the iterator (m->retired
  *    on malloc maps, the iterator's own reference on GC maps).  The iterator
  *    finishes the replaced table in its old order, but looks each key up in
  *    the live map: a deleted key is skipped, an updated value is returned
@@ -123,7 +123,8 @@ bool gm_sw_iter_next(gm_map_iter *it, const void **keyp, void **valp)
             }
             size_t j = (it->sw_dir_idx + it->sw_dir_off) & (m->dir_len - 1);
             t = m->dir[j].t;
-            if ((size_t)t->index != j) it->sw_dir_off -= j - (size_t)t->index; /* onto the boundary */
+            size_t tj = sw_tindex(m, t);
+            if (tj != j) it->sw_dir_off -= j - tj; /* onto the boundary */
             it->sw_tab = t;
             it->sw_ent = 0;
         }
@@ -136,7 +137,7 @@ bool gm_sw_iter_next(gm_map_iter *it, const void **keyp, void **valp)
             if (g[i] & 0x80) continue; /* empty or deleted */
             k = sw_key(m, t, g, i);
             e = sw_elem(m, t, g, i);
-            if (t->index < 0 && !resolve(m, &k, &e)) continue;
+            if (t->prefix < 0 && !resolve(m, &k, &e)) continue;
             if (keyp) *keyp = k;
             if (valp) *valp = e;
             return true;

@@ -407,3 +407,95 @@ TEST(allocation_failure_during_growth_split_and_doubling)
     gm_map_free(m);
 }
 #endif
+
+/* Tables of a big malloc map are blocks of 2 MiB chunks (huge pages); a
+ * chunk whose blocks are all free again is unmapped, except one spare. */
+TEST(big_map_tables_come_from_chunks_and_go_back)
+{
+    gm_map *m = swiss(&gm_type_u64, &gm_type_u64, 0);
+    const sw_map *sm = (const sw_map *)(const void *)m;
+    size_t n = 300000;
+    for (uint64_t i = 0; i < n; i++) putu(m, i * 0x9e3779b97f4a7c15ull, i);
+    CHECK_MAP(m);
+    size_t slab = 0, tables = 0;
+    for (size_t j = 0; j < sm->dir_len; j += (size_t)1 << (sm->gd - sm->dir[j].t->local_depth)) {
+        tables++;
+        slab += sm->dir[j].t->slab;
+    }
+    CHECK_MSG(tables > SW_SLAB_MIN_TABLES, "%zu tables", tables);
+    /* the first SW_SLAB_MIN_TABLES splits' tables come from malloc, and
+     * are replaced by later splits */
+    CHECK_MSG(slab + SW_SLAB_MIN_TABLES >= tables, "%zu of %zu tables in chunks", slab, tables);
+    size_t block = sm->chunks ? sm->chunks->block : 0;
+    CHECK(sm->nchunks >= 1);
+    if (block) CHECK_MSG(sm->nchunks <= slab / ((SW_CHUNK - SW_CHUNK_HDR) / block) + 2, "%zu chunks for %zu blocks",
+                         sm->nchunks, slab);
+    gm_map_stats st;
+    gm_map_stats_get(m, &st);
+    CHECK_MSG(st.bytes >= sm->nchunks * SW_CHUNK, "bytes %zu, %zu chunks", st.bytes, sm->nchunks);
+    /* drain: the chunks go back as their tables merge and shrink */
+    for (uint64_t i = 0; i < n; i++) gm_map_delete(m, &(uint64_t){ i * 0x9e3779b97f4a7c15ull });
+    CHECK_MAP(m);
+    CHECK_MSG(sm->nchunks <= 1, "%zu chunks after draining", sm->nchunks);
+    for (uint64_t i = 0; i < n; i++) putu(m, i, i);
+    gm_map_clear(m);
+    CHECK_MAP(m);
+    CHECK_MSG(sm->nchunks <= 1, "%zu chunks after clear", sm->nchunks);
+    CHECK(sm->chunks == NULL);
+    gm_map_free(m);
+}
+
+/* The insert that doubles the directory finds the new directory mostly
+ * prepared by the splits before it (dir_next), and it rewrites no table
+ * header (a table's directory position is its prefix, independent of the
+ * global depth). */
+TEST(directory_doubling_copies_little_and_touches_no_table)
+{
+    gm_map *m = swiss(&gm_type_u64, &gm_type_u64, 0);
+    const sw_map *sm = (const sw_map *)(const void *)m;
+    size_t n = (size_t)(400000 * test_scale());
+    enum { MAXT = 256 };
+    static sw_table before[MAXT];
+    static const sw_table *where[MAXT];
+    static size_t lo[MAXT], hi[MAXT];
+    size_t doublings = 0, checked = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t k = i * 0x9e3779b97f4a7c15ull;
+        /* while the map has few tables, snapshot their headers before
+         * every insert */
+        bool watch = sm->dir && sm->ntables <= 128;
+        size_t nt = 0;
+        if (watch)
+            for (size_t j = 0; j < sm->dir_len; j += (size_t)1 << (sm->gd - sm->dir[j].t->local_depth)) {
+                where[nt] = sm->dir[j].t;
+                lo[nt] = j;
+                hi[nt] = j + ((size_t)1 << (sm->gd - sm->dir[j].t->local_depth));
+                before[nt++] = *sm->dir[j].t;
+            }
+        uint8_t gd = sm->dir ? sm->gd : 0;
+        putu(m, k, i);
+        if (!sm->dir || sm->gd == gd) continue;
+        doublings++;
+        if (!watch) continue;
+        /* every table but the one that split is still the directory's,
+         * with the very same header */
+        size_t at = gd ? (size_t)(sw_hash_kind(sm, SK_U64, &k) >> (64 - gd)) : 0; /* k's entry before the insert */
+        for (size_t t = 0; t < nt; t++) {
+            if (lo[t] <= at && at < hi[t]) continue; /* the one that split (freed) */
+            CHECK_MSG(memcmp(where[t], &before[t], sizeof before[t]) == 0,
+                      "table %zu's header changed (prefix %lld -> %lld, used %u -> %u, gd %u)", t,
+                      (long long)before[t].prefix, (long long)where[t]->prefix, before[t].used, where[t]->used, gd);
+            checked++;
+        }
+    }
+    CHECK_MAP(m);
+    CHECK_MSG(doublings >= 5, "%zu doublings", doublings);
+    CHECK_MSG(checked > 0, "no doubling watched");
+    /* the first doublings come with the first splits, before any
+     * preparation; later ones find all or nearly all prepared */
+    CHECK_MSG(sm->max_dir_copied <= 16, "a doubling copied %llu entries (directory of %zu)",
+              (unsigned long long)sm->max_dir_copied, sm->dir_len);
+    printf("%zu doublings, directory %zu entries, most copied by one doubling %llu, %zu headers compared\n",
+           doublings, sm->dir_len, (unsigned long long)sm->max_dir_copied, checked);
+    gm_map_free(m);
+}

@@ -564,10 +564,13 @@ static hint_row hint_run(size_t n, size_t hint)
     r.cycles = (long)(b.num_gc - a.num_gc);
     r.mark_work = b.gc_bg_work + b.gc_assist_work - a.gc_bg_work - a.gc_assist_work;
     r.med_pause_ns = lab_pauses(a.num_gc, &r.max_pause_ns);
+    r.min_pause_ns = UINT64_MAX;
     for (uint32_t cy = b.num_gc > 256 && b.num_gc - 256 > a.num_gc ? b.num_gc - 256 : a.num_gc; cy < b.num_gc; cy++) {
         uint64_t p = b.pause_ns[cy % 256];
         r.hist[p < 50000 ? 0 : p < 200000 ? 1 : p < 1000000 ? 2 : 3]++;
+        if (p < r.min_pause_ns) r.min_pause_ns = p;
     }
+    if (r.min_pause_ns == UINT64_MAX) r.min_pause_ns = 0;
     hint_map = NULL;
     gm_root_remove(&hint_map);
     gm_gc();
@@ -612,9 +615,13 @@ static int run_size_hint(const lab_opts *o)
     const hint_row *z = &r->rows[0], *h = &r->rows[1];
     lab_verdict(z->grows > 0 && h->grows == 0, "the hint removed every grow (%llu without it, %llu with it)",
                 (unsigned long long)z->grows, (unsigned long long)h->grows);
-    bool same = h->med_pause_ns <= 2 * z->med_pause_ns + 100000 && z->med_pause_ns <= 2 * h->med_pause_ns + 100000;
-    lab_verdict_stat(same && z->cycles > 0 && h->cycles > 0, "the pause does not depend on the hint: median %.0f us vs %.0f us",
-                z->med_pause_ns / 1e3, h->med_pause_ns / 1e3);
+    /* compared on the shortest pauses: a loaded machine lengthens a stop
+     * (a thread descheduled before its safepoint), never shortens one; the
+     * medians moved 646 vs 2157 us in one run under three CPU burners */
+    bool same = h->min_pause_ns <= 2 * z->min_pause_ns + 100000 && z->min_pause_ns <= 2 * h->min_pause_ns + 100000;
+    lab_verdict_stat(same && z->cycles > 0 && h->cycles > 0,
+                     "the pause does not depend on the hint: shortest %.0f us vs %.0f us (median %.0f vs %.0f)",
+                     z->min_pause_ns / 1e3, h->min_pause_ns / 1e3, z->med_pause_ns / 1e3, h->med_pause_ns / 1e3);
     return 0;
 }
 

@@ -58,6 +58,7 @@ typedef struct hint_row {
     long cycles;
     uint64_t mark_work;
     uint64_t med_pause_ns, max_pause_ns;
+    uint64_t min_pause_ns;      /* the shortest: what load on the machine cannot lengthen */
     uint64_t hist[4];           /* pauses < 50 us, < 200 us, < 1 ms, >= 1 ms */
     double fill_ms;
 } hint_row;

@@ -4,6 +4,7 @@
  * a key resurrected by its finalizer; a concurrent stress.  Runs under
  * gccheckmark and clobberfree (CMakeLists.txt). */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -303,8 +304,13 @@ TEST(ephemerons_under_concurrent_marking)
     stress_roots[1] = stress_k;
     pthread_t th;
     pthread_create(&th, NULL, churner, (void *)1);
-    long cycles = scaled(40);
-    for (long c = 0; c < cycles; c++) {
+    /* The churner must be at work during the cycles: on a loaded machine
+     * the 40 cycles once ended before it first ran (ops == 0). */
+    gm_blocking_begin();
+    while (atomic_load(&ops) < 100) sched_yield();
+    gm_blocking_end();
+    long cycles = scaled(40), ops0 = atomic_load(&ops);
+    for (long c = 0; c < cycles || atomic_load(&ops) < ops0 + 1000; c++) {
         for (int k = 0; k < 200; k++) new_node(NULL, NULL, 0);
         gm_gc();
     }

@@ -24,9 +24,7 @@
  * waits for a whole cycle that starts after the call, then sweeps it all.
  * A child forked while a cycle marks has no worker: its next allocation
  * starts one (gc_maybe_collect, worker_lost_a), which ends that cycle.
- * GMDEBUG=gcstoptheworld=1 runs 1-3 in one pause (cycle_stw); =2 also
- * sweeps (and scavenges) in the thread that ran the cycle, no background
- * sweeper (Go's gcstoptheworld=2).
+ * GMDEBUG=gcstoptheworld=1 runs 1-3 in one pause (cycle_stw).
  *
  * PACER.  goal = marked + (marked + stack bytes + root bytes) * GMGC / 100,
  * at least 4 MiB * GMGC/100 (in 128 bits, saturating at UINT64_MAX: a big
@@ -205,12 +203,11 @@ int64_t gm_memory_limit(int64_t bytes)
  * its time (docs/gc.md, Benchmark). */
 static void scavenge_to_goal(bool steady)
 {
-    static _Atomic uint64_t prev_peak_a;   /* steady: the last call's peak */
+    static uint64_t prev_peak;           /* steady: the sweeper thread's only */
     uint64_t goal = atomic_load_explicit(&next_gc_a, memory_order_relaxed);
     if (steady) {
-        uint64_t peak = gc_heap_take_inuse_peak();
-        uint64_t prev = atomic_exchange_explicit(&prev_peak_a, peak, memory_order_relaxed);
-        uint64_t keep = peak > prev ? peak : prev;
+        uint64_t peak = gc_heap_take_inuse_peak(), keep = peak > prev_peak ? peak : prev_peak;
+        prev_peak = peak;
         if (keep > goal) goal = keep;
     }
     uint64_t retain = goal == UINT64_MAX ? UINT64_MAX : goal + goal / 10;
@@ -906,17 +903,14 @@ __attribute__((noinline)) void gc_collect(bool forced)
         start_cycle(false, false);
         return;
     }
-    /* gcstoptheworld=2 (as Go's): no concurrent sweep either; the cycle's
-     * thread sweeps it all and scavenges as the background sweeper would */
-    bool sweep_here = forced || gc_opt.gcstoptheworld == 2;
-    if (gc_opt.gcstoptheworld != 2) wake_sweeper();
-    if (sweep_here) {    /* sweep it all; park if someone stops the world (no gcstress here) */
+    wake_sweeper();
+    if (forced) {        /* sweep it all; park if someone stops the world (no gcstress here) */
         while (gc_sweep_one())
             if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
         while (!gc_sweep_idle())   /* a span the sweeper took last is swept too */
             if (atomic_load_explicit(&gc_poll_a, memory_order_relaxed) & POLL_STW) gc_park(self);
             else sched_yield();
-        scavenge_to_goal(!forced);
+        scavenge_to_goal(false);
     }
 }
 

@@ -32,7 +32,7 @@ static const struct option {
     { "gccheckmark", &gc_opt.gccheckmark, 0, 1 },
     { "stoptimeout", &gc_opt.stoptimeout_ms, 0, INT_MAX },
     { "gcworkers", &gc_opt.gcworkers, 0, 8 },
-    { "gcstoptheworld", &gc_opt.gcstoptheworld, 0, 2 },
+    { "gcstoptheworld", &gc_opt.gcstoptheworld, 0, 1 },
     { "scanglobals", &gc_opt.scanglobals, 0, 1 },
     { "globalsterm", &gc_opt.globalsterm, 0, 2 },
     { "preemptsig", &gc_opt.preemptsig, 0, 64 },

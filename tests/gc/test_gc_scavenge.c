@@ -1,9 +1,7 @@
 /* test_gc_scavenge.c - returning free pages to the OS without taking them
- * back at once.  Registered with GMDEBUG=gcstoptheworld=2: the cycles, their
- * sweeping and the scavenger run in the allocating thread, so what the test
- * counts does not depend on when the mark worker or the background sweeper
- * gets a CPU on a loaded machine (with =1, 2 runs in 20 at load 5.5 counted
- * 875 and 1550 faults where the bound is ~180). */
+ * back at once.  Registered with GMDEBUG=gcstoptheworld=1: the cycles run
+ * in the allocating thread, so what the test counts does not depend on when
+ * the mark worker gets a CPU on a loaded machine. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -41,9 +41,8 @@ GM_API gm_map *gm_map_new(const gm_type *key, const gm_type *val, size_t hint); 
 GM_API gm_map *gm_map_new_gc(const gm_type *key, const gm_type *val, size_t hint);
 /* Engines.  Both run every call in this header with the same behaviour.
  * GM_MAP_ENGINE_DEFAULT is what gm_map_new and gm_map_new_gc use:
- * GMDEBUG=mapengine=classic|swiss chooses, else classic for now (Swiss,
- * as in Go 1.24, once it passes its targets: docs/map.md).
- * GM_MAP_SWISS or GM_MAP_CLASSIC selects an engine for one map. */
+ * GMDEBUG=mapengine=classic|swiss chooses, else Swiss (as in Go 1.24).
+ * GM_MAP_CLASSIC selects the classic engine for one map. */
 typedef enum gm_map_engine {
     GM_MAP_ENGINE_DEFAULT = 0,
     GM_MAP_CLASSIC,             /* Go 1.19-1.23 hmap: buckets, overflow chains, incremental evacuation */

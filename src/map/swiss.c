@@ -176,13 +176,9 @@ gm_map_engine gm_map_default_engine(void)
 {
     int e = atomic_load_explicit(&default_engine_cache, memory_order_relaxed);
     if (GM_LIKELY(e != 0)) return (gm_map_engine)e;
-    /* The built-in default stays classic until the Swiss engine passes the
-     * targets issue 11 sets for the switch: at 10M entries (15:11 UTC run,
-     * docs/bench.md) Swiss deleted at 0.79x Go 1.19's speed and looked up
-     * string keys at 0.87x, where classic was level with Go.  GMDEBUG=
-     * mapengine=swiss (or gm_map_new_opts) selects it; the whole suite
-     * passes with either default. */
-    e = GM_MAP_CLASSIC;
+    /* The built-in default is Swiss, as in Go 1.24; GMDEBUG=mapengine=classic
+     * (or gm_map_new_opts) selects the classic engine. */
+    e = GM_MAP_SWISS;
     const char *d = getenv("GMDEBUG");
     while (d && *d) {
         const char *c = strchr(d, ',');

@@ -7,8 +7,8 @@
  * process and caches its result; the scenario prints it with its verdicts,
  * and the claims table (claims.c) reads the same numbers.  Maps whose
  * buckets and evacuation are the subject are the classic engine's
- * (lab_classic_map: gm_map_new_opts with GM_MAP_CLASSIC, whatever the
- * default engine). */
+ * (lab_classic_map: gm_map_new_opts with GM_MAP_CLASSIC, since gm_map_new
+ * makes Swiss maps by default). */
 #include <pthread.h>
 #include <execinfo.h>
 #include <setjmp.h>

@@ -333,6 +333,10 @@ GM_INTERNAL void gm_map_mfree(void *p);
 #ifdef GOMAP_FAULT_INJECTION
 /* Test hook: the n-th map allocation from now fails (0 turns it off). */
 GM_API void gm_map_fault_alloc_after(long n);
+/* Test hook: with hold on, the helper thread waits after it has released
+ * a retired array and before it takes bg_mu again; returns how many
+ * releases are waiting there now (0 or 1). */
+GM_API int gm_map_fault_hold_after_release(int hold);
 #endif
 
 #endif

@@ -81,6 +81,19 @@ static uint8_t *spare_block(gm_map *m, size_t bytes, bool huge);
 #ifdef GOMAP_FAULT_INJECTION
 static _Atomic long fault_countdown;
 void gm_map_fault_alloc_after(long n) { atomic_store(&fault_countdown, n); }
+static _Atomic int hold_release_a, held_release_a;
+int gm_map_fault_hold_after_release(int hold)
+{
+    atomic_store(&hold_release_a, hold);
+    return atomic_load(&held_release_a);
+}
+static void hold_after_release(void)
+{
+    if (!atomic_load(&hold_release_a)) return;
+    atomic_store(&held_release_a, 1);
+    while (atomic_load(&hold_release_a)) usleep(1000);
+    atomic_store(&held_release_a, 0);
+}
 static bool fault_now(void)
 {
     long v = atomic_load(&fault_countdown);
@@ -90,6 +103,7 @@ static bool fault_now(void)
 }
 #else
 static bool fault_now(void) { return false; }
+static void hold_after_release(void) {}
 #endif
 
 void *gm_map_malloc(size_t n, size_t align)
@@ -698,6 +712,7 @@ static void *bg_main(void *arg)
             bg_cur_rel = a;
             pthread_mutex_unlock(&bg_mu);
             release_now(a);
+            hold_after_release();
             pthread_mutex_lock(&bg_mu);
             bg_cur_rel = NULL;
         }

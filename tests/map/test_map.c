@@ -357,6 +357,34 @@ TEST(deleting_while_a_grow_waits_for_its_prepared_array_keeps_the_invariants)
     gm_map_free(m);
 }
 
+TEST(fork_while_the_helper_releases_an_array)
+{
+    /* The helper unmaps a retired array (its header last) without holding
+     * bg_mu; a fork at that moment must not hand the array back to the
+     * child's queue: its header is gone.  gomap-lab's claims table forked
+     * there about one run in two, and the child died of SIGSEGV in
+     * bg_fork_child before it could exec. */
+    CLASSIC_ONLY("retired arrays released by the helper are the classic engine's");
+    gm_map_fault_hold_after_release(1);
+    gm_map *m = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+    for (uint64_t k = 0; k < 200000; k++) putu(m, k, k);   /* mmapped arrays retire to the helper */
+    for (int i = 0; i < 10000 && !gm_map_fault_hold_after_release(1); i++) usleep(1000);
+    REQUIRE(gm_map_fault_hold_after_release(1));            /* released one, waiting */
+    pid_t pid = fork();
+    if (pid == 0) {
+        gm_map *c = gm_map_new(&gm_type_u64, &gm_type_u64, 0);
+        for (uint64_t k = 0; k < 200000; k++) putu(c, k, k); /* the child's own helper, its own retirements */
+        _exit(gm_map_check(c) == NULL && gm_map_check(m) == NULL ? 0 : 3);
+    }
+    REQUIRE(pid > 0);
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    gm_map_fault_hold_after_release(0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: exited %d status %d signal %d",
+              WIFEXITED(st), WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    gm_map_free(m);
+}
+
 TEST(growth_evacuates_at_most_two_buckets_per_write)
 {
     CLASSIC_ONLY("no incremental evacuation; the bound is test_map_swiss.no_insert_moves_more_than_one_table");

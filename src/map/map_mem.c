@@ -723,7 +723,10 @@ static void *bg_main(void *arg)
 static void bg_fork_prepare(void) { pthread_mutex_lock(&bg_mu); }
 static void bg_fork_parent(void) { pthread_mutex_unlock(&bg_mu); }
 /* The child has no helper: what it was doing is handed back (an array
- * being populated counts as not ready; one being unmapped is queued again). */
+ * being populated counts as not ready).  An array it was releasing is
+ * forgotten: release_now is not restartable (blocks freed, the header
+ * unmapped last or freed), so in the child what is left of it leaks --
+ * never touched, never freed twice. */
 static void bg_fork_child(void)
 {
     pthread_mutex_init(&bg_mu, NULL);
@@ -738,11 +741,7 @@ static void bg_fork_child(void)
         }
         bg_cur_prep = NULL;
     }
-    if (bg_cur_rel) {
-        bg_cur_rel->next = bg_rels;
-        bg_rels = bg_cur_rel;
-        bg_cur_rel = NULL;
-    }
+    bg_cur_rel = NULL;
     bg_started = bg_busy = false;
 }
 

@@ -329,6 +329,8 @@ GM_INTERNAL void *gm_map_malloc(size_t n, size_t align);
 GM_INTERNAL void *gm_own_alloc(gm_map *m, size_t n, const gm_type *t);
 GM_INTERNAL void gm_own_free(gm_map *m, void *p, size_t align, bool published);
 GM_INTERNAL void gm_map_mfree(void *p);
+/* A detached helper thread with every signal blocked (map_mem.c). */
+GM_INTERNAL bool gm_map_start_helper(void *(*fn)(void *), const char *name);
 
 #ifdef GOMAP_FAULT_INJECTION
 /* Test hook: the n-th map allocation from now fails (0 turns it off). */

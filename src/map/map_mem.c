@@ -745,6 +745,30 @@ static void bg_fork_child(void)
     bg_started = bg_busy = false;
 }
 
+/* Starts a detached helper thread running fn, named name, with every
+ * signal blocked (a helper takes no signal); false if it cannot start.
+ * The classic engine's array helper and the Swiss chunk helper. */
+bool gm_map_start_helper(void *(*fn)(void *), const char *name)
+{
+    pthread_attr_t at;
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&t, &at, fn, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&at);
+    if (rc != 0) return false;
+#ifdef __GLIBC__
+    pthread_setname_np(t, name);
+#else
+    (void)name;
+#endif
+    return true;
+}
+
 /* Starts the helper if needed; under bg_mu.  False if it cannot run. */
 static bool bg_start_locked(void)
 {
@@ -754,23 +778,10 @@ static bool bg_start_locked(void)
         pthread_atfork(bg_fork_prepare, bg_fork_parent, bg_fork_child);
         bg_atfork_set = true;
     }
-    pthread_attr_t at;
-    pthread_t t;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper takes no signal */
-    int rc = pthread_create(&t, &at, bg_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&at);
-    if (rc != 0) {
+    if (!gm_map_start_helper(bg_main, "gomap-map-bg")) {
         bg_failed = true;
         return false;
     }
-#ifdef __GLIBC__
-    pthread_setname_np(t, "gomap-map-bg");
-#endif
     bg_started = true;
     return true;
 }

@@ -144,7 +144,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -395,21 +394,10 @@ static void prep_ask(void)
     if (prep_failed || !gm_map_bg_enabled()) return;
     if (!prep_started) {
         prep_started = true;
-        pthread_t t;
-        pthread_attr_t at;
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper takes no signal */
-        int rc = pthread_create(&t, &at, prep_main, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&at);
-        if (rc != 0) {
+        if (!gm_map_start_helper(prep_main, "gomap-sw-bg")) {
             prep_failed = true;
             return;
         }
-        pthread_setname_np(t, "gomap-sw-bg");
     }
     prep_want = SW_PREP_MAX;
     pthread_cond_signal(&prep_cv);

@@ -96,6 +96,17 @@ void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which)
     s->list = which;
 }
 
+void gc_list_push_tail(gc_spanlist *l, gc_span *s, uint8_t which)
+{
+    s->next = NULL;
+    s->prev = l->last;
+    if (l->last) l->last->next = s;
+    else l->first = s;
+    l->last = s;
+    l->n++;
+    s->list = which;
+}
+
 void gc_list_remove(gc_spanlist *l, gc_span *s)
 {
     if (s->prev) s->prev->next = s->next;

@@ -154,6 +154,7 @@ typedef struct gc_span {
     gc_special *specials;         /* under special_mu */
     uint8_t in_special_list;      /* listed in special.c's spans-with-specials (special_mu) */
     uint64_t freed_at;            /* free runs: cycle number when freed */
+    size_t nscav;                 /* free runs: pages returned to the OS (pageheap.c) */
     uint8_t queued;               /* span mark queue: on a work queue, not yet scanned (mark.c;
                                      __atomic builtins only) */
     uint64_t scan_bits[GC_BITS_WORDS]; /* span mark queue: objects scanned this cycle (mark.c) */
@@ -257,6 +258,7 @@ typedef struct gc_mcache {
 
 typedef struct gc_spanlist { gc_span *first, *last; size_t n; } gc_spanlist;
 GM_INTERNAL void gc_list_push(gc_spanlist *l, gc_span *s, uint8_t which);
+GM_INTERNAL void gc_list_push_tail(gc_spanlist *l, gc_span *s, uint8_t which);
 GM_INTERNAL void gc_list_remove(gc_spanlist *l, gc_span *s);
 GM_INTERNAL gc_span *gc_list_pop(gc_spanlist *l);
 

@@ -17,7 +17,12 @@
  *
  * SCAVENGING.  A bitmap holds one bit per page: set = the page has been
  * returned to the OS (madvise MADV_DONTNEED), so it reads as zero.  Freshly
- * committed pages count as returned.  Allocating a span clears its bits;
+ * committed pages count as returned.  Each free run counts its returned
+ * pages (nscav, checked against the bitmap by gc_heap_verify_pages); runs
+ * with none sit at the head of their list, the others at the tail, and a
+ * span is cut from the smallest fitting run with none before any other, so
+ * a steady heap reuses its dirty pages instead of faulting returned or
+ * never-touched ones in.  Allocating a span clears its bits;
  * if every page was returned the span needs no zeroing, and a large object
  * zeroes only the pages that were not (gc_dirty_runs): zeroing a returned
  * page would fault it in for nothing.  gc_scavenge
@@ -214,11 +219,14 @@ static void run_set_ends(gc_span *r)
     gc_pagemap[i + r->npages - 1] = r;
 }
 
+/* Runs with no returned page go to the head of their list, the others to
+ * the tail: find_run looks at a list's head for a dirty run. */
 static void run_insert(gc_span *r)
 {
     r->state = SPAN_FREE;
     run_set_ends(r);
-    gc_list_push(freelist_for(r->npages), r, LIST_FREE);
+    if (r->nscav == 0) gc_list_push(freelist_for(r->npages), r, LIST_FREE);
+    else gc_list_push_tail(freelist_for(r->npages), r, LIST_FREE);
 }
 
 static void run_remove(gc_span *r)
@@ -267,8 +275,9 @@ static size_t take_scav(size_t first, size_t n, gc_dirty_runs *dirty)
     return c;
 }
 
-/* Insert pages [base, base+npages) as free, coalescing with neighbours. */
-static void free_pages(uintptr_t base, size_t npages, uint64_t freed_at)
+/* Insert pages [base, base+npages), nscav of them returned, as free,
+ * coalescing with neighbours. */
+static void free_pages(uintptr_t base, size_t npages, size_t nscav, uint64_t freed_at)
 {
     size_t first = page_index(base);
     for (size_t i = first; i < first + npages; i++) gc_pagemap[i] = NULL;
@@ -281,6 +290,7 @@ static void free_pages(uintptr_t base, size_t npages, uint64_t freed_at)
             gc_pagemap[page_index(p->base)] = NULL;
             base = p->base;
             npages += p->npages;
+            nscav += p->nscav;
             if (p->freed_at > freed_at) freed_at = p->freed_at;
             span_struct_free(p);
         }
@@ -293,6 +303,7 @@ static void free_pages(uintptr_t base, size_t npages, uint64_t freed_at)
             gc_pagemap[end] = NULL;
             gc_pagemap[end + n->npages - 1] = NULL;
             npages += n->npages;
+            nscav += n->nscav;
             if (n->freed_at > freed_at) freed_at = n->freed_at;
             span_struct_free(n);
         }
@@ -300,6 +311,7 @@ static void free_pages(uintptr_t base, size_t npages, uint64_t freed_at)
     gc_span *r = span_struct_new();
     r->base = base;
     r->npages = npages;
+    r->nscav = nscav;
     r->freed_at = freed_at;
     run_insert(r);
 }
@@ -323,20 +335,33 @@ static bool grow(size_t npages)
     hs.sys += bytes;
     hs.idle += bytes;
     hs.released += bytes;
-    free_pages(gc_arena_start + used, n, 0);
+    free_pages(gc_arena_start + used, n, n, 0);
     return true;
 }
 
+/* The run a span of npages is cut from: the smallest that fits among the
+ * runs with no page returned to the OS, else the smallest that fits.  Best
+ * fit alone took a small returned run over a large dirty one, faulting
+ * pages in (the fresh arena's among them) while dirty ones lay idle. */
 static gc_span *find_run(size_t npages)
 {
-    for (size_t n = npages; n < NFREELISTS; n++)
-        if (freelists[n].first) return freelists[n].first;
-    gc_span *best = NULL;
-    for (gc_span *r = freelists[0].first; r; r = r->next)
-        if (r->npages >= npages && (!best || r->npages < best->npages ||
-                                    (r->npages == best->npages && r->base < best->base)))
+    gc_span *any = NULL;
+    for (size_t n = npages; n < NFREELISTS; n++) {
+        gc_span *r = freelists[n].first;     /* a dirty run if the list has one */
+        if (!r) continue;
+        if (r->nscav == 0) return r;
+        if (!any) any = r;
+    }
+    gc_span *best = NULL, *dirty = NULL;
+    for (gc_span *r = freelists[0].first; r; r = r->next) {
+        if (r->npages < npages) continue;
+        if (!best || r->npages < best->npages || (r->npages == best->npages && r->base < best->base))
             best = r;
-    return best;
+        if (r->nscav == 0 &&
+            (!dirty || r->npages < dirty->npages || (r->npages == dirty->npages && r->base < dirty->base)))
+            dirty = r;
+    }
+    return dirty ? dirty : any ? any : best;
 }
 
 int64_t gm_set_max_heap(int64_t bytes)
@@ -378,9 +403,17 @@ gc_span *gc_heap_alloc_span_dirty(size_t npages, gc_dirty_runs *dirty)
     gc_pagemap[page_index(r->base)] = NULL;
     gc_pagemap[page_index(r->base) + r->npages - 1] = NULL;
     uintptr_t base = r->base;
+    size_t first = page_index(base);
+    size_t scav = r->nscav ? take_scav(first, npages, dirty) : 0;
+    if (!r->nscav && dirty) {            /* all dirty: one run */
+        dirty->n = 1;
+        dirty->first[0] = 0;
+        dirty->npages[0] = npages;
+    }
     if (r->npages > npages) {            /* keep the tail free */
         r->base += npages * GC_PAGE_SIZE;
         r->npages -= npages;
+        r->nscav -= scav;
         run_insert(r);
     } else {
         span_struct_free(r);
@@ -389,8 +422,6 @@ gc_span *gc_heap_alloc_span_dirty(size_t npages, gc_dirty_runs *dirty)
     s->base = base;
     s->npages = npages;
     s->state = SPAN_INUSE;
-    size_t first = page_index(base);
-    size_t scav = take_scav(first, npages, dirty);
     s->needzero = scav != npages;
     for (size_t i = first; i < first + npages; i++) gc_pagemap[i] = s;
     hs.released -= scav * GC_PAGE_SIZE;
@@ -409,7 +440,7 @@ void gc_heap_free_span(gc_span *s)
     span_struct_free(s);
     hs.idle += npages * GC_PAGE_SIZE;
     hs.inuse -= npages * GC_PAGE_SIZE;
-    free_pages(base, npages, atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed));
+    free_pages(base, npages, 0, atomic_load_explicit(&gc_sweepgen_a, memory_order_relaxed));
     pthread_mutex_unlock(&heap_mu);
 }
 
@@ -437,9 +468,11 @@ uint64_t gc_scavenge(uint64_t retain, uint32_t min_age_gens)
     pthread_mutex_lock(&heap_mu);
     for (int pass = 0; pass < NFREELISTS && hs.sys - hs.released > retain; pass++) {
         int li = pass == 0 ? 0 : NFREELISTS - pass;   /* largest first */
-        for (gc_span *r = freelists[li].first; r && hs.sys - hs.released > retain; r = r->next) {
+        gc_span *next;
+        for (gc_span *r = freelists[li].first; r && hs.sys - hs.released > retain; r = next) {
+            next = r->next;
             size_t first = page_index(r->base);
-            size_t already = count_scav(first, r->npages, false);
+            size_t already = r->nscav;
             if (already == r->npages) continue;
             if (now - r->freed_at < min_age_gens) continue;       /* may well be reused soon */
             if (madvise((void *)r->base, r->npages * GC_PAGE_SIZE, MADV_DONTNEED) != 0)
@@ -449,6 +482,9 @@ uint64_t gc_scavenge(uint64_t retain, uint32_t min_age_gens)
             uint64_t b = (r->npages - already) * GC_PAGE_SIZE;
             hs.released += b;
             done += b;
+            run_remove(r);                /* to the tail: returned pages are taken last */
+            r->nscav = r->npages;
+            run_insert(r);
         }
     }
     pthread_mutex_unlock(&heap_mu);
@@ -487,7 +523,12 @@ size_t gc_heap_verify_pages(void)
                 bad++;
             }
             idle += s->npages * GC_PAGE_SIZE;
-            released += count_scav(i, s->npages, false) * GC_PAGE_SIZE;
+            size_t nscav = count_scav(i, s->npages, false);
+            if (nscav != s->nscav) {
+                gm_errorf("verify: free run at page %zu has %zu returned pages, counted %zu", i, nscav, s->nscav);
+                bad++;
+            }
+            released += nscav * GC_PAGE_SIZE;
         } else {
             gm_errorf("verify: page %zu maps to a dead span", i);
             bad++;
@@ -503,14 +544,21 @@ size_t gc_heap_verify_pages(void)
         bad++;
     }
     size_t listed = 0;
-    for (int l = 0; l < NFREELISTS; l++)
+    for (int l = 0; l < NFREELISTS; l++) {
+        bool returned_seen = false;
         for (gc_span *r = freelists[l].first; r; r = r->next) {
             listed++;
             if (r->state != SPAN_FREE || freelist_for(r->npages) != &freelists[l]) {
                 gm_errorf("verify: bad free list entry");
                 bad++;
             }
+            if (r->nscav == 0 && returned_seen) {
+                gm_errorf("verify: free list %d has a dirty run behind one with returned pages", l);
+                bad++;
+            }
+            returned_seen |= r->nscav != 0;
         }
+    }
     (void)listed;
     pthread_mutex_unlock(&heap_mu);
     return bad;

@@ -75,8 +75,10 @@ TEST(steady_churn_does_not_refault_the_heap)
     uint32_t cycles = m->num_gc - gc0;
     unsigned long long goal_pages = m->next_gc / 4096;
     REQUIRE(cycles >= 3);
-    /* measured: within the bound every time; 1343 to 5467 faults in 19
-     * cycles when every cycle returned what lay beyond goal + 10% */
+    /* measured: 1343 to 5467 faults in 19 cycles when every cycle returned
+     * what lay beyond goal + 10%; 200-400 in 11 cycles in 12 of 30 loaded
+     * ASan runs while spans were cut from never-touched pages before dirty
+     * ones (small_spans_take_dirty_free_pages_before_returned_ones) */
     CHECK_MSG((uint64_t)faults <= cycles * 4u + 100,
               "%ld minor faults in %u cycles, heap goal %llu pages", faults, cycles, goal_pages);
     size_t kept = 0;

@@ -19,6 +19,18 @@ median() { # file peer field: the median of field= over peer's RESULT lines
     sort -g | awk '{a[NR]=$1} END { if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
 }
 
+# peer_result peer command...: runs one peer and prints its RESULT line.  A
+# peer that fails (Boehm's incremental mode cannot protect a ~1 GiB heap:
+# its mprotect'd dirty bits run out of memory mappings) is reported with its
+# last message and left out of the medians, and the run goes on.
+peer_result() {
+  local peer="$1"; shift
+  local err="$OUT/peer-stderr.txt" line
+  if line=$("$@" 2>"$err" | grep '^RESULT'); then echo "$line"; return 0; fi
+  echo "  $peer FAILED: $(grep -v '^$' "$err" | tail -n 1)" >&2
+  return 1
+}
+
 ratio() { # a b: a/b, or n/a when either is missing
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
 }

@@ -45,12 +45,14 @@ bt_pass() {
   echo "binary-trees depth $BT_DEPTH, $threads threads, live depth ${live/#0/none}, $rounds interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
   for r in $(seq 1 "$rounds"); do
     for p in "$@"; do
+      local cmd=(env BT_THREADS="$threads" BT_LIVE_DEPTH="$live")
       case $p in
-        gomap-stw) line=$(BT_THREADS=$threads BT_LIVE_DEPTH=$live BT_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/bt_gomap" | grep '^RESULT') ;;
-        gomap-obj) line=$(BT_THREADS=$threads BT_LIVE_DEPTH=$live BT_PEER=gomap-obj GMDEBUG=gcmarkqueue=object "$OUT/bt_gomap" | grep '^RESULT') ;;
-        boehm-inc) line=$(BT_THREADS=$threads BT_LIVE_DEPTH=$live BOEHM_INCREMENTAL=1 "$OUT/bt_boehm" | grep '^RESULT') ;;
-        *) line=$(BT_THREADS=$threads BT_LIVE_DEPTH=$live "$OUT/bt_$p" | grep '^RESULT') ;;
+        gomap-stw) cmd+=(BT_PEER=gomap-stw GMDEBUG=gcstoptheworld=1 "$OUT/bt_gomap") ;;
+        gomap-obj) cmd+=(BT_PEER=gomap-obj GMDEBUG=gcmarkqueue=object "$OUT/bt_gomap") ;;
+        boehm-inc) cmd+=(BOEHM_INCREMENTAL=1 "$OUT/bt_boehm") ;;
+        *) cmd+=("$OUT/bt_$p") ;;
       esac
+      line=$(peer_result "$p" "${cmd[@]}") || continue
       echo "$line" >>"$res"
       echo "  round $r: $line"
     done

@@ -43,7 +43,7 @@ for live in $SIZES; do
   echo "map-heavy workload: 2 threads x $live live records, $MH_OPS ops each; $RUNS interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
   for r in $(seq 1 "$RUNS"); do
     for p in "${PEERS[@]}"; do
-      line=$(run_peer "$p" | grep '^RESULT')
+      line=$(peer_result "$p" run_peer "$p") || continue
       echo "$line" >>"$RES"
       echo "  round $r: $line"
     done

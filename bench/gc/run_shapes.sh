@@ -41,7 +41,7 @@ for shape in $SHAPES; do
     echo "$shape, $nth mutator thread(s); $RUNS interleaved rounds, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
     for r in $(seq 1 "$RUNS"); do
       for p in "${PEERS[@]}"; do
-        line=$(run_peer "$p" | grep '^RESULT')
+        line=$(peer_result "$p" run_peer "$p") || continue
         echo "$line" >>"$RES"
         echo "  round $r: $line"
       done

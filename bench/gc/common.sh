@@ -27,7 +27,7 @@ peer_result() {
   local peer="$1"; shift
   local err="$OUT/peer-stderr.txt" line
   if line=$("$@" 2>"$err" | grep '^RESULT'); then echo "$line"; return 0; fi
-  echo "  $peer FAILED: $(grep -v '^$' "$err" | tail -n 1)" >&2
+  echo "  $peer FAILED: $(grep -v '^$' "$err" | head -n 1)" >&2
   return 1
 }
 

@@ -402,6 +402,20 @@ void gc_mcache_flush_stats(gc_mcache *c)
     }
 }
 
+/* A new scan span whose pages all came back from the OS (or never left it)
+ * is written once per 4 KiB page before use.  Otherwise the first access to
+ * such a page is often the write barrier's read of a slot's old value
+ * (gm_store during a mark): the read maps the shared zero page and the
+ * store right after faults again to replace it, with a TLB shootdown of
+ * every CPU the process runs on.  Written, each page takes one fault, as it
+ * would at the program's first store anyway.  Noscan spans are never read
+ * by the barrier; large objects may be used sparsely and are left alone. */
+static void touch_fresh_pages(gc_span *s)
+{
+    for (uintptr_t p = s->base; p < s->base + s->npages * GC_PAGE_SIZE; p += 4096)
+        *(volatile uint8_t *)p = 0;
+}
+
 /* A span with a free slot for span class spc, owned by the caller. */
 static gc_span *central_take(unsigned spc)
 {
@@ -422,6 +436,7 @@ static gc_span *central_take(unsigned spc)
     if (!s) {
         s = gc_heap_alloc_span(gc_classes[spc >> 1].npages);
         if (!s) return NULL;
+        if (!(spc & 1) && !s->needzero) touch_fresh_pages(s);
         span_init_small(s, spc);
     }
     return s;

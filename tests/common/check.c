@@ -2,7 +2,9 @@
 #include "check.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +41,23 @@ double test_scale(void)
     v /= 4;
 #endif
     return v;
+}
+
+long test_minor_faults(bool thread)
+{
+    struct rusage ru;
+    getrusage(thread ? RUSAGE_THREAD : RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+long test_resident_pages(void)
+{
+    long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
+    fclose(f);
+    return res;
 }
 
 static bool run_child(void (*fn)(void *), void *arg, char *buf, size_t cap,

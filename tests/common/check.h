@@ -58,4 +58,10 @@ static inline uint64_t test_rand(uint64_t *s)
  * builds divide by 4. */
 double test_scale(void);
 
+/* Minor page faults so far, of the calling thread (thread) or the process,
+ * and the pages resident now (/proc/self/statm; -1 if unreadable): tests
+ * count memory touched, not time. */
+long test_minor_faults(bool thread);
+long test_resident_pages(void);
+
 #endif

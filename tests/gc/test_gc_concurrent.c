@@ -7,8 +7,6 @@
  * GOMAP_TEST_SCALE=25 (1000 cycles and more). */
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -479,24 +477,6 @@ TEST(trace_shows_cycle_phases_and_assists)
     CHECK(chain_ok(keep, n));
 }
 
-/* Minor faults so far, and pages resident now (/proc/self/statm). */
-static long faults_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
-static long resident_now(void)
-{
-    long size = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return -1;
-    if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
-    fclose(f);
-    return res;
-}
-
 TEST(stores_into_fresh_objects_during_a_mark_fault_each_page_once)
 {
     /* The barrier reads the slot's old value before the store.  In a span
@@ -513,11 +493,11 @@ TEST(stores_into_fresh_objects_during_a_mark_fault_each_page_once)
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, start_gc, NULL) == 0);
     wait_marking();
-    long f0 = faults_now(), r0 = resident_now();
+    long f0 = test_minor_faults(false), r0 = test_resident_pages();
     node *head = NULL;
     long i;
     for (i = 0; i < 600000 && gm_gc_fault_marking(); i++) head = new_node(head, NULL, (uint64_t)i);
-    long faults = faults_now() - f0, grown = resident_now() - r0;
+    long faults = test_minor_faults(false) - f0, grown = test_resident_pages() - r0;
     bool marking = gm_gc_fault_marking();
     gm_gc_fault_hold_mark(0);
     gm_blocking_begin();

@@ -1036,22 +1036,8 @@ TEST(forked_child_draws_its_own_seeds)
 
 /* ---- growth touches a bounded amount of new memory per insert ---- */
 
-static long thread_minflt(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_THREAD, &ru);
-    return ru.ru_minflt;
-}
-
-static long rss_pages(void)
-{
-    long size = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) return -1;
-    if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
-    fclose(f);
-    return res;
-}
+static long thread_minflt(void) { return test_minor_faults(true); }
+static long rss_pages(void) { return test_resident_pages(); }
 
 /* Inserts n u64 keys one at a time, the helper thread paused around each
  * insert and drained between them, so that every change of the resident

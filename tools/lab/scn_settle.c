@@ -653,12 +653,13 @@ static void *mis_thread(void *arg)
     uint64_t sink = 0;
     mis_t[role][0] = lab_now_ns();
     if ((role == 0 && pair != MIS_ASSIGN_ASSIGN) || pair == MIS_DEL_DEL) {   /* a deleter */
-        if (pair == MIS_DEL_ITER) {
-            /* one pass of deletes can end before the iterator gets a CPU on
-             * a loaded machine (0 of 50 runs caught in one CI run): delete
-             * half the keys, then go on deleting them, now absent (a delete
-             * on a non-empty map is a write even when it finds nothing, as
-             * in Go), for 100 ms, while the iterator walks the rest */
+        if (pair == MIS_DEL_ITER || pair == MIS_DEL_READ) {
+            /* one pass of deletes can end before the other thread gets a CPU
+             * on a loaded machine (delete vs iterate: 0 of 50 runs caught in
+             * one CI run): delete half the keys, then go on deleting them,
+             * now absent (a delete on a non-empty map is a write even when
+             * it finds nothing, as in Go), for 100 ms, while the other
+             * thread reads or walks the map */
             uint64_t half = (uint64_t)ops / 2;
             for (uint64_t k = 0; k < half; k++) gm_map_delete_u64(mis_map, k);
             uint64_t until = lab_now_ns() + 100000000u;
@@ -1044,9 +1045,9 @@ static int run_misuse(const lab_opts *o)
     lab_say("  (each run: a child process, two threads started together on one map of %d", MIS_KEYS);
     lab_say("   entries; a racing pair is repeated, up to 5x, until one race is caught, and");
     lab_say("   assign vs assign up to 10x until one is caught only at the end of a write;");
-    lab_say("   %d operations each, or a loop while the other works (delete vs iterate: the", MIS_KEYS);
+    lab_say("   %d operations each, or a loop while the other works (delete vs read or iterate: the", MIS_KEYS);
     lab_say("   deleter deletes half the keys, then deletes them again, absent, for 100 ms");
-    lab_say("   while the iterator walks the rest); 'fatal' is Go's throw:");
+    lab_say("   while the other thread reads or walks the map); 'fatal' is Go's throw:");
     lab_say("   SIGABRT, not a recoverable panic; 'overlapping': undetected although both");
     lab_say("   threads were between their first and last operation at the same time;");
     lab_say("   'caught only at the end': both writers had passed the hashWriting check,");

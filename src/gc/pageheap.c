@@ -343,6 +343,12 @@ static bool grow(size_t npages)
  * runs with no page returned to the OS, else the smallest that fits.  Best
  * fit alone took a small returned run over a large dirty one, faulting
  * pages in (the fresh arena's among them) while dirty ones lay idle. */
+/* Best fit: fewer pages, then the lower address. */
+static bool fits_better(const gc_span *r, const gc_span *than)
+{
+    return !than || r->npages < than->npages || (r->npages == than->npages && r->base < than->base);
+}
+
 static gc_span *find_run(size_t npages)
 {
     gc_span *any = NULL;
@@ -355,11 +361,8 @@ static gc_span *find_run(size_t npages)
     gc_span *best = NULL, *dirty = NULL;
     for (gc_span *r = freelists[0].first; r; r = r->next) {
         if (r->npages < npages) continue;
-        if (!best || r->npages < best->npages || (r->npages == best->npages && r->base < best->base))
-            best = r;
-        if (r->nscav == 0 &&
-            (!dirty || r->npages < dirty->npages || (r->npages == dirty->npages && r->base < dirty->base)))
-            dirty = r;
+        if (fits_better(r, best)) best = r;
+        if (r->nscav == 0 && fits_better(r, dirty)) dirty = r;
     }
     return dirty ? dirty : any ? any : best;
 }
@@ -404,12 +407,7 @@ gc_span *gc_heap_alloc_span_dirty(size_t npages, gc_dirty_runs *dirty)
     gc_pagemap[page_index(r->base) + r->npages - 1] = NULL;
     uintptr_t base = r->base;
     size_t first = page_index(base);
-    size_t scav = r->nscav ? take_scav(first, npages, dirty) : 0;
-    if (!r->nscav && dirty) {            /* all dirty: one run */
-        dirty->n = 1;
-        dirty->first[0] = 0;
-        dirty->npages[0] = npages;
-    }
+    size_t scav = take_scav(first, npages, dirty);
     if (r->npages > npages) {            /* keep the tail free */
         r->base += npages * GC_PAGE_SIZE;
         r->npages -= npages;

@@ -236,15 +236,22 @@ static void dent_set(const sw_map *m, sw_dent *e, sw_table *t)
     e->mask = t->mask;
 }
 
+/* Entries [from, to) of the directory, each written twice into d, the next
+ * doubling's directory. */
+static void dir_mirror(const sw_map *m, sw_dent *d, size_t from, size_t to)
+{
+    for (size_t j = from; j < to; j++) {
+        dent_set(m, &d[2 * j], m->dir[j].t);
+        dent_set(m, &d[2 * j + 1], m->dir[j].t);
+    }
+}
+
 /* Directory entry i becomes t's, and so do its two entries in the next
  * doubling's directory if that far is prepared already. */
 static void dir_set(sw_map *m, size_t i, sw_table *t)
 {
     dent_set(m, &m->dir[i], t);
-    if (m->dir_next && i < m->dir_next_done) {
-        dent_set(m, &m->dir_next[2 * i], t);
-        dent_set(m, &m->dir_next[2 * i + 1], t);
-    }
+    if (m->dir_next && i < m->dir_next_done) dir_mirror(m, m->dir_next, i, i + 1);
 }
 
 /* Slot copies with the barrier where the slots hold pointers. */
@@ -641,10 +648,7 @@ static void dir_prepare(sw_map *m)
         m->dir_next_done = 0;
     }
     size_t end = m->dir_next_done + SW_DIR_STEP < n ? m->dir_next_done + SW_DIR_STEP : n;
-    for (size_t j = m->dir_next_done; j < end; j++) {
-        dent_set(m, &m->dir_next[2 * j], m->dir[j].t);
-        dent_set(m, &m->dir_next[2 * j + 1], m->dir[j].t);
-    }
+    dir_mirror(m, m->dir_next, m->dir_next_done, end);
     m->dir_next_done = end;
 }
 
@@ -928,10 +932,7 @@ static bool dir_double(sw_map *m)
         if (d == NULL) return false;
         from = 0;
     }
-    for (size_t j = from; j < n; j++) {
-        dent_set(m, &d[2 * j], m->dir[j].t);
-        dent_set(m, &d[2 * j + 1], m->dir[j].t);
-    }
+    dir_mirror(m, d, from, n);
     if (n - from > m->max_dir_copied) m->max_dir_copied = n - from;
     sw_pstore(m, &m->dir_next, NULL);
     m->dir_next_done = 0;
